@@ -1,0 +1,227 @@
+//! KFP REST API v2beta1 JSON shapes, as grpc-gateway emits them: snake_case names, empty fields
+//! omitted. One definition serves the client (`kfp-ci deploy`) and the local server (`kfp-ci serve`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+fn is_empty_str(s: &str) -> bool {
+    s.is_empty()
+}
+
+/// `v2beta1Pipeline`. `name` is the identity (unique per namespace); `display_name` is for people.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Pipeline {
+    #[serde(skip_serializing_if = "is_empty_str")]
+    pub pipeline_id: String,
+    #[serde(skip_serializing_if = "is_empty_str")]
+    pub name: String,
+    #[serde(skip_serializing_if = "is_empty_str")]
+    pub display_name: String,
+    #[serde(skip_serializing_if = "is_empty_str")]
+    pub description: String,
+    /// RFC 3339, second precision, UTC.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    #[serde(skip_serializing_if = "is_empty_str")]
+    pub namespace: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<RpcStatus>,
+}
+
+/// `v2beta1PipelineVersion`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PipelineVersion {
+    #[serde(skip_serializing_if = "is_empty_str")]
+    pub pipeline_id: String,
+    #[serde(skip_serializing_if = "is_empty_str")]
+    pub pipeline_version_id: String,
+    #[serde(skip_serializing_if = "is_empty_str")]
+    pub name: String,
+    #[serde(skip_serializing_if = "is_empty_str")]
+    pub display_name: String,
+    #[serde(skip_serializing_if = "is_empty_str")]
+    pub description: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package_url: Option<Url>,
+    #[serde(skip_serializing_if = "is_empty_str")]
+    pub code_source_url: String,
+    /// The stored spec as a protobuf Struct: the bare PipelineSpec, or
+    /// `{pipeline_spec, platform_spec}` when the upload had a platform document.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipeline_spec: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<RpcStatus>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Url {
+    #[serde(skip_serializing_if = "is_empty_str")]
+    pub pipeline_url: String,
+}
+
+/// `GET /apis/v2beta1/pipelines`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ListPipelinesResponse {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pipelines: Vec<Pipeline>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub total_size: i32,
+    #[serde(skip_serializing_if = "is_empty_str")]
+    pub next_page_token: String,
+}
+
+/// `GET /apis/v2beta1/pipelines/{id}/versions`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ListPipelineVersionsResponse {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pipeline_versions: Vec<PipelineVersion>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub total_size: i32,
+    #[serde(skip_serializing_if = "is_empty_str")]
+    pub next_page_token: String,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
+}
+
+/// `GET /apis/v2beta1/healthz` (plain encoding/json on the server: every field present).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Healthz {
+    pub commit_sha: String,
+    pub tag_name: String,
+    pub multi_user: bool,
+    /// `database` or `kubernetes`.
+    pub pipeline_store: String,
+}
+
+/// grpc-gateway error body (`googleRpcStatus`), used by every route but the two uploads.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RpcStatus {
+    pub code: i32,
+    pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<serde_json::Value>,
+}
+
+/// Error body of the hand-written upload handlers (`/upload`, `/upload_version`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UploadError {
+    pub error_message: String,
+    pub error_details: String,
+}
+
+/// gRPC status codes the server uses, with their HTTP mapping (grpc-gateway's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum Code {
+    InvalidArgument = 3,
+    NotFound = 5,
+    AlreadyExists = 6,
+    PermissionDenied = 7,
+    FailedPrecondition = 9,
+    Unimplemented = 12,
+    Internal = 13,
+    Unavailable = 14,
+    Unauthenticated = 16,
+}
+
+impl Code {
+    pub fn http_status(self) -> u16 {
+        match self {
+            Code::InvalidArgument | Code::FailedPrecondition => 400,
+            Code::NotFound => 404,
+            Code::AlreadyExists => 409,
+            Code::PermissionDenied => 403,
+            Code::Unimplemented => 501,
+            Code::Internal => 500,
+            Code::Unavailable => 503,
+            Code::Unauthenticated => 401,
+        }
+    }
+}
+
+/// `filter` query parameter: URL-encoded JSON of predicates, ANDed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Filter {
+    pub predicates: Vec<Predicate>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Predicate {
+    /// Enum name (`"EQUALS"`) or number (`1`): both spellings are accepted by the server.
+    pub operation: serde_json::Value,
+    pub key: String,
+    #[serde(alias = "stringValue", skip_serializing_if = "Option::is_none")]
+    pub string_value: Option<String>,
+    #[serde(alias = "intValue", skip_serializing_if = "Option::is_none")]
+    pub int_value: Option<serde_json::Value>,
+    #[serde(alias = "longValue", skip_serializing_if = "Option::is_none")]
+    pub long_value: Option<serde_json::Value>,
+    #[serde(alias = "timestampValue", skip_serializing_if = "Option::is_none")]
+    pub timestamp_value: Option<String>,
+    #[serde(alias = "stringValues", skip_serializing_if = "Option::is_none")]
+    pub string_values: Option<Values>,
+    #[serde(alias = "intValues", skip_serializing_if = "Option::is_none")]
+    pub int_values: Option<Values>,
+    #[serde(alias = "longValues", skip_serializing_if = "Option::is_none")]
+    pub long_values: Option<Values>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Values {
+    pub values: Vec<serde_json::Value>,
+}
+
+/// Limits the real server enforces (2.17.0).
+pub mod limits {
+    pub const MAX_UPLOAD_BYTES: usize = 32 << 20;
+    pub const MAX_PIPELINE_NAME: usize = 128;
+    pub const MAX_VERSION_NAME: usize = 127;
+    pub const MAX_NAMESPACE: usize = 63;
+    pub const MAX_TAGS: usize = 20;
+    pub const MAX_TAG_LEN: usize = 63;
+    pub const DEFAULT_PAGE_SIZE: i32 = 20;
+    pub const MAX_PAGE_SIZE: i32 = 200;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_list_serialises_as_empty_object() {
+        let json = serde_json::to_string(&ListPipelinesResponse::default()).unwrap_or_default();
+        assert_eq!(json, "{}");
+    }
+
+    #[test]
+    fn filter_accepts_both_spellings() {
+        let sdk =
+            r#"{"predicates": [{"operation": 1, "key": "display_name", "stringValue": "x"}]}"#;
+        let new =
+            r#"{"predicates": [{"operation": "EQUALS", "key": "name", "string_value": "x"}]}"#;
+        for text in [sdk, new] {
+            let f: Filter = serde_json::from_str(text).expect("filter parses");
+            assert_eq!(f.predicates[0].string_value.as_deref(), Some("x"));
+        }
+    }
+}

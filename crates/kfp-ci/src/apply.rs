@@ -1,0 +1,1 @@
+//! Apply: carry out a plan against the KFP API.

@@ -1,0 +1,289 @@
+//! clap definitions only: every command's arguments, turned into typed settings in `settings`.
+//! Conventions: `short` only with an explicit letter; upper-case `value_name`; long help from `///`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kfp-ci",
+    version,
+    about = "Ship Kubeflow Pipelines from git: discover, compile, plan, deploy, report, notify"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// More output (repeat for more); shows captured pipeline output and tracebacks
+    #[arg(short = 'v', long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors
+    #[arg(short = 'q', long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Configuration file (default: kfp-ci.toml, else [tool.kfp-ci] in pyproject.toml)
+    #[arg(long, value_name = "FILE", global = true, env = "KFP_CI_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compile pipeline files to YAML (default dist/pipelines/<name>.yaml)
+    Compile(CompileCmd),
+    /// Compile every pipeline file and write nothing: for laptops and pre-commit
+    Check(CheckCmd),
+    /// Compile and compare with the KFP server: what would be created, versioned, left alone
+    Plan(PlanCmd),
+    /// Compile, plan and apply: create pipelines, upload new versions, skip unchanged ones
+    Deploy(Box<DeployCmd>),
+    /// Serve a local KFP API (v2beta1 pipelines) on an embedded store
+    Serve(ServeCmd),
+    /// Write the CI workflow, the NetworkPolicy and a commented kfp-ci.toml into a repository
+    Init(InitCmd),
+    /// Send the ntfy notification for a deploy report
+    Notify(NotifyCmd),
+    /// Check the endpoint, token, namespace and ntfy from here
+    Doctor(DoctorCmd),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum OutputFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Discovery and compile options, shared by every command that compiles.
+#[derive(Debug, Clone, Args, Default)]
+pub struct CompileArgs {
+    /// Files or directories to search (default: the repository root)
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Python interpreter that has (or gets) the kfp SDK
+    #[arg(long, value_name = "PYTHON", env = "KFP_CI_PYTHON")]
+    pub python: Option<PathBuf>,
+    /// Parallel compile workers (default: number of cores)
+    #[arg(short = 'j', long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Seconds one file may take to compile before it is killed (default 120)
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// Glob of pipeline files to include (repeatable; replaces the configured list)
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Glob of files to exclude (repeatable; added to the configured list)
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Maximum directory depth below each PATH (1 = only files directly in it)
+    #[arg(long, value_name = "N")]
+    pub max_depth: Option<usize>,
+    /// Where pipeline names come from: the file stem or @dsl.pipeline(name=...)
+    #[arg(long, value_name = "SOURCE")]
+    pub name_from: Option<NameFrom>,
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default, serde::Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum NameFrom {
+    /// `document_ingestion_pipeline.py` → `document_ingestion_pipeline`
+    #[default]
+    File,
+    /// The name given to `@dsl.pipeline`
+    Pipeline,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompileCmd {
+    #[command(flatten)]
+    pub compile: CompileArgs,
+    /// Output directory for the YAML files
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckCmd {
+    #[command(flatten)]
+    pub compile: CompileArgs,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+/// Where pipelines go: a KFP endpoint and how to authenticate to it.
+#[derive(Debug, Clone, Args, Default)]
+pub struct TargetArgs {
+    /// KFP API base URL, scheme included (e.g. http://ml-pipeline.kubeflow:8888, https://host/pipeline)
+    #[arg(long, value_name = "URL", env = "KF_PIPELINES_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// KFP namespace (multi-user KFP); used on every lookup and create
+    #[arg(long, value_name = "NAMESPACE", env = "KF_PIPELINES_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// A named target from the configuration ([targets.NAME])
+    #[arg(long, value_name = "NAME", env = "KFP_CI_TARGET")]
+    pub target: Option<String>,
+    /// File holding a bearer token, re-read on every request (projected service-account tokens rotate)
+    #[arg(long, value_name = "FILE", env = "KF_PIPELINES_SA_TOKEN_PATH")]
+    pub token_file: Option<PathBuf>,
+    /// Extra request header `Name: value` (repeatable)
+    #[arg(long = "header", value_name = "HEADER")]
+    pub headers: Vec<String>,
+    /// PEM bundle of extra trusted CA certificates
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// Do not verify the server's TLS certificate (never in production)
+    #[arg(long)]
+    pub insecure_skip_tls_verify: bool,
+    /// KFP UI base URL, for links in reports and notifications
+    #[arg(long, value_name = "URL", env = "KFP_CI_UI_URL")]
+    pub ui_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PlanCmd {
+    #[command(flatten)]
+    pub compile: CompileArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+    /// Exit 2 when something would change (Terraform's convention), 0 when nothing would
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DeployCmd {
+    #[command(flatten)]
+    pub compile: CompileArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub notify: NotifyArgs,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+    /// Also write the JSON report to this file
+    #[arg(long, value_name = "PATH")]
+    pub report_file: Option<PathBuf>,
+    /// Stop after the plan
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Upload a new version even for unchanged pipelines
+    #[arg(long)]
+    pub force: bool,
+    /// Version name for every uploaded version (default vYYYYMMDD-HHMMSS, UTC)
+    #[arg(long, value_name = "TAG")]
+    pub version_tag: Option<String>,
+    /// Keep at most N versions per deployed pipeline (only kfp-ci's, never the newest)
+    #[arg(long, value_name = "N")]
+    pub keep_versions: Option<usize>,
+    /// Apply nothing if any pipeline failed to compile or plan
+    #[arg(long)]
+    pub atomic: bool,
+    /// Parallel uploads (default 8)
+    #[arg(long, value_name = "N")]
+    pub upload_jobs: Option<usize>,
+}
+
+/// Notification options (deploy and notify).
+#[derive(Debug, Clone, Args, Default)]
+pub struct NotifyArgs {
+    /// ntfy topic URL, e.g. https://ntfy.example/kfp-deploys
+    #[arg(long, value_name = "URL", env = "KFP_CI_NTFY_URL")]
+    pub ntfy_url: Option<String>,
+    /// Fail when the notification cannot be sent
+    #[arg(long)]
+    pub notify_required: bool,
+    /// Link to the CI run (overrides the detected one)
+    #[arg(long, value_name = "URL", env = "KFP_CI_RUN_URL")]
+    pub run_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeCmd {
+    /// Address to listen on; a non-loopback address needs --token or --insecure-no-auth
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8888")]
+    pub addr: String,
+    /// SQLite database (default .kfp-ci/registry.db in the repository)
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Require `Authorization: Bearer <token>` on every request (env KFP_CI_SERVE_TOKEN)
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "KFP_CI_SERVE_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// Allow a non-loopback address without a token
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+    /// Behave like a multi-user KFP (namespaces kept, shared pipelines in "")
+    #[arg(long)]
+    pub multi_user: bool,
+    /// Testing aid: add this many milliseconds to every API response
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Testing aid: answer this fraction (0.0–1.0) of API requests with 503
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub fail_rate: f64,
+    /// Testing aid: seed for --fail-rate
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum CiKind {
+    #[default]
+    Gitea,
+    Forgejo,
+    Github,
+    Gitlab,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InitCmd {
+    /// Which CI to write a workflow for
+    #[arg(long, value_enum, default_value_t)]
+    pub ci: CiKind,
+    /// Namespace KFP runs in (the NetworkPolicy goes there)
+    #[arg(long, value_name = "NAMESPACE", default_value = "kubeflow")]
+    pub kfp_namespace: String,
+    /// Namespace the CI runners run in
+    #[arg(long, value_name = "NAMESPACE", default_value = "gitea")]
+    pub runner_namespace: String,
+    /// Repository to write into
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+    /// Overwrite existing files
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NotifyCmd {
+    #[command(flatten)]
+    pub notify: NotifyArgs,
+    /// The deploy's JSON report (default: the `report` output exported by the deploy job, from env)
+    #[arg(long, value_name = "PATH")]
+    pub report_file: Option<PathBuf>,
+    /// Result of the deploy job as the CI saw it (success, failure, cancelled, skipped)
+    #[arg(long, value_name = "RESULT")]
+    pub job_status: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DoctorCmd {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub notify: NotifyArgs,
+}

@@ -1,0 +1,1 @@
+//! KFP HTTP client: auth, retries, errors that carry the server's body.

@@ -1,0 +1,1 @@
+//! Discovery: find the pipeline files.

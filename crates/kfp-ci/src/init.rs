@@ -1,0 +1,1 @@
+//! `kfp-ci init`: workflow, NetworkPolicy and config templates.

@@ -1,0 +1,57 @@
+//! kfp-ci: ship Kubeflow Pipelines from git.
+//!
+//! The data path, one module each:
+//! discover → compile → plan → apply → report → notify.
+//! `serve` (the local KFP API) lives in the `kfp-serve` crate; the wire format in `kfp-api`.
+
+pub mod cli;
+pub mod commands;
+pub mod logging;
+pub mod settings;
+pub mod status;
+
+// The data path.
+pub mod apply;
+pub mod compile;
+pub mod discover;
+pub mod notify;
+pub mod plan;
+pub mod pyenv;
+pub mod report;
+
+// Around it.
+pub mod ci;
+pub mod client;
+pub mod init;
+pub mod redact;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::status::ExitStatus;
+
+pub fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    logging::init(&cli.global);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitStatus::Error.into();
+        }
+    };
+    let result = runtime.block_on(commands::run(cli));
+    // Stray requests or child waits must not hold the process open.
+    runtime.shutdown_background();
+    match result {
+        Ok(status) => status.into(),
+        Err(err) => {
+            status::print_error(&err);
+            ExitStatus::Error.into()
+        }
+    }
+}

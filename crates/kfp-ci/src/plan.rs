@@ -1,0 +1,1 @@
+//! Plan: compiled specs × server state → create | new version | unchanged | error. Pure.

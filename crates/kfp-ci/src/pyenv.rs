@@ -1,0 +1,1 @@
+//! The Python interpreter and the cached virtualenv with the pinned kfp.

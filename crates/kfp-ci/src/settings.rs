@@ -1,0 +1,222 @@
+//! Settings: flags > environment > configuration file > defaults.
+//!
+//! The configuration file is `--config FILE`, else `kfp-ci.toml` at the repository root, else the
+//! `[tool.kfp-ci]` table of `pyproject.toml`. Unknown keys are errors that name the key and the file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::NameFrom;
+
+/// The whole configuration file. Every key is optional; see the README's configuration reference.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    // Discovery.
+    pub include: Option<Vec<String>>,
+    pub exclude: Option<Vec<String>>,
+    pub max_depth: Option<usize>,
+    pub name_from: Option<NameFrom>,
+    /// Which `@dsl.pipeline` function to compile, per file (path relative to the repository root).
+    pub functions: BTreeMap<String, String>,
+
+    // Compile.
+    pub python: Option<PathBuf>,
+    pub kfp_version: Option<String>,
+    /// Extra packages the pipeline files import at compile time.
+    pub requirements: Option<Vec<String>>,
+    pub jobs: Option<usize>,
+    pub timeout: Option<u64>,
+    pub out_dir: Option<PathBuf>,
+
+    // Target (the default one; `[targets.NAME]` adds named ones).
+    pub endpoint: Option<String>,
+    pub namespace: Option<String>,
+    pub ui_url: Option<String>,
+    pub default_target: Option<String>,
+    pub targets: BTreeMap<String, TargetConfig>,
+
+    pub deploy: DeployConfig,
+    pub notify: NotifyConfig,
+    pub ci: CiConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TargetConfig {
+    pub endpoint: Option<String>,
+    pub namespace: Option<String>,
+    pub ui_url: Option<String>,
+    /// Name of the environment variable holding this target's bearer token.
+    pub token_env: Option<String>,
+    pub token_file: Option<PathBuf>,
+    /// Name of the environment variable holding a cookie string (e.g. `authservice_session=…`).
+    pub cookie_env: Option<String>,
+    /// Extra headers; values may reference environment variables as `${NAME}`.
+    pub headers: BTreeMap<String, String>,
+    pub ca_cert: Option<PathBuf>,
+    pub insecure_skip_tls_verify: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeployConfig {
+    pub upload_jobs: Option<usize>,
+    pub keep_versions: Option<usize>,
+    pub atomic: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// `always` (default), `failure` or `change`.
+    pub on: Option<String>,
+    pub required: Option<bool>,
+    pub ntfy: NtfyConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NtfyConfig {
+    pub url: Option<String>,
+    pub user: Option<String>,
+    /// Name of the environment variable holding the password (default `NTFY_PASSWORD`).
+    pub password_env: Option<String>,
+    /// Name of the environment variable holding the token (default `NTFY_TOKEN`).
+    pub token_env: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CiConfig {
+    /// Gitea server version (e.g. "1.26"): from 1.26 run links use the run id, before the number.
+    pub gitea_version: Option<String>,
+    /// Public base URL of the forge, when the runner's `GITHUB_SERVER_URL` is internal.
+    pub server_url: Option<String>,
+    /// A full run URL template, e.g. `{server}/{repo}/actions/runs/{run_id}`.
+    pub run_url: Option<String>,
+}
+
+/// A loaded configuration and where it came from.
+#[derive(Debug, Clone, Default)]
+pub struct LoadedConfig {
+    pub config: Config,
+    /// The file it was read from, if any.
+    pub path: Option<PathBuf>,
+    /// The repository root: the directory of the configuration file, else the git root, else cwd.
+    pub root: PathBuf,
+}
+
+/// Find and read the configuration for a run started in `cwd`.
+pub fn load(explicit: Option<&Path>, cwd: &Path) -> Result<LoadedConfig> {
+    if let Some(path) = explicit {
+        if !path.is_file() {
+            anyhow::bail!(
+                "configuration file {} does not exist (given by --config or KFP_CI_CONFIG)",
+                path.display()
+            );
+        }
+        let config = read_file(path)?;
+        let root = path
+            .parent()
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    cwd.to_path_buf()
+                } else {
+                    p.to_path_buf()
+                }
+            })
+            .unwrap_or_else(|| cwd.to_path_buf());
+        return Ok(LoadedConfig {
+            config,
+            path: Some(path.to_path_buf()),
+            root,
+        });
+    }
+    let root = repo_root(cwd);
+    for candidate in [root.join("kfp-ci.toml"), root.join("pyproject.toml")] {
+        if candidate.is_file() {
+            let config = read_file(&candidate)?;
+            let is_pyproject = candidate.ends_with("pyproject.toml");
+            if is_pyproject && config == Config::default() && !has_tool_table(&candidate) {
+                continue;
+            }
+            return Ok(LoadedConfig {
+                config,
+                path: Some(candidate),
+                root,
+            });
+        }
+    }
+    Ok(LoadedConfig {
+        config: Config::default(),
+        path: None,
+        root,
+    })
+}
+
+fn has_tool_table(path: &Path) -> bool {
+    fs_err::read_to_string(path)
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .and_then(|t| t.get("tool").and_then(|t| t.get("kfp-ci")).cloned())
+        .is_some()
+}
+
+/// Parse one configuration file (a kfp-ci.toml, or a pyproject.toml's `[tool.kfp-ci]`).
+pub fn read_file(path: &Path) -> Result<Config> {
+    let text = fs_err::read_to_string(path)?;
+    let is_pyproject = path.file_name().is_some_and(|n| n == "pyproject.toml");
+    if is_pyproject {
+        let table: toml::Table = toml::from_str(&text)
+            .with_context(|| format!("invalid configuration file {}", path.display()))?;
+        let Some(section) = table.get("tool").and_then(|t| t.get("kfp-ci")) else {
+            return Ok(Config::default());
+        };
+        section
+            .clone()
+            .try_into()
+            .with_context(|| format!("invalid [tool.kfp-ci] in {}", path.display()))
+    } else {
+        toml::from_str(&text)
+            .with_context(|| format!("invalid configuration file {}", path.display()))
+    }
+}
+
+/// The git work tree containing `cwd`, else `cwd` itself.
+pub fn repo_root(cwd: &Path) -> PathBuf {
+    let mut dir = Some(cwd);
+    while let Some(d) = dir {
+        if d.join(".git").exists() {
+            return d.to_path_buf();
+        }
+        dir = d.parent();
+    }
+    cwd.to_path_buf()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_names_key_and_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("kfp-ci.toml");
+        fs_err::write(&path, "includes = [\"x\"]\n").expect("write");
+        let err = format!("{:#}", read_file(&path).expect_err("unknown key"));
+        assert!(err.contains("includes"), "{err}");
+        assert!(err.contains("kfp-ci.toml"), "{err}");
+    }
+
+    #[test]
+    fn pyproject_tool_table_is_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("pyproject.toml");
+        fs_err::write(&path, "[project]\nname='x'\n[tool.kfp-ci]\nmax_depth = 1\n").expect("write");
+        assert_eq!(read_file(&path).expect("valid").max_depth, Some(1));
+    }
+}

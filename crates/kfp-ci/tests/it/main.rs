@@ -1,0 +1,3 @@
+//! One integration-test binary: the real `kfp-ci` binary, the real kfp SDK, real HTTP on loopback.
+
+mod common;
