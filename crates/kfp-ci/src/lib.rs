@@ -24,6 +24,7 @@ pub mod ci;
 pub mod client;
 pub mod init;
 pub mod redact;
+pub mod target;
 
 use std::process::ExitCode;
 
