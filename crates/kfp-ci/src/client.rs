@@ -558,3 +558,219 @@ pub fn server_message(body: &str, status: reqwest::StatusCode) -> String {
     }
     truncate(text.lines().next().unwrap_or(text), 300)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::Router;
+    use axum::extract::{Request, State};
+    use axum::http::StatusCode;
+    use axum::response::{IntoResponse, Response};
+
+    use super::*;
+
+    /// A loopback server answering from `respond(n, request)` where n counts requests from 0.
+    async fn serve<F>(respond: F) -> (url::Url, Arc<AtomicUsize>)
+    where
+        F: Fn(usize, &Request) -> Response + Send + Sync + 'static,
+    {
+        let count = Arc::new(AtomicUsize::new(0));
+        let state = (count.clone(), Arc::new(respond));
+        let app = Router::new().fallback(
+            |State((count, respond)): State<(Arc<AtomicUsize>, Arc<F>)>, req: Request| async move {
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                respond(n, &req)
+            },
+        );
+        let app = app.with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (
+            url::Url::parse(&format!("http://{addr}/pipeline")).expect("url"),
+            count,
+        )
+    }
+
+    fn client(base: url::Url, auth: Auth) -> Client {
+        let mut c = Client::new(base, auth, &Tls::default()).expect("client");
+        c.backoff = Backoff {
+            base: Duration::ZERO,
+            max: Duration::ZERO,
+        };
+        c
+    }
+
+    fn json(status: StatusCode, body: &str) -> Response {
+        (
+            status,
+            [("content-type", "application/json")],
+            body.to_string(),
+        )
+            .into_response()
+    }
+
+    #[tokio::test]
+    async fn reads_retry_on_503_and_keep_the_path_prefix() {
+        let (url, count) = serve(|n, req| {
+            assert_eq!(req.uri().path(), "/pipeline/apis/v2beta1/healthz");
+            if n < 2 {
+                json(StatusCode::SERVICE_UNAVAILABLE, r#"{"code":14,"message":"busy"}"#)
+            } else {
+                json(StatusCode::OK, r#"{"tag_name":"2.17.0","multi_user":false,"pipeline_store":"database","commit_sha":"x"}"#)
+            }
+        })
+        .await;
+        let h = client(url, Auth::default())
+            .healthz()
+            .await
+            .expect("healthz");
+        assert_eq!(h.tag_name, "2.17.0");
+        assert_eq!(count.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn client_errors_are_not_retried_and_carry_the_servers_message() {
+        let (url, count) = serve(|_, _| {
+            json(
+                StatusCode::BAD_REQUEST,
+                r#"{"code":3,"message":"long wrapped chain: Invalid input","details":[{"@type":"type.googleapis.com/google.rpc.Status","code":3,"message":"Invalid input"}]}"#,
+            )
+        })
+        .await;
+        let err = client(url, Auth::default())
+            .pipeline_by_name("x", "")
+            .await
+            .expect_err("400");
+        assert_eq!(err.status(), Some(400));
+        assert_eq!(err.server_message(), "HTTP 400: Invalid input");
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn not_found_is_absent_and_upload_errors_parse() {
+        let (url, _) = serve(|_, req| {
+            if req.uri().path().ends_with("/upload_version") {
+                json(
+                    StatusCode::CONFLICT,
+                    r#"{"error_message":"Failed to create a pipeline version","error_details":"stack"}"#,
+                )
+            } else {
+                json(StatusCode::NOT_FOUND, r#"{"code":5,"message":"Namespace/Pipeline /x not found"}"#)
+            }
+        })
+        .await;
+        let c = client(url, Auth::default());
+        assert!(
+            c.pipeline_by_name("x", "ns")
+                .await
+                .expect("lookup")
+                .is_none()
+        );
+        let err = c
+            .upload_version("id", &UploadMeta::default(), "a: 1\n")
+            .await
+            .expect_err("409");
+        assert!(err.is_conflict());
+        assert_eq!(
+            err.server_message(),
+            "HTTP 409: Failed to create a pipeline version"
+        );
+    }
+
+    #[tokio::test]
+    async fn token_file_is_read_for_every_request_and_never_printed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("token");
+        fs_err::write(&path, "first-token-123\n").expect("write");
+        let (url, _) = serve(|_, req| {
+            let auth = req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            if auth == "Bearer second-token-456" {
+                json(StatusCode::OK, r#"{"tag_name":"2.17.0"}"#)
+            } else {
+                json(
+                    StatusCode::UNAUTHORIZED,
+                    &format!(r#"{{"code":16,"message":"bad token {auth}"}}"#),
+                )
+            }
+        })
+        .await;
+        let c = client(
+            url,
+            Auth {
+                token_file: Some(path.clone()),
+                ..Auth::default()
+            },
+        );
+        let err = c.healthz().await.expect_err("401");
+        assert_eq!(err.status(), Some(401));
+        let text = format!("{err} {}", err.body());
+        assert!(!text.contains("first-token-123"), "{text}");
+        assert!(err.hint(true).expect("hint").contains("KF_PIPELINES_TOKEN"));
+        fs_err::write(&path, "second-token-456\n").expect("rotate");
+        c.healthz().await.expect("rotated token accepted");
+    }
+
+    #[tokio::test]
+    async fn upload_sends_multipart_and_query_metadata() {
+        let (url, _) = serve(|_, req| {
+            let q = req.uri().query().unwrap_or_default().to_string();
+            let ct = req
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            if q.contains("pipelineid=p1")
+                && q.contains("name=v1")
+                && q.contains("tags=")
+                && ct.starts_with("multipart/form-data")
+            {
+                json(
+                    StatusCode::OK,
+                    r#"{"pipeline_id":"p1","pipeline_version_id":"v-id","name":"v1"}"#,
+                )
+            } else {
+                json(
+                    StatusCode::BAD_REQUEST,
+                    &format!(r#"{{"error_message":"bad {q} {ct}"}}"#),
+                )
+            }
+        })
+        .await;
+        let meta = UploadMeta {
+            name: "v1".into(),
+            display_name: "v1".into(),
+            description: "d".into(),
+            tags: [("managed-by".to_string(), "kfp-ci".to_string())].into(),
+        };
+        let v = client(url, Auth::default())
+            .upload_version("p1", &meta, "a: 1\n")
+            .await
+            .expect("upload");
+        assert_eq!(v.pipeline_version_id, "v-id");
+    }
+
+    #[tokio::test]
+    async fn connection_refused_is_retryable_transport_error() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        drop(listener);
+        let c = client(
+            url::Url::parse(&format!("http://{addr}")).expect("url"),
+            Auth::default(),
+        );
+        let err = c.healthz().await.expect_err("refused");
+        assert!(err.is_retryable());
+        assert!(matches!(err, ApiError::Transport { .. }));
+    }
+}
