@@ -34,9 +34,10 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     }
     let atomic = cmd.atomic || deploy_config.atomic.unwrap_or(false);
 
-    // LEAD: CI provenance. Replace with `crate::ci::detect(&loaded.config)` (commit sha, ref, run
-    // URL) once the ci branch lands; `--run-url` already overrides the detected link.
-    let ci_info: Option<crate::ci::CiInfo> = None;
+    // Resolve notification settings early: a configuration error exits 2 before any deploy.
+    let notify_settings = crate::notify::resolve(&cmd.notify, &loaded.config.notify)?;
+    let ci_info =
+        Some(crate::ci::detect_probing(&loaded.config.ci, cmd.notify.run_url.as_deref()).await);
     let provenance = Provenance {
         commit_sha: ci_info.as_ref().and_then(|c| c.commit_sha.clone()),
         git_ref: ci_info.as_ref().and_then(|c| c.git_ref.clone()),
@@ -54,6 +55,14 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     report.ci = ci_info;
     let prepared = prepare(&cmd.compile, &cmd.target, &loaded, &mut report, cmd.force).await?;
     report.pipelines = prepared.items.iter().map(item_report).collect();
+    for (p, item) in report.pipelines.iter_mut().zip(&prepared.items) {
+        if item.changes()
+            && let Some(spec) = &item.spec
+            && let Ok(value) = serde_json::from_str::<serde_json::Value>(&spec.canonical)
+        {
+            p.mermaid = Some(crate::dag::mermaid(&value));
+        }
+    }
 
     let blocked = atomic && prepared.items.iter().any(|i| i.action == Action::Error);
     if cmd.dry_run {
@@ -104,8 +113,8 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     report.duration_ms = started.elapsed().as_millis() as u64;
 
     emit(&report, cmd.output, global, cmd.report_file.as_deref())?;
-    // LEAD: CI outputs, step summary and ntfy go here, rendered from `report`:
-    // `crate::ci::publish(&report, …)` and `crate::notify::…(&report, &cmd.notify, …)`.
+    crate::ci::publish(&report)?;
+    crate::notify::deliver(&report, &notify_settings).await?;
     Ok(if report.has_failures() {
         ExitStatus::Failure
     } else {
