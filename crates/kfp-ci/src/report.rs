@@ -306,7 +306,7 @@ impl Report {
             c.failed
         ));
         if let Some(tag) = &self.version_tag
-            && (applied || c.uploaded() > 0)
+            && c.uploaded() > 0
         {
             out.push_str(&format!(" (version {tag})"));
         }

@@ -152,18 +152,30 @@ async fn connect(target: &Target) -> Result<(Client, Option<Embedded>)> {
             None,
         )),
         Endpoint::Embedded(db) => {
-            // LEAD: wire kfp_serve::spawn here once the serve branch lands.
-            anyhow::bail!(
-                "no KFP endpoint configured and the embedded store ({}) is not available in this build: set KF_PIPELINES_ENDPOINT or --endpoint",
+            let server = kfp_serve::spawn(kfp_serve::ServeOptions::ephemeral(db.clone()))
+                .await
+                .with_context(|| {
+                    format!("cannot start the embedded local store at {}", db.display())
+                })?;
+            tracing::info!(
+                "no KFP endpoint configured: using the local store {} (browse it with `kfp-ci serve`; set KF_PIPELINES_ENDPOINT or --endpoint for a cluster)",
                 db.display()
-            )
+            );
+            let url = url::Url::parse(&server.url()).context("embedded server URL")?;
+            let client = Client::new(url, target.auth.clone(), &target.tls)?;
+            Ok((
+                client,
+                Some(Embedded {
+                    server: Box::new(server),
+                }),
+            ))
         }
     }
 }
 
 pub(super) fn endpoint_label(target: &Target) -> String {
     match &target.endpoint {
-        Endpoint::Remote(url) => url.to_string(),
+        Endpoint::Remote(url) => url.as_str().trim_end_matches('/').to_string(),
         Endpoint::Embedded(db) => format!("local:{}", db.display()),
     }
 }
@@ -201,10 +213,22 @@ pub(super) struct CompiledAll {
 }
 
 /// Compile with the one compile engine (every option of `kfp-ci compile`).
-async fn compile_all(_compile: &CompileArgs, _loaded: &LoadedConfig) -> Result<CompiledAll> {
-    // LEAD: `crate::compile::compile_pipelines(&CompileSettings::resolve(compile, loaded)?)`
-    // once the compile branch lands.
-    anyhow::bail!("the compile engine is not available in this build")
+async fn compile_all(compile: &CompileArgs, loaded: &LoadedConfig) -> Result<CompiledAll> {
+    let settings = crate::compile::CompileSettings::resolve(compile, loaded)?;
+    let run = crate::compile::compile_pipelines(&settings).await?;
+    Ok(CompiledAll {
+        kfp_version: (!run.kfp_version.is_empty()).then(|| run.kfp_version.clone()),
+        discovered: run.discovered,
+        pipelines: run
+            .results
+            .into_iter()
+            .map(|r| CompiledPipeline {
+                name: r.file.name,
+                file: r.file.rel,
+                yaml: r.outcome.map(|c| c.yaml),
+            })
+            .collect(),
+    })
 }
 
 /// A plan item as a report row (before apply).

@@ -75,7 +75,7 @@ fn snapshot_settings(ctx: &TestContext) -> insta::Settings {
         r#""kfp_ci_version": "[VERSION]""#,
     );
     s.add_filter(r#""commit_sha": "[^"]+""#, r#""commit_sha": "[SHA]""#);
-    s.add_filter(r"\s+\n", "\n");
+    s.add_filter(r"[ \t]+\n", "\n");
     s
 }
 
