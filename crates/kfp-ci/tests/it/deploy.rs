@@ -226,6 +226,7 @@ fn one_edited_pipeline_gets_exactly_one_new_version() {
             ".pipelines[].pipeline_id" => "[ID]",
             ".pipelines[].spec_hash" => "[HASH]",
             ".ci" => "[CI]",
+            ".timings" => "[TIMINGS]",
         });
     });
 
