@@ -149,6 +149,36 @@ def _deterministic_archives():
     tarfile.TarFile.add = add
 
 
+def _deterministic_header():
+    """The `# Inputs:` header comment prints dict defaults in the order of a protobuf Struct round
+    trip, which with protobuf's upb backend depends on a per-process seed (ASLR), not on
+    PYTHONHASHSEED. Sort those dicts so the header is the same in every process; files without dict
+    defaults are unaffected (kfp's bytes exactly)."""
+    from kfp.compiler import pipeline_spec_builder
+
+    original = pipeline_spec_builder.extract_comments_from_pipeline_spec
+
+    def ordered(value):
+        if isinstance(value, dict):
+            return {k: ordered(value[k]) for k in sorted(value)}
+        if isinstance(value, list):
+            return [ordered(v) for v in value]
+        return value
+
+    def extract(pipeline_spec, pipeline_description):
+        try:
+            root = pipeline_spec.get("root", {})
+            for section in ("inputDefinitions", "outputDefinitions"):
+                for body in root.get(section, {}).get("parameters", {}).values():
+                    if isinstance(body, dict) and "defaultValue" in body:
+                        body["defaultValue"] = ordered(body["defaultValue"])
+        except Exception:  # noqa: BLE001 - never worse than kfp itself
+            pass
+        return original(pipeline_spec, pipeline_description)
+
+    pipeline_spec_builder.extract_comments_from_pipeline_spec = extract
+
+
 def _tail(text, lines=TRACEBACK_LINES):
     parts = text.rstrip("\n").split("\n")
     return "\n".join(parts[-lines:])
@@ -246,7 +276,6 @@ def _compile_in_child(req, out_path):
     """Runs in the forked child. Returns the result dict."""
     path = req["path"]
     function_name = req.get("function")
-    _deterministic_archives()
     # As kfp.cli.compile_.compile_: the caching default is set before the module is imported.
     Pipeline._execution_caching_default = not CLI_OPTIONS["disable_execution_caching_by_default"]
     filename = os.path.basename(path)
@@ -473,6 +502,8 @@ def handle(req):
 
 
 def main():
+    _deterministic_archives()
+    _deterministic_header()
     send(
         {
             "type": "ready",
