@@ -501,9 +501,59 @@ def handle(req):
     return result
 
 
+_WARMUP_SOURCE = """
+from kfp import dsl
+
+
+@dsl.component(base_image="python:3.11-slim")
+def kfp_ci_warmup_prepare(rows: int, data: dsl.Output[dsl.Dataset]) -> str:
+    return "x"
+
+
+@dsl.component(base_image="python:3.11-slim")
+def kfp_ci_warmup_train(data: dsl.Input[dsl.Dataset], epochs: int, model: dsl.Output[dsl.Model], metrics: dsl.Output[dsl.Metrics]) -> float:
+    return 0.5
+
+
+@dsl.pipeline(name="kfp-ci-warmup")
+def kfp_ci_warmup(rows: int = 100, epochs: int = 3, options: dict = {"a": 1}):
+    prep = kfp_ci_warmup_prepare(rows=rows)
+    with dsl.If(prep.outputs["Output"] == "x"):
+        kfp_ci_warmup_train(data=prep.outputs["data"], epochs=epochs).set_retry(num_retries=2).set_caching_options(False)
+"""
+
+
+def _warm_up():
+    """Compile a small pipeline once in the parent, so every forked child inherits kfp's lazily
+    built state (imports, caches) instead of building it again. Nothing of it stays visible to
+    the files: the module is dropped and the recorded tasks are cleared."""
+    import importlib.util
+
+    path = os.path.join(TMPDIR, "kfp_ci_warmup.py")
+    out = os.path.join(TMPDIR, "kfp_ci_warmup.yaml")
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(_WARMUP_SOURCE)
+        spec = importlib.util.spec_from_file_location("kfp_ci_warmup", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        compiler.Compiler().compile(pipeline_func=module.kfp_ci_warmup, package_path=out)
+    except BaseException as e:  # noqa: BLE001 - only a lost optimisation
+        sys.stderr.write(f"kfp-ci worker: warm-up failed (compiles will be slower): {e}\n")
+    finally:
+        _USED_SPECS.clear()
+        sys.modules.pop("kfp_ci_warmup", None)
+        for p in (path, out):
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+
+
 def main():
     _deterministic_archives()
     _deterministic_header()
+    _warm_up()
     send(
         {
             "type": "ready",

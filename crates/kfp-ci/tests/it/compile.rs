@@ -548,3 +548,38 @@ fn missing_kfp_offline_says_what_to_install() {
         "{stderr}"
     );
 }
+
+/// A file that kills the worker process itself (not just its forked child): that file is reported,
+/// the worker is restarted and the files after it still compile.
+#[test]
+fn a_killed_worker_is_restarted() {
+    let ctx = TestContext::new();
+    let good =
+        std::fs::read_to_string(corpus_dir().join("venv_ignored/kept_pipeline.py")).expect("read");
+    ctx.write(
+        "a_kill_pipeline.py",
+        "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n",
+    );
+    ctx.write("b_pipeline.py", &good);
+    ctx.write(
+        "c_pipeline.py",
+        &good.replace("name=\"kept\"", "name=\"kept-c\""),
+    );
+    let out = ctx
+        .cmd()
+        .args(["check", "--jobs", "1", "--output", "json"])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let got = outcomes(&parse_report(&out.stdout));
+    let (status, kind, message) = &got["a_kill_pipeline.py"];
+    assert_eq!(
+        (status.as_str(), kind.as_str()),
+        ("failed", "crash"),
+        "{message}"
+    );
+    assert!(message.contains("worker died"), "{message}");
+    assert_eq!(got["b_pipeline.py"].0, "done", "{stderr}");
+    assert_eq!(got["c_pipeline.py"].0, "done", "{stderr}");
+}
