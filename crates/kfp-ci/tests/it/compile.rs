@@ -583,3 +583,40 @@ fn a_killed_worker_is_restarted() {
     assert_eq!(got["b_pipeline.py"].0, "done", "{stderr}");
     assert_eq!(got["c_pipeline.py"].0, "done", "{stderr}");
 }
+
+/// `KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT` changes kfp's output; kfp-ci reads it the way
+/// `kfp dsl compile` does (through kfp's own click option).
+#[test]
+fn caching_env_var_is_honoured_like_kfp() {
+    let ctx = TestContext::new();
+    let good =
+        std::fs::read_to_string(corpus_dir().join("venv_ignored/kept_pipeline.py")).expect("read");
+    let file = ctx.write("kept_pipeline.py", &good);
+    let out = ctx
+        .cmd()
+        .env("KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT", "true")
+        .args(["compile", "--out-dir", "out"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours = std::fs::read_to_string(ctx.root().join("out/kept_pipeline.yaml")).expect("ours");
+    let kfp = python().parent().expect("bin").join("kfp");
+    let status = Command::new(kfp)
+        .current_dir(ctx.root())
+        .env("PYTHONHASHSEED", "0")
+        .env("KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT", "true")
+        .args(["dsl", "compile", "--py"])
+        .arg(&file)
+        .args(["--output", "ref.yaml"])
+        .output()
+        .expect("kfp");
+    assert!(status.status.success());
+    let reference = std::fs::read_to_string(ctx.root().join("ref.yaml")).expect("ref");
+    assert_eq!(ours, reference);
+    assert!(!ours.contains("enableCache: true"), "caching disabled");
+}
