@@ -343,8 +343,29 @@ def _compile_in_child(req, out_path):
     }
 
 
-def _child(req, result_w, capture_path, out_path):
+try:  # prctl(PR_SET_PDEATHSIG) for the children, looked up once here
+    import ctypes
+
+    _LIBC = ctypes.CDLL(None, use_errno=True)
+    _LIBC.prctl  # noqa: B018 - fails early where there is no prctl
+except Exception:  # noqa: BLE001
+    _LIBC = None
+
+
+def _die_with_parent():
+    """Linux: the child is killed when its worker dies (kfp-ci interrupted), even in a hang."""
+    if _LIBC is not None:
+        try:
+            _LIBC.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except Exception:  # noqa: BLE001 - the per-file timeout still applies
+            pass
+
+
+def _child(req, result_w, capture_path, out_path, parent_pid):
     os.setpgid(0, 0)
+    _die_with_parent()
+    if os.getppid() != parent_pid:
+        os._exit(70)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     cap = os.open(capture_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -426,11 +447,12 @@ def handle(req):
     out_path = os.path.join(TMPDIR, f"spec-{os.getpid()}-{rid}.yaml")
     r, w = os.pipe()
     started = time.monotonic()
+    parent_pid = os.getpid()
     pid = os.fork()
     if pid == 0:
         os.close(r)
         try:
-            _child(req, w, capture_path, out_path)
+            _child(req, w, capture_path, out_path, parent_pid)
         finally:
             os._exit(70)
     os.close(w)
