@@ -226,7 +226,7 @@ def _classify(exc, path, phase):
     return {"kind": "import", "message": f"importing {rel} raised {text}{where}", "detail": detail, "line": line}
 
 
-def _select_function(module, stem):
+def _select_function(module, stem, rel):
     """Mirror kfp.cli.compile_.collect_pipeline_or_component_from_module, choosing a root when a
     file defines several pipelines. Returns (attribute name, object) or raises _Reject."""
     pipelines = []  # (attr, obj), one per object
@@ -261,7 +261,7 @@ def _select_function(module, stem):
     raise _Reject(
         "several_pipelines",
         f"several root pipelines ({names}): pick one with `functions` in kfp-ci.toml, "
-        f"e.g. [functions] \"<file>\" = \"{candidates[0][0]}\"",
+        f"e.g. [functions] \"{rel}\" = \"{candidates[0][0]}\"",
     )
 
 
@@ -300,7 +300,7 @@ def _compile_in_child(req, out_path):
             }
         if function_name is None:
             try:
-                attr, func = _select_function(module, module_name)
+                attr, func = _select_function(module, module_name, req.get("rel") or filename)
             except _Reject as r:
                 return {"type": "error", "kind": r.kind, "message": r.message, "detail": ""}
         else:
@@ -392,7 +392,7 @@ def _child(req, result_w, capture_path, out_path, parent_pid):
         result = {
             "type": "error",
             "kind": "crash",
-            "message": f"the file called sys.exit() with status {status} while loading",
+            "message": f"the file called sys.exit() and exited with status {status} before it compiled",
             "detail": _tail("".join(traceback.format_exception(type(e), e, e.__traceback__))),
             "exit_status": status,
         }
@@ -513,7 +513,7 @@ def handle(req):
         result = {
             "type": "error",
             "kind": "crash",
-            "message": f"the Python process compiling it {text} (os._exit, a crash or a signal)",
+            "message": f"the process compiling it {text} before it finished (os._exit, a crash or a signal)",
             "detail": "",
             "exit_status": code,
         }

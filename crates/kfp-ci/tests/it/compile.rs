@@ -620,3 +620,36 @@ fn caching_env_var_is_honoured_like_kfp() {
     assert_eq!(ours, reference);
     assert!(!ours.contains("enableCache: true"), "caching disabled");
 }
+
+/// The human output is the product: one line per pipeline, captured output with a failure, summary.
+#[test]
+fn human_output() {
+    let ctx = TestContext::new();
+    let good =
+        std::fs::read_to_string(corpus_dir().join("venv_ignored/kept_pipeline.py")).expect("read");
+    ctx.write("pipelines/kept_pipeline.py", &good);
+    ctx.write(
+        "pipelines/broken_pipeline.py",
+        "print('loading broken')\nfrom kfp import dsl\n\n@dsl.pipeline\ndef broken(:\n    pass\n",
+    );
+    ctx.write(
+        "pipelines/needs_pandas_pipeline.py",
+        "print('{\"looks\": \"like json\"}')\nimport pandas_not_installed\n",
+    );
+    ctx.write(
+        "pipelines/multi_pipeline.py",
+        &std::fs::read_to_string(corpus_dir().join("ambiguous/ambiguous_pipeline.py"))
+            .expect("read"),
+    );
+    let out = ctx
+        .cmd()
+        .args(["compile", "--jobs", "1"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    insta::with_settings!({filters => vec![(r"\d+\.\d\ds", "[TIME]")]}, {
+        insta::assert_snapshot!(stderr);
+    });
+}
