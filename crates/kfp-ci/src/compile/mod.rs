@@ -75,16 +75,28 @@ pub struct Compiled {
     pub display_name: Option<String>,
 }
 
-/// Discover and compile: see the module documentation.
-pub async fn compile_pipelines(settings: &CompileSettings) -> Result<CompileRun> {
-    compile_pipelines_with(settings, &mut |_, _, _| {}).await
+/// Progress of a run, for output while it works.
+#[derive(Debug)]
+pub enum Progress<'a> {
+    /// Discovery is done; the workers are starting.
+    Started { files: usize },
+    /// One file finished (in completion order); `done` of `total`.
+    Finished {
+        result: &'a FileResult,
+        done: usize,
+        total: usize,
+    },
 }
 
-/// [`compile_pipelines`], calling `on_result(result, done, total)` as each file finishes
-/// (in completion order), for progress output.
+/// Discover and compile: see the module documentation.
+pub async fn compile_pipelines(settings: &CompileSettings) -> Result<CompileRun> {
+    compile_pipelines_with(settings, &mut |_| {}).await
+}
+
+/// [`compile_pipelines`], reporting [`Progress`] as it goes.
 pub async fn compile_pipelines_with(
     settings: &CompileSettings,
-    on_result: &mut (dyn FnMut(&FileResult, usize, usize) + Send),
+    on_progress: &mut (dyn FnMut(Progress<'_>) + Send),
 ) -> Result<CompileRun> {
     let started = Instant::now();
     let files = discover::discover(settings)?;
@@ -96,6 +108,7 @@ pub async fn compile_pipelines_with(
         }
     }
     let total = files.len();
+    on_progress(Progress::Started { files: total });
     let python = pyenv::interpreter(settings.python.as_deref());
     if files.is_empty() {
         return Ok(CompileRun {
@@ -150,7 +163,11 @@ pub async fn compile_pipelines_with(
             result.file.name = c.pipeline_name.clone();
         }
         done += 1;
-        on_result(&result, done, total);
+        on_progress(Progress::Finished {
+            result: &result,
+            done,
+            total,
+        });
         slots[idx] = Some(result);
     }
     for t in tasks {
