@@ -440,87 +440,138 @@ def _describe_status(status):
     return f"exited with status {code}", code
 
 
-def handle(req):
-    rid = req["id"]
-    timeout = float(req.get("timeout") or 120)
-    capture_path = os.path.join(TMPDIR, f"output-{os.getpid()}-{rid}.txt")
-    out_path = os.path.join(TMPDIR, f"spec-{os.getpid()}-{rid}.yaml")
-    r, w = os.pipe()
-    started = time.monotonic()
-    parent_pid = os.getpid()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        try:
-            _child(req, w, capture_path, out_path, parent_pid)
-        finally:
-            os._exit(70)
-    os.close(w)
-    deadline = started + timeout
-    buf = bytearray()
-    need = None
-    timed_out = False
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            timed_out = True
-            break
-        ready, _, _ = select.select([r], [], [], remaining)
-        if not ready:
-            timed_out = True
-            break
-        chunk = os.read(r, 1 << 20)
+class _Running:
+    """One forked child compiling one file."""
+
+    def __init__(self, req):
+        self.req = req
+        self.id = req["id"]
+        self.timeout = float(req.get("timeout") or 120)
+        self.capture_path = os.path.join(TMPDIR, f"output-{os.getpid()}-{self.id}.txt")
+        self.out_path = os.path.join(TMPDIR, f"spec-{os.getpid()}-{self.id}.yaml")
+        r, w = os.pipe()
+        self.started = time.monotonic()
+        self.deadline = self.started + self.timeout
+        parent_pid = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            try:
+                _child(req, w, self.capture_path, self.out_path, parent_pid)
+            finally:
+                os._exit(70)
+        os.close(w)
+        self.pid = pid
+        self.fd = r
+        self.buf = bytearray()
+        self.need = None
+
+    def feed(self):
+        """Read what the child sent; True when its answer is complete or the pipe closed."""
+        chunk = os.read(self.fd, 1 << 20)
         if not chunk:
-            break
-        buf += chunk
-        if need is None and len(buf) >= 8:
-            need = struct.unpack(">Q", bytes(buf[:8]))[0]
-        if need is not None and len(buf) >= 8 + need:
-            break
-    os.close(r)
-    if timed_out:
+            return True
+        self.buf += chunk
+        if self.need is None and len(self.buf) >= 8:
+            self.need = struct.unpack(">Q", bytes(self.buf[:8]))[0]
+        return self.need is not None and len(self.buf) >= 8 + self.need
+
+    def finish(self, timed_out):
+        os.close(self.fd)
+        if timed_out:
+            for kill in (os.killpg, os.kill):
+                try:
+                    kill(self.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        _, status = os.waitpid(self.pid, 0)
+        # Whatever the file started (daemons, subprocesses) ends with it.
         try:
-            os.killpg(pid, signal.SIGKILL)
+            os.killpg(self.pid, signal.SIGKILL)
         except OSError:
             pass
+        elapsed = time.monotonic() - self.started
+        output = _read_capture(self.capture_path)
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.unlink(self.out_path)
         except OSError:
             pass
-    _, status = os.waitpid(pid, 0)
-    # Whatever the file started (daemons, subprocesses) ends with it.
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        pass
-    elapsed = time.monotonic() - started
-    output = _read_capture(capture_path)
-    try:
-        os.unlink(out_path)
-    except OSError:
-        pass
-    if timed_out:
-        result = {
-            "type": "error",
-            "kind": "timeout",
-            "message": f"did not finish within {timeout:g}s and was killed (raise --timeout if it is just slow)",
-            "detail": "",
-        }
-    elif need is not None and len(buf) >= 8 + need:
-        result = json.loads(bytes(buf[8 : 8 + need]).decode("utf-8"))
-    else:
-        text, code = _describe_status(status)
-        result = {
-            "type": "error",
-            "kind": "crash",
-            "message": f"the process compiling it {text} before it finished (os._exit, a crash or a signal)",
-            "detail": "",
-            "exit_status": code,
-        }
-    result["id"] = rid
-    result["output"] = output
-    result["duration_ms"] = int(elapsed * 1000)
-    return result
+        complete = self.need is not None and len(self.buf) >= 8 + self.need
+        if timed_out:
+            result = {
+                "type": "error",
+                "kind": "timeout",
+                "message": f"did not finish within {self.timeout:g}s and was killed (raise --timeout if it is just slow)",
+                "detail": "",
+            }
+        elif complete:
+            result = json.loads(bytes(self.buf[8 : 8 + self.need]).decode("utf-8"))
+        else:
+            text, code = _describe_status(status)
+            result = {
+                "type": "error",
+                "kind": "crash",
+                "message": f"the process compiling it {text} before it finished (os._exit, a crash or a signal)",
+                "detail": "",
+                "exit_status": code,
+            }
+        result["id"] = self.id
+        result["output"] = output
+        result["duration_ms"] = int(elapsed * 1000)
+        return result
+
+
+def serve():
+    """Start a child per request as it arrives (kfp-ci keeps at most --jobs in flight) and answer
+    each as its child finishes."""
+    running = {}  # fd -> _Running
+    pending = bytearray()
+    stdin_open = True
+    while stdin_open or running:
+        now = time.monotonic()
+        wait = None
+        if running:
+            wait = max(0.0, min(r.deadline for r in running.values()) - now)
+        fds = ([0] if stdin_open else []) + list(running)
+        ready, _, _ = select.select(fds, [], [], wait)
+        for fd in ready:
+            if fd == 0:
+                data = os.read(0, 1 << 16)
+                if not data:
+                    stdin_open = False
+                    continue
+                pending += data
+                while b"\n" in pending:
+                    line, _, rest = bytes(pending).partition(b"\n")
+                    pending = bytearray(rest)
+                    if not line.strip():
+                        continue
+                    req = json.loads(line)
+                    try:
+                        child = _Running(req)
+                    except BaseException as e:  # noqa: BLE001 - e.g. fork failed (out of memory)
+                        send(
+                            {
+                                "type": "error",
+                                "id": req.get("id"),
+                                "kind": "crash",
+                                "message": f"kfp-ci worker could not start a process for it: {type(e).__name__}: {e}",
+                                "detail": _tail(traceback.format_exc()),
+                                "output": "",
+                            }
+                        )
+                        continue
+                    running[child.fd] = child
+            else:
+                child = running[fd]
+                if child.feed():
+                    del running[fd]
+                    send(child.finish(timed_out=False))
+        now = time.monotonic()
+        for fd, child in list(running.items()):
+            if child.deadline <= now:
+                del running[fd]
+                send(child.finish(timed_out=True))
 
 
 _WARMUP_SOURCE = """
@@ -587,23 +638,7 @@ def main():
     # Objects alive now are shared with every child; keep the collector from touching (copying) them.
     gc.collect()
     gc.freeze()
-    for line in sys.stdin:
-        line = line.strip()
-        if not line:
-            continue
-        req = json.loads(line)
-        try:
-            result = handle(req)
-        except BaseException as e:  # noqa: BLE001
-            result = {
-                "type": "error",
-                "id": req.get("id"),
-                "kind": "crash",
-                "message": f"kfp-ci worker failed: {type(e).__name__}: {e}",
-                "detail": _tail(traceback.format_exc()),
-                "output": "",
-            }
-        send(result)
+    serve()
 
 
 if __name__ == "__main__":

@@ -565,23 +565,32 @@ fn a_killed_worker_is_restarted() {
         "c_pipeline.py",
         &good.replace("name=\"kept\"", "name=\"kept-c\""),
     );
-    let out = ctx
-        .cmd()
-        .args(["check", "--jobs", "1", "--output", "json"])
-        .output()
-        .expect("run");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let got = outcomes(&parse_report(&out.stdout));
-    let (status, kind, message) = &got["a_kill_pipeline.py"];
-    assert_eq!(
-        (status.as_str(), kind.as_str()),
-        ("failed", "crash"),
-        "{message}"
+    ctx.write(
+        "d_pipeline.py",
+        &good.replace("name=\"kept\"", "name=\"kept-d\""),
     );
-    assert!(message.contains("worker died"), "{message}");
-    assert_eq!(got["b_pipeline.py"].0, "done", "{stderr}");
-    assert_eq!(got["c_pipeline.py"].0, "done", "{stderr}");
+    // One file at a time, and several: then the files in flight with the killer run again one by
+    // one, and only the killer is reported.
+    for jobs in ["1", "3"] {
+        let out = ctx
+            .cmd()
+            .args(["check", "--jobs", jobs, "--output", "json"])
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        let got = outcomes(&parse_report(&out.stdout));
+        let (status, kind, message) = &got["a_kill_pipeline.py"];
+        assert_eq!(
+            (status.as_str(), kind.as_str()),
+            ("failed", "crash"),
+            "{message}"
+        );
+        assert!(message.contains("worker died"), "{message}");
+        for f in ["b_pipeline.py", "c_pipeline.py", "d_pipeline.py"] {
+            assert_eq!(got[f].0, "done", "--jobs {jobs} {f}: {stderr}");
+        }
+    }
 }
 
 /// `KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT` changes kfp's output; kfp-ci reads it the way
