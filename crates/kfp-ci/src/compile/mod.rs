@@ -14,7 +14,6 @@ mod worker;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -75,16 +74,28 @@ pub struct Compiled {
     pub display_name: Option<String>,
 }
 
-/// Discover and compile: see the module documentation.
-pub async fn compile_pipelines(settings: &CompileSettings) -> Result<CompileRun> {
-    compile_pipelines_with(settings, &mut |_, _, _| {}).await
+/// Progress of a run, for output while it works.
+#[derive(Debug)]
+pub enum Progress<'a> {
+    /// Discovery is done; the workers are starting.
+    Started { files: usize },
+    /// One file finished (in completion order); `done` of `total`.
+    Finished {
+        result: &'a FileResult,
+        done: usize,
+        total: usize,
+    },
 }
 
-/// [`compile_pipelines`], calling `on_result(result, done, total)` as each file finishes
-/// (in completion order), for progress output.
+/// Discover and compile: see the module documentation.
+pub async fn compile_pipelines(settings: &CompileSettings) -> Result<CompileRun> {
+    compile_pipelines_with(settings, &mut |_| {}).await
+}
+
+/// [`compile_pipelines`], reporting [`Progress`] as it goes.
 pub async fn compile_pipelines_with(
     settings: &CompileSettings,
-    on_result: &mut (dyn FnMut(&FileResult, usize, usize) + Send),
+    on_progress: &mut (dyn FnMut(Progress<'_>) + Send),
 ) -> Result<CompileRun> {
     let started = Instant::now();
     let files = discover::discover(settings)?;
@@ -96,6 +107,7 @@ pub async fn compile_pipelines_with(
         }
     }
     let total = files.len();
+    on_progress(Progress::Started { files: total });
     let python = pyenv::interpreter(settings.python.as_deref());
     if files.is_empty() {
         return Ok(CompileRun {
@@ -108,54 +120,121 @@ pub async fn compile_pipelines_with(
     }
     let script = Script::write().context("cannot write the compile worker script")?;
     let jobs = settings.jobs.clamp(1, total);
-    let (workers, python) = start_workers(settings, &python, &script, jobs).await?;
-    let kfp_version = workers
-        .first()
-        .map(|w| w.kfp_version.clone())
-        .unwrap_or_default();
+    let (mut worker, python) = start_worker(settings, &python, &script).await?;
+    let kfp_version = worker.kfp_version.clone();
     tracing::debug!(
-        "{} compile workers: {} (Python {}, kfp {kfp_version})",
-        workers.len(),
+        "compile worker: {} (Python {}, kfp {kfp_version}), {jobs} files at a time",
         python.display(),
-        workers
-            .first()
-            .map(|w| w.python_version.as_str())
-            .unwrap_or("?")
+        worker.python_version,
     );
 
-    let queue: Arc<Mutex<VecDeque<(usize, PipelineFile)>>> =
-        Arc::new(Mutex::new(files.iter().cloned().enumerate().collect()));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, FileResult)>();
-    let mut tasks = Vec::new();
-    for w in workers {
-        let ctx = PoolContext {
-            queue: queue.clone(),
-            tx: tx.clone(),
-            python: python.clone(),
-            script_path: script.path.clone(),
-            tmp: script.dir.path().to_path_buf(),
-            kfp_version: settings.kfp_version.clone(),
-            timeout: settings.timeout,
-        };
-        tasks.push(tokio::spawn(worker_loop(w, ctx)));
-    }
-    drop(tx);
-
     let mut slots: Vec<Option<FileResult>> = vec![None; total];
+    let mut queue: VecDeque<usize> = (0..total).collect();
+    // Files that were in flight when the worker died: each runs again on its own, so that only the
+    // file that kills the worker is reported for it.
+    let mut suspects: VecDeque<usize> = VecDeque::new();
+    // request id (= file index) → (started, is a suspect)
+    let mut in_flight: BTreeMap<usize, (Instant, bool)> = BTreeMap::new();
+    let guard = settings.timeout + worker::GUARD_SLACK;
     let mut done = 0;
-    while let Some((idx, mut result)) = rx.recv().await {
+    let mut emit = |idx: usize, mut result: FileResult, slots: &mut Vec<Option<FileResult>>| {
         if settings.name_from == NameFrom::Pipeline
             && let Ok(c) = &result.outcome
         {
             result.file.name = c.pipeline_name.clone();
         }
         done += 1;
-        on_result(&result, done, total);
+        on_progress(Progress::Finished {
+            result: &result,
+            done,
+            total,
+        });
         slots[idx] = Some(result);
+    };
+    'run: loop {
+        let isolating = !suspects.is_empty() || in_flight.values().any(|(_, s)| *s);
+        let limit = if isolating { 1 } else { jobs };
+        let mut died = None;
+        while in_flight.len() < limit {
+            let (idx, suspect) = match suspects.pop_front() {
+                Some(i) => (i, true),
+                None if isolating => break,
+                None => match queue.pop_front() {
+                    Some(i) => (i, false),
+                    None => break,
+                },
+            };
+            let file = &files[idx];
+            let req = Request {
+                id: idx as u64,
+                path: &file.path,
+                rel: &file.rel,
+                function: file.function.as_deref(),
+                timeout: settings.timeout.as_secs_f64(),
+            };
+            in_flight.insert(idx, (Instant::now(), suspect));
+            if let Err(e) = worker.send(&req).await {
+                died = Some(e);
+                break;
+            }
+        }
+        if died.is_none() {
+            if in_flight.is_empty() {
+                break;
+            }
+            match worker.recv(guard).await {
+                Ok((id, msg)) => {
+                    let idx = id as usize;
+                    match in_flight.remove(&idx) {
+                        Some((started, _)) => {
+                            let result = to_result(files[idx].clone(), msg, started.elapsed());
+                            emit(idx, result, &mut slots);
+                        }
+                        None => {
+                            tracing::warn!("the compile worker answered an unknown request {id}")
+                        }
+                    }
+                }
+                Err(e) => died = Some(e),
+            }
+        }
+        let Some(died) = died else { continue };
+        let lost: Vec<(usize, Instant)> = std::mem::take(&mut in_flight)
+            .into_iter()
+            .map(|(idx, (started, _))| (idx, started))
+            .collect();
+        if let [(idx, started)] = lost[..] {
+            let result = FileResult {
+                file: files[idx].clone(),
+                outcome: Err(error("crash", &died.to_string(), "")),
+                output: String::new(),
+                duration: started.elapsed(),
+            };
+            emit(idx, result, &mut slots);
+        } else {
+            tracing::debug!(
+                "{died}; running the {} files it had again, one at a time",
+                lost.len()
+            );
+            suspects.extend(lost.iter().map(|(idx, _)| *idx));
+        }
+        worker = match Worker::start(
+            &python,
+            &script.path,
+            script.dir.path(),
+            &settings.kfp_version,
+        )
+        .await
+        {
+            Ok(Started::Ready(w)) => *w,
+            Ok(Started::Mismatch { .. }) => break 'run,
+            Err(e) => {
+                tracing::error!("cannot restart the compile worker: {e:#}");
+                break 'run;
+            }
+        };
     }
-    for t in tasks {
-        let _ = t.await;
-    }
+    worker.shutdown().await;
     drop(script);
 
     let mut results: Vec<FileResult> = slots
@@ -166,7 +245,7 @@ pub async fn compile_pipelines_with(
                 file,
                 outcome: Err(error(
                     "crash",
-                    "no compile worker was left to compile it (see the errors above)",
+                    "not compiled: the compile worker could not be restarted (see the error above)",
                     "",
                 )),
                 output: String::new(),
@@ -174,7 +253,7 @@ pub async fn compile_pipelines_with(
             })
         })
         .collect();
-    mark_duplicate_names(&mut results);
+    mark_duplicate_names(&mut results, settings.name_from);
     Ok(CompileRun {
         kfp_version,
         python,
@@ -184,105 +263,47 @@ pub async fn compile_pipelines_with(
     })
 }
 
-/// Start `jobs` workers with the configured interpreter; if it lacks the pinned kfp, with the
+/// Start the worker with the configured interpreter; if that lacks the pinned kfp, with the
 /// cached venv's.
-async fn start_workers(
+async fn start_worker(
     settings: &CompileSettings,
     python: &std::path::Path,
     script: &Script,
-    jobs: usize,
-) -> Result<(Vec<Worker>, PathBuf)> {
-    let mut python = python.to_path_buf();
-    for attempt in 0..2 {
-        let starts = (0..jobs).map(|_| {
-            Worker::start(
-                &python,
-                &script.path,
-                script.dir.path(),
-                &settings.kfp_version,
-            )
-        });
-        let mut workers = Vec::new();
-        let mut mismatch = None;
-        for started in futures_util::future::join_all(starts).await {
-            match started? {
-                Started::Ready(w) => workers.push(*w),
-                Started::Mismatch { found } => mismatch = Some(found),
-            }
-        }
-        let Some(found) = mismatch else {
-            return Ok((workers, python));
-        };
-        for w in workers {
-            w.shutdown().await;
-        }
-        if attempt > 0 {
-            anyhow::bail!(
-                "the virtualenv's Python {} still has kfp {} instead of {}",
-                python.display(),
-                found.as_deref().unwrap_or("(none)"),
-                settings.kfp_version
-            );
-        }
-        python = pyenv::ensure_venv(
-            &python,
-            found.as_deref(),
-            &settings.kfp_version,
-            &settings.requirements,
-        )
-        .await?;
+) -> Result<(Worker, PathBuf)> {
+    let found = match Worker::start(
+        python,
+        &script.path,
+        script.dir.path(),
+        &settings.kfp_version,
+    )
+    .await?
+    {
+        Started::Ready(w) => return Ok((*w, python.to_path_buf())),
+        Started::Mismatch { found } => found,
+    };
+    let venv_python = pyenv::ensure_venv(
+        python,
+        found.as_deref(),
+        &settings.kfp_version,
+        &settings.requirements,
+    )
+    .await?;
+    match Worker::start(
+        &venv_python,
+        &script.path,
+        script.dir.path(),
+        &settings.kfp_version,
+    )
+    .await?
+    {
+        Started::Ready(w) => Ok((*w, venv_python)),
+        Started::Mismatch { found } => anyhow::bail!(
+            "the virtualenv's Python {} has kfp {} instead of {}",
+            venv_python.display(),
+            found.as_deref().unwrap_or("(none)"),
+            settings.kfp_version
+        ),
     }
-    unreachable!("the loop returns or fails on its second attempt")
-}
-
-struct PoolContext {
-    queue: Arc<Mutex<VecDeque<(usize, PipelineFile)>>>,
-    tx: tokio::sync::mpsc::UnboundedSender<(usize, FileResult)>,
-    python: PathBuf,
-    script_path: PathBuf,
-    tmp: PathBuf,
-    kfp_version: String,
-    timeout: Duration,
-}
-
-async fn worker_loop(mut worker: Worker, ctx: PoolContext) {
-    loop {
-        let next = ctx.queue.lock().ok().and_then(|mut q| q.pop_front());
-        let Some((idx, file)) = next else { break };
-        let req = Request {
-            id: idx as u64,
-            path: &file.path,
-            function: file.function.as_deref(),
-            timeout: ctx.timeout.as_secs_f64(),
-        };
-        let started = Instant::now();
-        let answer = worker.compile(&req, ctx.timeout).await;
-        let (result, alive) = match answer {
-            Ok(msg) => (to_result(file, msg, started.elapsed()), true),
-            Err(died) => (
-                FileResult {
-                    file,
-                    outcome: Err(error("crash", &died.to_string(), "")),
-                    output: String::new(),
-                    duration: started.elapsed(),
-                },
-                false,
-            ),
-        };
-        let _ = ctx.tx.send((idx, result));
-        if !alive {
-            // Replace the dead worker; if that fails, the other workers take the rest.
-            match Worker::start(&ctx.python, &ctx.script_path, &ctx.tmp, &ctx.kfp_version).await {
-                Ok(Started::Ready(w)) => worker = *w,
-                Ok(Started::Mismatch { .. }) => return,
-                Err(e) => {
-                    tracing::error!("cannot restart a compile worker: {e:#}");
-                    return;
-                }
-            }
-        }
-    }
-    worker.shutdown().await;
 }
 
 fn error(kind: &str, message: &str, detail: &str) -> PipelineError {
@@ -341,7 +362,11 @@ fn to_result(file: PipelineFile, msg: Message, elapsed: Duration) -> FileResult 
 }
 
 /// Two files giving the same pipeline name: both fail, each naming the other.
-fn mark_duplicate_names(results: &mut [FileResult]) {
+fn mark_duplicate_names(results: &mut [FileResult], name_from: NameFrom) {
+    let fix = match name_from {
+        NameFrom::File => "rename one of the files, or set `name_from = \"pipeline\"`",
+        NameFrom::Pipeline => "give one of them another @dsl.pipeline(name=...)",
+    };
     let mut by_name: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, r) in results.iter().enumerate() {
         by_name.entry(r.file.name.clone()).or_default().push(i);
@@ -357,11 +382,68 @@ fn mark_duplicate_names(results: &mut [FileResult]) {
             results[i].outcome = Err(error(
                 "duplicate_name",
                 &format!(
-                    "pipeline name `{name}` is also given by {}: rename one file, or set `name_from`",
+                    "pipeline name `{name}` is also given by {}: {fix}",
                     others.join(", ")
                 ),
                 "",
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(rel: &str, name: &str, ok: bool) -> FileResult {
+        FileResult {
+            file: PipelineFile {
+                path: PathBuf::from("/repo").join(rel),
+                rel: rel.to_string(),
+                name: name.to_string(),
+                function: None,
+            },
+            outcome: if ok {
+                Ok(Compiled {
+                    yaml: String::new(),
+                    function: "f".into(),
+                    pipeline_name: name.into(),
+                    display_name: None,
+                })
+            } else {
+                Err(error("syntax", "bad", ""))
+            },
+            output: String::new(),
+            duration: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn duplicate_names_fail_each_naming_the_others() {
+        let mut results = vec![
+            result("a/x_pipeline.py", "x_pipeline", true),
+            result("b/x_pipeline.py", "x_pipeline", false),
+            result("c/y_pipeline.py", "y_pipeline", true),
+        ];
+        mark_duplicate_names(&mut results, NameFrom::File);
+        let a = results[0].outcome.as_ref().expect_err("duplicate");
+        assert_eq!(a.kind, "duplicate_name");
+        assert!(a.message.contains("b/x_pipeline.py"), "{}", a.message);
+        let b = results[1].outcome.as_ref().expect_err("duplicate");
+        assert!(b.message.contains("a/x_pipeline.py"), "{}", b.message);
+        assert!(results[2].outcome.is_ok());
+    }
+
+    #[test]
+    fn worker_messages_map_to_results() {
+        let file = result("p_pipeline.py", "p_pipeline", true).file;
+        let msg: Message = serde_json::from_str(
+            r#"{"type":"error","id":0,"kind":"timeout","message":"did not finish","detail":"","output":"hi\n","duration_ms":1500}"#,
+        )
+        .expect("parse");
+        let r = to_result(file, msg, Duration::ZERO);
+        let e = r.outcome.expect_err("error");
+        assert_eq!((e.kind.as_str(), r.output.as_str()), ("timeout", "hi\n"));
+        assert_eq!(r.duration, Duration::from_millis(1500));
     }
 }

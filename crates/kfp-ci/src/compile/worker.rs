@@ -17,7 +17,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout};
 /// How long a worker may take to start and import kfp.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(180);
 /// Extra time beyond the per-file timeout before the worker itself is considered hung.
-const GUARD_SLACK: Duration = Duration::from_secs(30);
+pub(crate) const GUARD_SLACK: Duration = Duration::from_secs(30);
 /// How much of a worker's stderr is kept for error messages.
 const STDERR_KEEP: usize = 16 * 1024;
 
@@ -25,6 +25,8 @@ const STDERR_KEEP: usize = 16 * 1024;
 pub(crate) struct Request<'a> {
     pub id: u64,
     pub path: &'a Path,
+    /// The path relative to the repository root, for messages.
+    pub rel: &'a str,
     pub function: Option<&'a str>,
     pub timeout: f64,
 }
@@ -191,12 +193,8 @@ impl Worker {
         }
     }
 
-    /// Compile one file. The worker enforces `timeout` itself; the guard here catches a hung worker.
-    pub async fn compile(
-        &mut self,
-        req: &Request<'_>,
-        timeout: Duration,
-    ) -> Result<Message, WorkerDied> {
+    /// Send one request; the worker forks a child for it at once.
+    pub async fn send(&mut self, req: &Request<'_>) -> Result<(), WorkerDied> {
         let mut line = serde_json::to_string(req).map_err(|e| self.died(e.to_string()))?;
         line.push('\n');
         if let Err(e) = self.stdin.write_all(line.as_bytes()).await {
@@ -205,7 +203,12 @@ impl Worker {
         if let Err(e) = self.stdin.flush().await {
             return Err(self.died_after(e.to_string()).await);
         }
-        let guard = timeout + GUARD_SLACK;
+        Ok(())
+    }
+
+    /// The next answer, `(id, message)`. The worker enforces each file's timeout itself; `guard`
+    /// catches a worker that stopped answering.
+    pub async fn recv(&mut self, guard: Duration) -> Result<(u64, Message), WorkerDied> {
         match tokio::time::timeout(guard, self.results.next_line()).await {
             Err(_) => {
                 let _ = self.child.start_kill();
@@ -220,13 +223,13 @@ impl Worker {
                         Message::Error { id, .. } => *id,
                         _ => None,
                     };
-                    if id != Some(req.id) {
-                        let _ = self.child.start_kill();
-                        return Err(
-                            self.died(format!("answered request {id:?} instead of {}", req.id))
-                        );
+                    match id {
+                        Some(id) => Ok((id, msg)),
+                        None => {
+                            let _ = self.child.start_kill();
+                            Err(self.died(format!("answer without a request id: {text:.200}")))
+                        }
                     }
-                    Ok(msg)
                 }
                 Err(e) => {
                     let _ = self.child.start_kill();
