@@ -269,41 +269,58 @@ fn two_racing_deploys_converge_without_duplicates() {
     let ctx = TestContext::new();
     ctx.write("hello_pipeline.py", HELLO);
     ctx.write("goodbye_pipeline.py", GOODBYE);
-    let server = Server::start(&ctx.root().join("registry.db"), &["--latency-ms", "30"]);
+    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    // Both runs plan "create" for both pipelines; the proxy holds the creates, then the first
+    // uploads, until both runs have sent theirs, so they really collide.
+    let proxy = Faulty::start(
+        &server.url,
+        vec![
+            Rule {
+                method: "POST",
+                path_suffix: "/apis/v2beta1/pipelines",
+                times: 4,
+                fault: Fault::Barrier(4),
+            },
+            Rule {
+                method: "POST",
+                path_suffix: "/upload_version",
+                times: 4,
+                fault: Fault::Barrier(4),
+            },
+        ],
+    );
+    let args = [
+        "deploy",
+        "--endpoint",
+        &proxy.url,
+        "--version-tag",
+        TAG,
+        "--output",
+        "json",
+    ];
     let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(|| {
-            run(
-                &ctx,
-                &[
-                    "deploy",
-                    "--endpoint",
-                    &server.url,
-                    "--version-tag",
-                    TAG,
-                    "--output",
-                    "json",
-                ],
-            )
-        });
-        let b = s.spawn(|| {
-            run(
-                &ctx,
-                &[
-                    "deploy",
-                    "--endpoint",
-                    &server.url,
-                    "--version-tag",
-                    TAG,
-                    "--output",
-                    "json",
-                ],
-            )
-        });
+        let a = s.spawn(|| run(&ctx, &args));
+        let b = s.spawn(|| run(&ctx, &args));
         (a.join().expect("a"), b.join().expect("b"))
     });
     for out in [&a, &b] {
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     }
+    assert_eq!(proxy.count("POST", "/apis/v2beta1/pipelines"), 4);
+    assert_eq!(proxy.count("POST", "/upload_version"), 4);
+    let reasons: Vec<String> = [json(&a), json(&b)]
+        .iter()
+        .flat_map(|r| r["pipelines"].as_array().cloned().unwrap_or_default())
+        .map(|p| p["reason"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .filter(|r| r.contains("concurrent run"))
+            .count()
+            >= 2,
+        "{reasons:#?}"
+    );
     let view = kfp_client_view(&server.url, None);
     assert_eq!(view.as_object().expect("object").len(), 2, "{view:#}");
     for (name, p) in view.as_object().expect("object") {
