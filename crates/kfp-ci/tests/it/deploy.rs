@@ -664,3 +664,129 @@ fn unreachable_server_is_exit_2_with_the_endpoint_named() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("has no scheme"));
 }
+
+/// Name, description and tags of every version of every pipeline, from the official client.
+fn kfp_client_versions(url: &str) -> Value {
+    let script = r#"
+import json, sys
+import kfp
+client = kfp.Client(host=sys.argv[1])
+out = {}
+for p in client.list_pipelines(page_size=100).pipelines or []:
+    for v in client.list_pipeline_versions(p.pipeline_id, page_size=100).pipeline_versions or []:
+        out[p.name + "/" + v.name] = {"description": v.description, "tags": getattr(v, "tags", None)}
+print(json.dumps(out, sort_keys=True))
+"#;
+    let out = std::process::Command::new(python())
+        .args(["-c", script, url])
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "kfp.Client failed:\n{}",
+        text(&out.stderr)
+    );
+    let stdout = text(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect("kfp.Client JSON")
+}
+
+#[test]
+fn ci_run_provenance_reaches_the_versions_and_the_ci_outputs() {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    let outputs = ctx.root().join("github_output");
+    let out = ctx
+        .cmd()
+        .args(["deploy", "--endpoint", &server.url, "--version-tag", TAG])
+        .args(["--report-file", "out/report.json"])
+        .env("CI", "true")
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_SHA", "0123456789abcdef0123456789abcdef01234567")
+        .env("GITHUB_REF", "refs/heads/main")
+        .env("GITHUB_REF_NAME", "main")
+        .env("GITHUB_SERVER_URL", "https://github.example")
+        .env("GITHUB_REPOSITORY", "ml/pipelines")
+        .env("GITHUB_RUN_ID", "4711")
+        .env("GITHUB_OUTPUT", &outputs)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let versions = kfp_client_versions(&server.url);
+    let v = &versions[format!("hello_pipeline/{TAG}")];
+    let description = v["description"].as_str().unwrap_or_default();
+    assert!(description.starts_with("kfp-ci:"), "{description}");
+    assert!(description.contains("hello_pipeline.py"), "{description}");
+    assert!(
+        description.contains("0123456789abcdef0123456789abcdef01234567"),
+        "{description}"
+    );
+    assert!(description.contains("main"), "{description}");
+    assert!(description.contains("4711"), "{description}");
+    assert_eq!(
+        v["tags"]["git-sha"], "0123456789abcdef0123456789abcdef01234567",
+        "{v:#}"
+    );
+    assert_eq!(v["tags"]["managed-by"], "kfp-ci", "{v:#}");
+    assert_eq!(v["tags"]["run-id"], "4711", "{v:#}");
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(ctx.root().join("out/report.json")).expect("report file"),
+    )
+    .expect("report JSON");
+    assert_eq!(report["counts"]["created"], 1);
+    assert_eq!(
+        report["ci"]["commit_sha"],
+        "0123456789abcdef0123456789abcdef01234567"
+    );
+    assert!(
+        report["pipelines"][0]["mermaid"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("flowchart")),
+        "{report:#}"
+    );
+    assert!(outputs.exists(), "ci::publish wrote no $GITHUB_OUTPUT");
+}
+
+#[test]
+fn kubernetes_store_gets_dns_1123_names_with_the_readable_display_name() {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    // serve has no kubernetes store: the proxy makes its health check say so.
+    let proxy = Faulty::start(
+        &server.url,
+        vec![Rule {
+            method: "GET",
+            path_suffix: "/healthz",
+            times: 100,
+            fault: Fault::Reply(
+                200,
+                r#"{"commit_sha":"abc","tag_name":"2.17.0","multi_user":false,"pipeline_store":"kubernetes"}"#,
+            ),
+        }],
+    );
+    let out = run(
+        &ctx,
+        &[
+            "deploy",
+            "--endpoint",
+            &proxy.url,
+            "--version-tag",
+            TAG,
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(json(&out)["pipelines"][0]["name"], "hello-pipeline");
+    let view = kfp_client_view(&server.url, None);
+    assert_eq!(
+        view["hello-pipeline"]["display_name"], "hello_pipeline",
+        "{view:#}"
+    );
+    let out = run(
+        &ctx,
+        &["deploy", "--endpoint", &proxy.url, "--output", "json"],
+    );
+    assert_eq!(json(&out)["counts"]["unchanged"], 1);
+}
