@@ -790,3 +790,44 @@ fn kubernetes_store_gets_dns_1123_names_with_the_readable_display_name() {
     );
     assert_eq!(json(&out)["counts"]["unchanged"], 1);
 }
+
+#[test]
+fn older_server_gets_no_tags_and_a_version_skew_warning() {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    let proxy = Faulty::start(
+        &server.url,
+        vec![Rule {
+            method: "GET",
+            path_suffix: "/healthz",
+            times: 100,
+            fault: Fault::Reply(
+                200,
+                r#"{"commit_sha":"abc","tag_name":"2.14.3","multi_user":false,"pipeline_store":"database"}"#,
+            ),
+        }],
+    );
+    let out = run(
+        &ctx,
+        &["deploy", "--endpoint", &proxy.url, "--version-tag", TAG],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("newer than the server (2.14.3)"),
+        "{stderr}"
+    );
+    let versions = kfp_client_versions(&server.url);
+    let v = &versions[format!("hello_pipeline/{TAG}")];
+    assert!(
+        v["tags"].is_null() || v["tags"] == serde_json::json!({}),
+        "{v:#}"
+    );
+    assert!(
+        v["description"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("kfp-ci:")
+    );
+}
