@@ -5,7 +5,9 @@ Protocol (one JSON document per line):
     fd 1 itself is pointed at stderr, so nothing printed by kfp or by user code can reach the channel.
   * the first line is {"type": "ready", "kfp_version": ..., "python": ...}.
   * requests arrive on stdin: {"id": N, "path": "/abs/file.py", "function": null | "name", "timeout": S}.
-  * each request is answered by {"type": "ok", ...} or {"type": "error", ...}.
+  * each request is answered, when its child finishes, by {"type": "ok", "id": N, ...} or
+    {"type": "error", "id": N, ...}; kfp-ci keeps at most --jobs requests in flight, so up to that
+    many children compile at the same time.
 
 Each file compiles in a forked child: the parent imported kfp once, the child gets a copy of that
 interpreter and nothing else any earlier file did (module cache, sys.path, globals). The child loads the
