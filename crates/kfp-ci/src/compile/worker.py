@@ -278,6 +278,8 @@ def _compile_in_child(req, out_path):
     """Runs in the forked child. Returns the result dict."""
     path = req["path"]
     function_name = req.get("function")
+    # What the file sees of its command line, as under `kfp dsl compile --py FILE --output OUT`.
+    sys.argv = [os.path.join(os.path.dirname(sys.executable), "kfp"), "dsl", "compile", "--py", path, "--output", out_path]
     # As kfp.cli.compile_.compile_: the caching default is set before the module is imported.
     Pipeline._execution_caching_default = not CLI_OPTIONS["disable_execution_caching_by_default"]
     filename = os.path.basename(path)
@@ -618,6 +620,10 @@ def _warm_up():
     finally:
         _USED_SPECS.clear()
         sys.modules.pop("kfp_ci_warmup", None)
+        # Warnings seen during the warm-up must still be shown (once) to each file.
+        import warnings
+
+        warnings._filters_mutated()
         for p in (path, out):
             try:
                 os.unlink(p)
