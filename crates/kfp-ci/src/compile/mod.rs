@@ -1,8 +1,9 @@
 //! The compile engine: Python workers that import kfp once and fork per file.
 //!
 //! [`compile_pipelines`] is discovery plus compile: it finds the pipeline files
-//! ([`crate::discover`]), starts `settings.jobs` workers (the embedded `worker.py`), sends each file
-//! to the next free worker and collects one [`FileResult`] per file, in discovery order. A file that
+//! ([`crate::discover`]), starts one Python worker (the embedded `worker.py`: it imports kfp once
+//! and forks a child per file), keeps up to `settings.jobs` files in flight and collects one
+//! [`FileResult`] per file, in discovery order. A file that
 //! fails never stops the others; only a broken environment (no Python, no kfp and no way to
 //! install it) is an `Err`.
 //!

@@ -5,7 +5,9 @@ Protocol (one JSON document per line):
     fd 1 itself is pointed at stderr, so nothing printed by kfp or by user code can reach the channel.
   * the first line is {"type": "ready", "kfp_version": ..., "python": ...}.
   * requests arrive on stdin: {"id": N, "path": "/abs/file.py", "function": null | "name", "timeout": S}.
-  * each request is answered by {"type": "ok", ...} or {"type": "error", ...}.
+  * each request is answered, when its child finishes, by {"type": "ok", "id": N, ...} or
+    {"type": "error", "id": N, ...}; kfp-ci keeps at most --jobs requests in flight, so up to that
+    many children compile at the same time.
 
 Each file compiles in a forked child: the parent imported kfp once, the child gets a copy of that
 interpreter and nothing else any earlier file did (module cache, sys.path, globals). The child loads the
@@ -276,6 +278,8 @@ def _compile_in_child(req, out_path):
     """Runs in the forked child. Returns the result dict."""
     path = req["path"]
     function_name = req.get("function")
+    # What the file sees of its command line, as under `kfp dsl compile --py FILE --output OUT`.
+    sys.argv = [os.path.join(os.path.dirname(sys.executable), "kfp"), "dsl", "compile", "--py", path, "--output", out_path]
     # As kfp.cli.compile_.compile_: the caching default is set before the module is imported.
     Pipeline._execution_caching_default = not CLI_OPTIONS["disable_execution_caching_by_default"]
     filename = os.path.basename(path)
@@ -616,6 +620,10 @@ def _warm_up():
     finally:
         _USED_SPECS.clear()
         sys.modules.pop("kfp_ci_warmup", None)
+        # Warnings seen during the warm-up must still be shown (once) to each file.
+        import warnings
+
+        warnings._filters_mutated()
         for p in (path, out):
             try:
                 os.unlink(p)
