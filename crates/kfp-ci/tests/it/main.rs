@@ -1,3 +1,4 @@
 //! One integration-test binary: the real `kfp-ci` binary, the real kfp SDK, real HTTP on loopback.
 
 mod common;
+mod serve;
