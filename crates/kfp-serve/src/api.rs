@@ -32,11 +32,13 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::internal(format!("request task failed: {e}")))?
 }
 
-/// Query parameters, last value wins (as Go's `r.URL.Query().Get` takes the first: rare enough).
+/// Query parameters; the first value of a repeated key wins, as Go's `r.URL.Query().Get`.
 pub fn query_map(raw: Option<String>) -> HashMap<String, String> {
-    url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
-        .into_owned()
-        .collect()
+    let mut map = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        map.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+    }
+    map
 }
 
 pub fn path_param<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
