@@ -9,6 +9,7 @@
 //! The library prints nothing: it logs through `tracing`.
 
 mod api;
+mod archive;
 mod error;
 mod list;
 mod store;

@@ -14,6 +14,7 @@ use kfp_api::wire::limits;
 
 use crate::AppState;
 use crate::api::{blocking, namespace, query_map, validate_tags};
+use crate::archive;
 use crate::error::ApiError;
 use crate::store::{self, NewPipeline, NewVersion};
 
@@ -123,20 +124,25 @@ fn spec_text(file: &UploadFile, context: &str) -> Result<String, ApiError> {
         return String::from_utf8(file.bytes.clone())
             .map_err(|_| bad(context, format!("file {name:?} is not UTF-8 text")));
     }
-    if file.bytes.starts_with(b"PK") || file.bytes.starts_with(&[0x1f, 0x8b]) {
+    let extracted = if archive::is_zip(&file.bytes) {
+        archive::from_zip(&file.bytes)
+    } else if archive::is_tar_gz(&file.bytes) {
+        archive::from_tar_gz(&file.bytes)
+    } else {
         return Err(bad(
             context,
             format!(
-                "file {name:?} is a zip or tar.gz archive: kfp-ci serve reads only YAML files (.yaml, .yml, .json); upload the pipeline YAML itself"
+                "unexpected format of file {name:?}: the filename must end in .yaml, .yml or .json, or the file be a .zip or .tar.gz archive"
             ),
         ));
-    }
-    Err(bad(
-        context,
-        format!(
-            "unexpected format of file {name:?}: the filename must end in .yaml, .yml or .json (or be a .zip/.tar.gz archive)"
-        ),
-    ))
+    };
+    let bytes = extracted.map_err(|e| bad(context, format!("file {name:?}: {e}")))?;
+    String::from_utf8(bytes).map_err(|_| {
+        bad(
+            context,
+            format!("the pipeline in archive {name:?} is not UTF-8 text"),
+        )
+    })
 }
 
 /// Validate the spec and return the JSON text to store (the server form, protojson numbers).

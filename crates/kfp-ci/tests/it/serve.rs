@@ -950,3 +950,73 @@ fn default_database_is_in_the_repository() {
         "*\n"
     );
 }
+
+/// `.zip` and `.tar.gz` packages made by Python's zipfile/tarfile: `pipeline.yaml` wins, else
+/// the first entry, which must be YAML.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archives_are_read_like_the_real_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&db_in(&dir), &[]);
+    let spec_path = dir.path().join("spec.yaml");
+    std::fs::write(&spec_path, compiled_spec()).expect("spec");
+    let script = r#"
+import sys, tarfile, zipfile
+d, spec = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(f"{d}/named.zip", "w", zipfile.ZIP_DEFLATED) as z:
+    z.writestr("README.md", "not the pipeline")
+    z.write(spec, "pipeline.yaml")
+with zipfile.ZipFile(f"{d}/first.zip", "w", zipfile.ZIP_STORED) as z:
+    z.write(spec, "my_pipeline.yml")
+    z.writestr("other.txt", "x")
+with zipfile.ZipFile(f"{d}/bad.zip", "w") as z:
+    z.writestr("notes.txt", "x")
+with tarfile.open(f"{d}/named.tar.gz", "w:gz") as t:
+    t.add(spec, "docs.txt")
+    t.add(spec, "pipeline.yaml")
+with tarfile.open(f"{d}/first.tgz", "w:gz") as t:
+    t.add(spec, "a/very/" + "long/" * 30 + "first.yaml")
+with tarfile.open(f"{d}/bad.tar.gz", "w:gz") as t:
+    t.add(spec, "spec.txt")
+"#;
+    let status = Command::new(python())
+        .args(["-c", script])
+        .arg(dir.path())
+        .arg(&spec_path)
+        .status()
+        .expect("python");
+    assert!(status.success());
+    let c = http();
+    for (file, expected) in [
+        ("named.zip", StatusCode::OK),
+        ("first.zip", StatusCode::OK),
+        ("bad.zip", StatusCode::BAD_REQUEST),
+        ("named.tar.gz", StatusCode::OK),
+        ("first.tgz", StatusCode::OK),
+        ("bad.tar.gz", StatusCode::BAD_REQUEST),
+    ] {
+        let bytes = std::fs::read(dir.path().join(file)).expect("archive");
+        let resp = c
+            .post(format!("{}{API}/pipelines/upload", server.url))
+            .query(&[("name", file)])
+            .multipart(file_form(file, bytes))
+            .send()
+            .await
+            .expect("upload");
+        let status = resp.status();
+        let body: Value = resp.json().await.expect("json");
+        assert_eq!(status, expected, "{file}: {body}");
+        if status == StatusCode::OK {
+            let pid = body["pipeline_id"].as_str().expect("id");
+            let (_, versions) =
+                get_json(&c, &format!("{}{API}/pipelines/{pid}/versions", server.url)).await;
+            let spec = &versions["pipeline_versions"][0]["pipeline_spec"];
+            assert_eq!(spec["pipelineInfo"]["name"], json!("load-test"), "{file}");
+        } else {
+            let message = body["error_message"].as_str().unwrap_or_default();
+            assert!(
+                message.contains("Expecting a pipeline.yaml file"),
+                "{file}: {message}"
+            );
+        }
+    }
+}
