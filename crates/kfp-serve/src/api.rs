@@ -391,7 +391,8 @@ pub async fn patch_pipeline(
         validate_tags(tags).map_err(|e| ApiError::invalid(format!("Invalid input error: {e}")))?;
     }
     let display = body.display_name.filter(|d| !d.is_empty());
-    let tags = body.tags.filter(|t| !t.is_empty());
+    // Present tags replace the old ones; `{}` clears them (as later KFP releases do).
+    let tags = body.tags;
     let p = blocking(&state, move |s| {
         s.write(|tx| {
             pipeline_or_404(tx, &id)?;
@@ -467,7 +468,8 @@ pub async fn patch_version(
         validate_tags(tags).map_err(|e| ApiError::invalid(format!("Invalid input error: {e}")))?;
     }
     let display = body.display_name.filter(|d| !d.is_empty());
-    let tags = body.tags.filter(|t| !t.is_empty());
+    // Present tags replace the old ones; `{}` clears them (as later KFP releases do).
+    let tags = body.tags;
     let v = blocking(&state, move |s| {
         s.write(|tx| {
             version_or_404(tx, &pid, &vid)?;

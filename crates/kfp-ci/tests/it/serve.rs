@@ -1020,3 +1020,77 @@ with tarfile.open(f"{d}/bad.tar.gz", "w:gz") as t:
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patch_changes_display_name_and_tags() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&db_in(&dir), &[]);
+    let c = http();
+    let (_, p) = upload(
+        &c,
+        &server.url,
+        &[("name", "patched"), ("tags", r#"{"team":"ml"}"#)],
+    )
+    .await;
+    assert_eq!(p["tags"], json!({"team": "ml"}));
+    let pid = p["pipeline_id"].as_str().expect("id");
+    let (_, versions) =
+        get_json(&c, &format!("{}{API}/pipelines/{pid}/versions", server.url)).await;
+    assert!(
+        versions["pipeline_versions"][0].get("tags").is_none(),
+        "upload tags are the pipeline's"
+    );
+    let vid = versions["pipeline_versions"][0]["pipeline_version_id"]
+        .as_str()
+        .expect("vid");
+    let patched: Value = c
+        .patch(format!("{}{API}/pipelines/{pid}", server.url))
+        .json(&json!({"display_name": "Patched", "tags": {"env": "prod"}}))
+        .send()
+        .await
+        .expect("patch")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(patched["display_name"], json!("Patched"));
+    assert_eq!(patched["name"], json!("patched"), "name is the identity");
+    assert_eq!(patched["tags"], json!({"env": "prod"}));
+    let cleared: Value = c
+        .patch(format!("{}{API}/pipelines/{pid}", server.url))
+        .json(&json!({"tags": {}}))
+        .send()
+        .await
+        .expect("patch")
+        .json()
+        .await
+        .expect("json");
+    assert!(cleared.get("tags").is_none(), "{cleared}");
+    assert_eq!(cleared["display_name"], json!("Patched"));
+    let v: Value = c
+        .patch(format!(
+            "{}{API}/pipelines/{pid}/versions/{vid}",
+            server.url
+        ))
+        .json(&json!({"displayName": "v-display", "tags": {"spec-sha": "c1-abc"}}))
+        .send()
+        .await
+        .expect("patch version")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(v["display_name"], json!("v-display"));
+    assert_eq!(v["tags"], json!({"spec-sha": "c1-abc"}));
+    // The tag is filterable.
+    let filter =
+        r#"{"predicates":[{"operation":"EQUALS","key":"tags.spec-sha","string_value":"c1-abc"}]}"#;
+    let (_, found) = get_json(
+        &c,
+        &format!(
+            "{}{API}/pipelines/{pid}/versions?filter={}",
+            server.url,
+            url::form_urlencoded::byte_serialize(filter.as_bytes()).collect::<String>()
+        ),
+    )
+    .await;
+    assert_eq!(found["total_size"], json!(1), "{found}");
+}
