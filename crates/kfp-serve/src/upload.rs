@@ -14,6 +14,7 @@ use kfp_api::wire::limits;
 
 use crate::AppState;
 use crate::api::{blocking, namespace, query_map, validate_tags};
+use crate::archive;
 use crate::error::ApiError;
 use crate::store::{self, NewPipeline, NewVersion};
 
@@ -22,8 +23,7 @@ const READ_SPEC: &str = "Failed to read a pipeline spec file";
 const CREATE_BOTH: &str = "Failed to create a pipeline and a pipeline version";
 const CREATE_VERSION: &str = "Failed to create a pipeline version";
 
-/// After this many bytes of an oversized body, stop draining it and answer anyway.
-const MAX_DRAIN: u64 = 256 << 20;
+use crate::MAX_DRAIN;
 
 fn bad(context: &str, cause: impl std::fmt::Display) -> ApiError {
     ApiError::upload(StatusCode::BAD_REQUEST, format!("{context}: {cause}"))
@@ -36,7 +36,12 @@ struct UploadFile {
 }
 
 /// Read the first `uploadfile` part that has a filename; drain everything else.
-async fn read_upload(req: Request, missing: &str) -> Result<UploadFile, ApiError> {
+/// `missing` and `unreadable` are the route's generic texts for a missing and a bad file.
+async fn read_upload(
+    req: Request,
+    missing: &str,
+    unreadable: &str,
+) -> Result<UploadFile, ApiError> {
     let mut multipart = Multipart::from_request(req, &())
         .await
         .map_err(|e| {
@@ -96,7 +101,7 @@ async fn read_upload(req: Request, missing: &str) -> Result<UploadFile, ApiError
     }
     if let Some(name) = oversized {
         return Err(bad(
-            READ_SPEC,
+            unreadable,
             format!(
                 "file {name:?} exceeds the maximum upload size of {} bytes (32 MiB)",
                 limits::MAX_UPLOAD_BYTES
@@ -111,35 +116,41 @@ async fn read_upload(req: Request, missing: &str) -> Result<UploadFile, ApiError
     })
 }
 
-/// The file's text by the real server's rules: the filename decides the format.
-fn spec_text(file: &UploadFile) -> Result<String, ApiError> {
+/// The file's text by the real server's rules: the filename decides the format. `context` is the
+/// route's generic error text.
+fn spec_text(file: &UploadFile, context: &str) -> Result<String, ApiError> {
     let name = &file.name;
     if name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json") {
         return String::from_utf8(file.bytes.clone())
-            .map_err(|_| bad(READ_SPEC, format!("file {name:?} is not UTF-8 text")));
+            .map_err(|_| bad(context, format!("file {name:?} is not UTF-8 text")));
     }
-    if file.bytes.starts_with(b"PK") || file.bytes.starts_with(&[0x1f, 0x8b]) {
+    let extracted = if archive::is_zip(&file.bytes) {
+        archive::from_zip(&file.bytes)
+    } else if archive::is_tar_gz(&file.bytes) {
+        archive::from_tar_gz(&file.bytes)
+    } else {
         return Err(bad(
-            READ_SPEC,
+            context,
             format!(
-                "file {name:?} is a zip or tar.gz archive: kfp-ci serve reads only YAML files (.yaml, .yml, .json); upload the pipeline YAML itself"
+                "unexpected format of file {name:?}: the filename must end in .yaml, .yml or .json, or the file be a .zip or .tar.gz archive"
             ),
         ));
-    }
-    Err(bad(
-        READ_SPEC,
-        format!(
-            "unexpected format of file {name:?}: the filename must end in .yaml, .yml or .json (or be a .zip/.tar.gz archive)"
-        ),
-    ))
+    };
+    let bytes = extracted.map_err(|e| bad(context, format!("file {name:?}: {e}")))?;
+    String::from_utf8(bytes).map_err(|_| {
+        bad(
+            context,
+            format!("the pipeline in archive {name:?} is not UTF-8 text"),
+        )
+    })
 }
 
 /// Validate the spec and return the JSON text to store (the server form, protojson numbers).
-fn stored_spec(file: &UploadFile) -> Result<String, ApiError> {
-    let text = spec_text(file)?;
+fn stored_spec(file: &UploadFile, context: &str) -> Result<String, ApiError> {
+    let text = spec_text(file, context)?;
     let docs = spec::parse_spec(&text).map_err(|e| {
         let message = match e {
-            spec::SpecError::Yaml(_) => format!("{READ_SPEC}: file {:?}: {e}", file.name),
+            spec::SpecError::Yaml(_) => format!("{context}: file {:?}: {e}", file.name),
             other => format!("Invalid input error: {other}"),
         };
         ApiError::upload(StatusCode::BAD_REQUEST, message)
@@ -184,8 +195,8 @@ async fn upload_pipeline_inner(
     req: Request,
 ) -> Result<kfp_api::wire::Pipeline, ApiError> {
     let q = query_map(req.uri().query().map(str::to_string));
-    let file = read_upload(req, READ_FILE).await?;
-    let spec = stored_spec(&file)?;
+    let file = read_upload(req, READ_FILE, READ_SPEC).await?;
+    let spec = stored_spec(&file, READ_SPEC)?;
     let name = nonempty(&q, "name")
         .or_else(|| nonempty(&q, "display_name"))
         .cloned()
@@ -213,14 +224,15 @@ async fn upload_pipeline_inner(
         namespace: ns,
         tags,
     };
-    // The first version carries the pipeline's own name, display name and description.
+    // The first version carries the pipeline's own name, display name and description (the
+    // tags are the pipeline's only).
     let version = NewVersion {
         name: pipeline.name.clone(),
         display_name: pipeline.display_name.clone(),
         description: pipeline.description.clone(),
         code_source_url: q.get("code_source_url").cloned().unwrap_or_default(),
         spec,
-        tags: pipeline.tags.clone(),
+        tags: BTreeMap::new(),
     };
     blocking(&state, move |s| {
         s.write(|tx| {
@@ -242,8 +254,8 @@ async fn upload_version_inner(
     req: Request,
 ) -> Result<kfp_api::wire::PipelineVersion, ApiError> {
     let q = query_map(req.uri().query().map(str::to_string));
-    let file = read_upload(req, CREATE_VERSION).await?;
-    let spec = stored_spec(&file)?;
+    let file = read_upload(req, CREATE_VERSION, CREATE_VERSION).await?;
+    let spec = stored_spec(&file, CREATE_VERSION)?;
     let pipeline_id = nonempty(&q, "pipelineid").cloned().ok_or_else(|| {
         bad(
             CREATE_VERSION,

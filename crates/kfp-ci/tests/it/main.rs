@@ -4,3 +4,4 @@ mod common;
 mod compile;
 mod deploy;
 mod faulty;
+mod serve;
