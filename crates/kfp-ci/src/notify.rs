@@ -257,11 +257,11 @@ pub fn message(report: &Report, topic: &str) -> Message {
     let mut head = String::new();
     let _ = writeln!(
         head,
-        "**{} compiled · {} uploaded** ({} created, {} new versions) · {} unchanged · **{} failed**",
+        "**{} compiled · {} uploaded** ({} created, {}) · {} unchanged · **{} failed**",
         c.compiled,
         c.uploaded(),
         c.created,
-        c.updated,
+        crate::ci::new_versions(c.updated),
         c.unchanged,
         c.failed
     );
