@@ -2,4 +2,6 @@
 
 mod ci;
 mod common;
+mod deploy;
+mod faulty;
 mod ntfy_server;
