@@ -935,3 +935,208 @@ fn init_never_overwrites_without_force_and_keeps_an_existing_config() {
     );
     assert!(!ctx.root().join("kfp-ci.toml").exists());
 }
+
+// ---------------------------------------------------------------------------------------------
+// `kfp-ci deploy` inside a simulated Gitea job, against `kfp-ci serve`, then the notify job.
+
+const TRAIN: &str = r#"from kfp import dsl
+
+
+@dsl.component(base_image="python:3.11-slim")
+def load(rows: int) -> int:
+    return rows
+
+
+@dsl.component(base_image="python:3.11-slim")
+def train(rows: int) -> str:
+    return f"model trained on {rows} rows"
+
+
+@dsl.pipeline(name="train-pipeline")
+def train_pipeline(rows: int = 100):
+    data = load(rows=rows)
+    train(rows=data.output)
+"#;
+
+const SCORE: &str = r#"from kfp import dsl
+
+
+@dsl.component(base_image="python:3.11-slim")
+def score(n: int) -> int:
+    return n
+
+
+@dsl.pipeline(name="score-pipeline")
+def score_pipeline(n: int = 2):
+    with dsl.ParallelFor([1, 2]) as item:
+        score(n=item)
+"#;
+
+/// Snapshot filters for a deploy against `kfp-ci serve`: ports, ids, hashes, times, versions.
+fn deploy_snapshot_settings(ctx: &TestContext) -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    let root = ctx.root().display().to_string();
+    let escaped: String = root
+        .chars()
+        .flat_map(|c| {
+            let special = "\\.+*?()|[]{}^$#&-~".contains(c);
+            special
+                .then_some('\\')
+                .into_iter()
+                .chain(std::iter::once(c))
+        })
+        .collect();
+    s.add_filter(&escaped, "[REPO]");
+    s.add_filter(r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]");
+    s.add_filter(
+        r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+        "[UUID]",
+    );
+    s.add_filter(r"c1-[0-9a-f]{40}", "[HASH]");
+    s.add_filter(r#""duration_ms":\d+"#, r#""duration_ms":[MS]"#);
+    s.add_filter(r#""started_at":"[^"]+""#, r#""started_at":"[TIME]""#);
+    s.add_filter(
+        r#""kfp_ci_version":"[^"]+""#,
+        r#""kfp_ci_version":"[VERSION]""#,
+    );
+    s.add_filter(
+        r#""server_version":"[^"]+""#,
+        r#""server_version":"[VERSION]""#,
+    );
+    s.add_filter(r#""detail":"(\\.|[^"\\])*""#, r#""detail":"[DETAIL]""#);
+    s
+}
+
+#[test]
+fn deploy_in_gitea_then_the_notify_job() {
+    let ctx = TestContext::new();
+    ctx.write("pipelines/train_pipeline.py", TRAIN);
+    ctx.write("pipelines/score_pipeline.py", SCORE);
+    ctx.write(
+        "pipelines/broken_pipeline.py",
+        "from kfp import dsl\nimport module_that_does_not_exist\n",
+    );
+    ctx.write(
+        "kfp-ci.toml",
+        "[ci]\nserver_url = \"https://git.example.com\"\n",
+    );
+    let server = crate::common::Server::start(&ctx.root().join("registry.db"), &[]);
+    let ntfy = NtfyServer::start(Auth::Token(TOKEN.into()));
+    // The runner creates both files empty before the step.
+    let github_output = ctx.write("runner/output", "");
+    let step_summary = ctx.write("runner/summary", "");
+
+    let mut cmd = ctx.cmd();
+    gitea_env(&mut cmd, &format!("{}/api/v1", ntfy.url));
+    let out = cmd
+        .args(["deploy", "--endpoint", &server.url])
+        .args(["--version-tag", "v20261124-120000"])
+        .args(["--ui-url", "https://kfp.example.com"])
+        .env("GITHUB_OUTPUT", &github_output)
+        .env("GITHUB_STEP_SUMMARY", &step_summary)
+        .env("KFP_CI_NTFY_URL", format!("{}/kfp-deploys", ntfy.url))
+        .env("NTFY_TOKEN", TOKEN)
+        .output()
+        .expect("run deploy");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "one pipeline fails:\n{err}");
+    assert!(!err.contains(TOKEN));
+
+    // The outputs file: act-parsable, exact.
+    let outputs_text = std::fs::read_to_string(&github_output).expect("outputs");
+    let outputs = parse_act_outputs(&outputs_text);
+    assert_eq!(outputs["compiled"], "2");
+    assert_eq!(outputs["uploaded"], "2");
+    assert_eq!(outputs["unchanged"], "0");
+    assert_eq!(outputs["failed"], "1");
+    assert_eq!(outputs["version_tag"], "v20261124-120000");
+    assert_eq!(outputs["failed_names"], "broken_pipeline");
+    let report: Report = serde_json::from_str(&outputs["report"]).expect("report JSON");
+    let ci = report.ci.as_ref().expect("ci info");
+    assert_eq!(ci.platform, "gitea");
+    // Gitea 1.25 (from /api/v1/version): run number; public server URL from kfp-ci.toml.
+    assert_eq!(
+        ci.run_url.as_deref(),
+        Some("https://git.example.com/ml-team/pipelines/actions/runs/42")
+    );
+    deploy_snapshot_settings(&ctx).bind(|| {
+        insta::assert_snapshot!("deploy_in_gitea_github_output", outputs_text);
+    });
+
+    // The step summary: the table, the failure, and a Mermaid graph per uploaded pipeline.
+    let summary = std::fs::read_to_string(&step_summary).expect("summary");
+    assert_eq!(
+        summary.matches("```mermaid\nflowchart TD\n").count(),
+        2,
+        "{summary}"
+    );
+    assert!(
+        summary.contains("subgraph"),
+        "ParallelFor as a subgraph:\n{summary}"
+    );
+    assert!(summary.contains("| `broken_pipeline` |"), "{summary}");
+    deploy_snapshot_settings(&ctx).bind(|| {
+        insta::assert_snapshot!("deploy_in_gitea_step_summary", summary);
+    });
+
+    // The deploy's own notification.
+    let sent = ntfy.accepted();
+    assert_eq!(sent.len(), 1, "{:?}", ntfy.requests());
+    assert_eq!(
+        sent[0].authorization.as_deref(),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+    let from_deploy = sent[0].json();
+    assert_eq!(
+        from_deploy["title"],
+        "ml-team/pipelines: deploy failed: 1 failed, 2 uploaded, 0 unchanged"
+    );
+    assert_eq!(
+        from_deploy["click"],
+        "https://git.example.com/ml-team/pipelines/actions/runs/42"
+    );
+
+    // The notify job, from the deploy job's outputs, sends the same notification.
+    let mut cmd = ctx.cmd();
+    gitea_env(&mut cmd, &format!("{}/api/v1", ntfy.url));
+    let out = cmd
+        .arg("notify")
+        .env("KFP_CI_REPORT", &outputs["report"])
+        .env("KFP_CI_JOB_STATUS", "failure")
+        .env("KFP_CI_NTFY_URL", format!("{}/kfp-deploys", ntfy.url))
+        .env("NTFY_TOKEN", TOKEN)
+        .output()
+        .expect("run notify");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sent = ntfy.accepted();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[1].json(), from_deploy);
+
+    // Redeploy: nothing changed, so `notify.on = change` sends nothing, and the outputs say so.
+    let github_output = ctx.write("runner/output2", "");
+    let mut cmd = ctx.cmd();
+    gitea_env(&mut cmd, &format!("{}/api/v1", ntfy.url));
+    std::fs::remove_file(ctx.root().join("pipelines/broken_pipeline.py")).expect("rm");
+    let out = cmd
+        .args(["deploy", "--endpoint", &server.url, "--notify-on", "change"])
+        .env("GITHUB_OUTPUT", &github_output)
+        .env("KFP_CI_NTFY_URL", format!("{}/kfp-deploys", ntfy.url))
+        .env("NTFY_TOKEN", TOKEN)
+        .output()
+        .expect("run deploy");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let outputs = parse_act_outputs(&std::fs::read_to_string(&github_output).expect("outputs"));
+    assert_eq!(
+        (
+            outputs["uploaded"].as_str(),
+            outputs["unchanged"].as_str(),
+            outputs["failed_names"].as_str()
+        ),
+        ("0", "2", "")
+    );
+    assert_eq!(
+        ntfy.accepted().len(),
+        2,
+        "no notification for an unchanged deploy"
+    );
+}
