@@ -290,4 +290,7 @@ pub struct DoctorCmd {
     pub target: TargetArgs,
     #[command(flatten)]
     pub notify: NotifyArgs,
+    /// Seconds to wait for a TCP connection before calling the endpoint unreachable
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    pub connect_timeout: f64,
 }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use kfp_ci::ci::{CiInfo, Destinations, publish_to};
 use kfp_ci::report::{Action, Counts, PipelineError, PipelineReport, Report, Status, TargetInfo};
@@ -1139,4 +1140,94 @@ fn deploy_in_gitea_then_the_notify_job() {
         2,
         "no notification for an unchanged deploy"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// `kfp-ci doctor`
+
+#[test]
+fn doctor_checks_endpoint_token_namespace_and_ntfy() {
+    let ctx = TestContext::new();
+    let token = "serve-token-0123456789";
+    let server = crate::common::Server::start(&ctx.root().join("registry.db"), &["--token", token]);
+    let ntfy = NtfyServer::start(Auth::Open);
+    let doctor = |token: &str, ntfy_url: &str| {
+        ctx.cmd()
+            .args(["doctor", "--endpoint", &server.url, "--namespace", "team-a"])
+            .env("KF_PIPELINES_TOKEN", token)
+            .env("KFP_CI_NTFY_URL", format!("{ntfy_url}/kfp-deploys"))
+            .output()
+            .expect("run doctor")
+    };
+    let out = doctor(token, &ntfy.url);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let marks: Vec<&str> = err.lines().map(|l| &l[..4]).collect();
+    assert_eq!(marks, ["ok  "; 5], "{err}");
+    assert!(err.contains("healthz: "), "{err}");
+    assert!(err.contains("credentials accepted"), "{err}");
+    assert!(err.contains("namespace team-a visible"), "{err}");
+    assert!(
+        err.contains("/ healthy; topic kfp-deploys without credentials"),
+        "{err}"
+    );
+    assert!(!err.contains(token));
+
+    let wrong = "not-the-serve-token-42";
+    let out = doctor(wrong, &closed_port_url());
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("FAIL  healthz: credentials rejected"), "{err}");
+    assert!(
+        err.contains("hint: the server rejected the credentials"),
+        "{err}"
+    );
+    assert!(err.contains("FAIL  ntfy http://127.0.0.1:"), "{err}");
+    assert!(err.contains("connection refused"), "{err}");
+    assert!(!err.contains(wrong), "{err}");
+}
+
+/// A loopback listener whose accept queue is full: new connections get no SYN-ACK, like a
+/// NetworkPolicy that drops packets. The returned values must stay alive.
+fn black_hole() -> (std::net::TcpListener, Vec<std::net::TcpStream>, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind("127.0.0.1:0".parse().expect("addr"))
+            .expect("bind");
+        socket.listen(1).expect("listen").into_std().expect("std")
+    });
+    let addr = listener.local_addr().expect("addr");
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(stream) => held.push(stream),
+            Err(_) => return (listener, held, format!("http://{addr}")),
+        }
+    }
+    panic!("the accept queue never filled up");
+}
+
+#[test]
+fn doctor_names_the_networkpolicy_on_a_connect_timeout() {
+    let ctx = TestContext::new();
+    let (_listener, _held, url) = black_hole();
+    let out = ctx
+        .cmd()
+        .args(["doctor", "--connect-timeout", "1", "--endpoint", &url])
+        .output()
+        .expect("run doctor");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("connect timeout after 1 s"), "{err}");
+    assert!(err.contains("NetworkPolicy"), "{err}");
+    assert!(
+        err.contains("apply deploy/networkpolicy-allow-gitea-ingress.yaml"),
+        "{err}"
+    );
+    assert!(err.contains("skip  healthz, token, namespace"), "{err}");
 }
