@@ -753,6 +753,8 @@ fn init_gitea_writes_a_valid_safe_workflow() {
             .expect("endpoint")
             .contains("http://ml-pipeline.kubeflow.svc.cluster.local:8888")
     );
+    // Only the notify job notifies, so a configured ntfy URL never sends twice.
+    assert_eq!(deploy_step["env"]["KFP_CI_NO_NOTIFY"], "true");
     let install = steps[1]["run"].as_str().expect("install");
     assert!(install.contains("kfp==${KFP_VERSION}"));
     assert_eq!(w["env"]["KFP_VERSION"], "2.17.0");
