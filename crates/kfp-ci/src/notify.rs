@@ -393,17 +393,15 @@ fn view(label: &str, url: &str) -> ViewAction {
     }
 }
 
-/// At most `max` bytes, cut on a UTF-8 boundary, with `…` when cut.
+/// At most `max` bytes, cut on a UTF-8 boundary (a clipped line ends abruptly but stays valid).
 fn clip(text: &str, max: usize) -> &str {
     if text.len() <= max {
         return text;
     }
-    let mut end = max.saturating_sub('…'.len_utf8());
+    let mut end = max;
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    // Callers that need the ellipsis get it from the item count; a clipped line ends abruptly
-    // but stays valid UTF-8.
     &text[..end]
 }
 
