@@ -1142,6 +1142,40 @@ fn deploy_in_gitea_then_the_notify_job() {
         2,
         "no notification for an unchanged deploy"
     );
+
+    // The generated workflow's deploy step: KFP_CI_NO_NOTIFY leaves notifying to the notify job,
+    // even with an ntfy URL in the configuration.
+    ctx.write(
+        "kfp-ci.toml",
+        &format!(
+            "[ci]\nserver_url = \"https://git.example.com\"\n[notify.ntfy]\nurl = \"{}/kfp-deploys\"\n",
+            ntfy.url
+        ),
+    );
+    ctx.write("pipelines/train_pipeline.py", &TRAIN.replace("100", "200"));
+    let mut cmd = ctx.cmd();
+    gitea_env(&mut cmd, &format!("{}/api/v1", ntfy.url));
+    let out = cmd
+        .args(["deploy", "--endpoint", &server.url])
+        .env("KFP_CI_NO_NOTIFY", "true")
+        .env("NTFY_TOKEN", TOKEN)
+        .output()
+        .expect("run deploy");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(ntfy.accepted().len(), 2, "KFP_CI_NO_NOTIFY sends nothing");
+    let mut cmd = ctx.cmd();
+    gitea_env(&mut cmd, &format!("{}/api/v1", ntfy.url));
+    let out = cmd
+        .args(["deploy", "--endpoint", &server.url, "--force"])
+        .env("NTFY_TOKEN", TOKEN)
+        .output()
+        .expect("run deploy");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        ntfy.accepted().len(),
+        3,
+        "the configured URL is used otherwise"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
