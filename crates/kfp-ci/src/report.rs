@@ -33,6 +33,21 @@ pub struct Report {
     pub started_at: String,
     pub duration_ms: u64,
     pub dry_run: bool,
+    /// Where the time went (plan and deploy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timings: Option<Timings>,
+}
+
+/// Milliseconds per phase of a plan or deploy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Timings {
+    /// Discovery and compile.
+    pub compile_ms: u64,
+    /// Health check, lookups and plan (overlaps compile: the health check runs alongside it).
+    pub plan_ms: u64,
+    /// Uploads, deletes, pruning.
+    pub apply_ms: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -89,7 +89,11 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
             keep_versions,
             upload_jobs,
         };
+        let apply_started = Instant::now();
         let outcomes = apply::apply(&prepared.client, &prepared.items, &opts).await;
+        if let Some(t) = &mut report.timings {
+            t.apply_ms = apply_started.elapsed().as_millis() as u64;
+        }
         for (p, o) in report.pipelines.iter_mut().zip(outcomes) {
             p.status = o.status;
             if o.pipeline_id.is_some() {

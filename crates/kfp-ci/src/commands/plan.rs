@@ -66,7 +66,13 @@ pub(super) async fn prepare(
     let target = target::resolve(target_args, loaded)?;
     let (client, embedded) = connect(&target).await?;
 
-    let health = client.healthz().await.map_err(|e| {
+    // Compile while the server answers the health check.
+    let compile_started = Instant::now();
+    let (health, compiled) = tokio::join!(client.healthz(), async {
+        let c = compile_all(compile, loaded).await;
+        (c, compile_started.elapsed())
+    });
+    let health = health.map_err(|e| {
         let hint = e
             .hint(client.auth().is_configured())
             .map(|h| format!("\nhint: {h}"))
@@ -77,6 +83,9 @@ pub(super) async fn prepare(
             e.server_message()
         )
     })?;
+    let (compiled, compile_time) = compiled;
+    let compiled = compiled?;
+    let plan_started = Instant::now();
     let server_version = server_version(&health);
     tracing::info!(
         "KFP {} at {} (multi-user: {}, store: {})",
@@ -104,7 +113,6 @@ pub(super) async fn prepare(
         ui_url: target.ui_url.clone(),
     });
 
-    let compiled = compile_all(compile, loaded).await?;
     report.kfp_version = compiled.kfp_version.clone();
     report.counts.discovered = compiled.discovered;
     report.counts.compiled = compiled.pipelines.iter().filter(|p| p.yaml.is_ok()).count();
@@ -136,6 +144,11 @@ pub(super) async fn prepare(
         .collect();
     let remotes = apply::fetch_remote(&client, &locals, &target.namespace).await;
     let items = plan::plan(locals, remotes, force);
+    report.timings = Some(crate::report::Timings {
+        compile_ms: compile_time.as_millis() as u64,
+        plan_ms: plan_started.elapsed().as_millis() as u64,
+        apply_ms: 0,
+    });
     Ok(Prepared {
         target,
         client,

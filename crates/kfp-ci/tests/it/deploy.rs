@@ -226,6 +226,7 @@ fn one_edited_pipeline_gets_exactly_one_new_version() {
             ".pipelines[].pipeline_id" => "[ID]",
             ".pipelines[].spec_hash" => "[HASH]",
             ".ci" => "[CI]",
+            ".timings" => "[TIMINGS]",
         });
     });
 
@@ -627,4 +628,22 @@ fn dry_run_force_keep_versions_and_links() {
         view["hello_pipeline"]["versions"],
         serde_json::json!(["v3", "v4"])
     );
+}
+
+#[test]
+fn unreachable_server_is_exit_2_with_the_endpoint_named() {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endpoint = format!("http://{}/pipeline", listener.local_addr().expect("addr"));
+    drop(listener);
+    let out = run(&ctx, &["plan", "--endpoint", &endpoint]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(&endpoint), "{stderr}");
+    assert!(stderr.contains("hint:"), "{stderr}");
+    // No scheme: refused, nothing guessed.
+    let out = run(&ctx, &["plan", "--endpoint", "ml-pipeline.kubeflow:8888"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("has no scheme"));
 }
