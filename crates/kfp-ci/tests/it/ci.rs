@@ -79,6 +79,7 @@ fn sample_report() -> Report {
         started_at: "2026-11-24T12:00:00Z".into(),
         duration_ms: 4200,
         dry_run: false,
+        ..Report::default()
     }
 }
 
@@ -996,7 +997,7 @@ fn deploy_snapshot_settings(ctx: &TestContext) -> insta::Settings {
         "[UUID]",
     );
     s.add_filter(r"c1-[0-9a-f]{40}", "[HASH]");
-    s.add_filter(r#""duration_ms":\d+"#, r#""duration_ms":[MS]"#);
+    s.add_filter(r#""([a-z_]+_ms)":\d+"#, r#""$1":[MS]"#);
     s.add_filter(r#""started_at":"[^"]+""#, r#""started_at":"[TIME]""#);
     s.add_filter(
         r#""kfp_ci_version":"[^"]+""#,
