@@ -1268,3 +1268,77 @@ fn doctor_names_the_networkpolicy_on_a_connect_timeout() {
     );
     assert!(err.contains("skip  healthz, token, namespace"), "{err}");
 }
+
+#[test]
+fn deploy_in_gitlab_writes_the_dotenv_report() {
+    let ctx = TestContext::new();
+    ctx.write("pipelines/train_pipeline.py", TRAIN);
+    let server = crate::common::Server::start(&ctx.root().join("registry.db"), &[]);
+    let out = ctx
+        .cmd()
+        .args(["deploy", "--endpoint", &server.url, "--no-notify"])
+        .args(["--version-tag", "v20261124-120000"])
+        .env("GITLAB_CI", "true")
+        .env("CI", "true")
+        .env("CI_SERVER_URL", "https://gitlab.example.com")
+        .env("CI_PROJECT_PATH", "ml/pipelines")
+        .env("CI_COMMIT_SHA", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b")
+        .env("CI_COMMIT_REF_NAME", "main")
+        .env("CI_PIPELINE_ID", "991")
+        .env("CI_PIPELINE_IID", "17")
+        .env(
+            "CI_PIPELINE_URL",
+            "https://gitlab.example.com/ml/pipelines/-/pipelines/991",
+        )
+        .env("GITLAB_USER_LOGIN", "bob")
+        .env_remove("KFP_CI_DOTENV")
+        .env_remove("ACT")
+        .output()
+        .expect("run deploy");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The default dotenv file, as `artifacts: reports: dotenv: kfp-ci.env` expects it.
+    let dotenv =
+        std::fs::read_to_string(ctx.root().join(kfp_ci::ci::DEFAULT_DOTENV)).expect("dotenv");
+    let vars: BTreeMap<&str, &str> = dotenv
+        .lines()
+        .map(|l| l.split_once('=').expect("KEY=value"))
+        .collect();
+    assert_eq!(
+        vars.keys().copied().collect::<Vec<_>>(),
+        [
+            "KFP_CI_COMPILED",
+            "KFP_CI_FAILED",
+            "KFP_CI_FAILED_NAMES",
+            "KFP_CI_REPORT",
+            "KFP_CI_UNCHANGED",
+            "KFP_CI_UPLOADED",
+            "KFP_CI_VERSION_TAG"
+        ]
+    );
+    assert_eq!(vars["KFP_CI_UPLOADED"], "1");
+    assert_eq!(vars["KFP_CI_VERSION_TAG"], "v20261124-120000");
+    assert!(dotenv.len() < 5000);
+    let report: Report = serde_json::from_str(vars["KFP_CI_REPORT"]).expect("report");
+    let ci = report.ci.expect("ci");
+    assert_eq!(ci.platform, "gitlab");
+    assert_eq!(ci.actor.as_deref(), Some("bob"));
+    assert_eq!(
+        ci.run_url.as_deref(),
+        Some("https://gitlab.example.com/ml/pipelines/-/pipelines/991")
+    );
+    assert!(!ctx.root().join("runner").exists());
+}
+
+#[test]
+fn a_413_is_explained_and_not_retried() {
+    let ntfy = NtfyServer::start(Auth::Open);
+    ntfy.script(&[Scripted::TooLarge, Scripted::TooLarge]);
+    let ctx = TestContext::new();
+    let report = write_report(&ctx, &sample_report());
+    let out = notify_cmd(&ctx, &ntfy.url, &report).output().expect("run");
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(ntfy.requests().len(), 1);
+    assert!(err.contains("HTTP 413 code 41303"), "{err}");
+    assert!(err.contains("larger than the server accepts"), "{err}");
+}
