@@ -532,8 +532,9 @@ pub async fn publish(target: &NtfyTarget, message: &Message) -> Result<Sent> {
                     "request failed to"
                 };
                 last = Some(anyhow::anyhow!(
-                    "{what} ntfy at {}: {}",
+                    "{what} ntfy at {} ({} attempts): {}",
                     target.base,
+                    attempt + 1,
                     redact(&error_chain(&err))
                 ));
                 continue;

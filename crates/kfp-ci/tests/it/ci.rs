@@ -445,6 +445,7 @@ fn ntfy_down_is_a_warning_unless_required() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("notification not sent"), "{err}");
     assert!(err.contains("cannot connect to ntfy at"), "{err}");
+    assert!(err.contains("(3 attempts)"), "{err}");
 
     let out = notify_cmd(&ctx, &down, &report)
         .arg("--notify-required")
