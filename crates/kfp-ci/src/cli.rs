@@ -202,6 +202,9 @@ pub struct NotifyArgs {
     /// Fail when the notification cannot be sent
     #[arg(long)]
     pub notify_required: bool,
+    /// When to notify: always (default), failure, or change (uploads and failures)
+    #[arg(long, value_name = "WHEN", env = "KFP_CI_NOTIFY_ON")]
+    pub notify_on: Option<String>,
     /// Link to the CI run (overrides the detected one)
     #[arg(long, value_name = "URL", env = "KFP_CI_RUN_URL")]
     pub run_url: Option<String>,
@@ -275,8 +278,9 @@ pub struct NotifyCmd {
     /// The deploy's JSON report (default: the `report` output exported by the deploy job, from env)
     #[arg(long, value_name = "PATH")]
     pub report_file: Option<PathBuf>,
-    /// Result of the deploy job as the CI saw it (success, failure, cancelled, skipped)
-    #[arg(long, value_name = "RESULT")]
+    /// Result of the deploy job as the CI saw it (success, failure, cancelled, skipped), e.g.
+    /// `${{ needs.compile-and-upload.result }}`
+    #[arg(long, value_name = "RESULT", env = "KFP_CI_JOB_STATUS")]
     pub job_status: Option<String>,
 }
 

@@ -198,6 +198,129 @@ pub fn repo_root(cwd: &Path) -> PathBuf {
     cwd.to_path_buf()
 }
 
+/// The default `include` glob.
+pub const DEFAULT_INCLUDE: &str = "**/*_pipeline.py";
+/// The default `kfp_version` pin.
+pub const DEFAULT_KFP_VERSION: &str = "2.17.0";
+/// The default per-file compile timeout, in seconds.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 120;
+
+/// Everything discovery and the compile engine need, resolved from flags > environment >
+/// configuration file > defaults. Built by [`CompileSettings::resolve`]; used by
+/// [`crate::compile::compile_pipelines`].
+#[derive(Debug, Clone)]
+pub struct CompileSettings {
+    /// Repository root (absolute): globs, `functions` keys and report paths are relative to it.
+    pub root: PathBuf,
+    /// Files or directories to search (absolute); empty means the root.
+    pub paths: Vec<PathBuf>,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub max_depth: Option<usize>,
+    pub name_from: NameFrom,
+    /// File (relative to the root, `/`-separated) → the `@dsl.pipeline` function to compile.
+    pub functions: BTreeMap<String, String>,
+    /// The interpreter asked for (`--python`, `KFP_CI_PYTHON`, config `python`); `None` = `python3`.
+    pub python: Option<PathBuf>,
+    pub kfp_version: String,
+    /// Extra packages installed into the cached virtualenv, if kfp-ci creates one.
+    pub requirements: Vec<String>,
+    pub jobs: usize,
+    pub timeout: std::time::Duration,
+}
+
+impl CompileSettings {
+    /// Resolve the discovery and compile settings of one run. Relative CLI paths are relative to
+    /// the current directory, relative paths in the configuration file to the repository root.
+    pub fn resolve(args: &crate::cli::CompileArgs, loaded: &LoadedConfig) -> Result<Self> {
+        let cwd = std::env::current_dir().context("cannot read the current directory")?;
+        let root = std::path::absolute(&loaded.root)
+            .with_context(|| format!("invalid repository root {}", loaded.root.display()))?;
+        let config = &loaded.config;
+        let source = loaded
+            .path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the defaults".to_string());
+
+        let paths = args
+            .paths
+            .iter()
+            .map(|p| {
+                let abs = cwd.join(p);
+                if !abs.exists() {
+                    anyhow::bail!("path {} does not exist", p.display());
+                }
+                Ok(abs)
+            })
+            .collect::<Result<Vec<_>>>()?;
+
+        let include = if !args.include.is_empty() {
+            args.include.clone()
+        } else {
+            config
+                .include
+                .clone()
+                .unwrap_or_else(|| vec![DEFAULT_INCLUDE.to_string()])
+        };
+        let mut exclude = config.exclude.clone().unwrap_or_default();
+        exclude.extend(args.exclude.iter().cloned());
+        for (key, globs) in [("include", &include), ("exclude", &exclude)] {
+            for glob in globs {
+                crate::discover::glob(glob).with_context(|| {
+                    format!("invalid `{key}` glob {glob:?} (from the command line or {source})")
+                })?;
+            }
+        }
+
+        let jobs = match args.jobs.or(config.jobs) {
+            Some(0) => anyhow::bail!("`jobs` must be at least 1"),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        };
+        let timeout = match args.timeout.or(config.timeout) {
+            Some(0) => anyhow::bail!("`timeout` must be at least 1 second"),
+            Some(n) => n,
+            None => DEFAULT_TIMEOUT_SECS,
+        };
+        let python = match (&args.python, &config.python) {
+            (Some(p), _) => Some(p.clone()),
+            // A path in the configuration file is relative to the repository root; a bare
+            // name (`python3.11`) is looked up on PATH.
+            (None, Some(p)) if p.components().count() > 1 => Some(root.join(p)),
+            (None, Some(p)) => Some(p.clone()),
+            (None, None) => None,
+        };
+        let kfp_version = config
+            .kfp_version
+            .clone()
+            .unwrap_or_else(|| DEFAULT_KFP_VERSION.to_string());
+        if kfp_version.trim().is_empty() || kfp_version.contains(char::is_whitespace) {
+            anyhow::bail!("`kfp_version` in {source} must be a version such as \"2.17.0\"");
+        }
+        let functions = config
+            .functions
+            .iter()
+            .map(|(k, v)| (k.trim_start_matches("./").replace('\\', "/"), v.clone()))
+            .collect();
+
+        Ok(CompileSettings {
+            root,
+            paths,
+            include,
+            exclude,
+            max_depth: args.max_depth.or(config.max_depth),
+            name_from: args.name_from.or(config.name_from).unwrap_or_default(),
+            functions,
+            python,
+            kfp_version,
+            requirements: config.requirements.clone().unwrap_or_default(),
+            jobs,
+            timeout: std::time::Duration::from_secs(timeout),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

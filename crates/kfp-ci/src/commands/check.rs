@@ -1,6 +1,8 @@
+//! `kfp-ci check`: `compile` that writes nothing (laptops, pre-commit).
+
 use crate::cli::{CheckCmd, GlobalArgs};
 use crate::status::ExitStatus;
 
-pub async fn run(_cmd: CheckCmd, _global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
-    anyhow::bail!("`kfp-ci check` is not implemented yet")
+pub async fn run(cmd: CheckCmd, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
+    super::compile::run_compile(&cmd.compile, None, cmd.output, global).await
 }

@@ -1,6 +1,241 @@
-use crate::cli::{CompileCmd, GlobalArgs};
+//! `kfp-ci compile` (and, writing nothing, `kfp-ci check`): discover, compile, print one line per
+//! pipeline and a summary, write `OUT_DIR/<name>.yaml`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::cli::{CompileArgs, CompileCmd, GlobalArgs, OutputFormat};
+use crate::compile::{CompileRun, FileResult, compile_pipelines_with};
+use crate::report::{Action, Counts, PipelineReport, REPORT_SCHEMA, Report, Status};
+use crate::settings::{self, CompileSettings};
 use crate::status::ExitStatus;
 
-pub async fn run(_cmd: CompileCmd, _global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
-    anyhow::bail!("`kfp-ci compile` is not implemented yet")
+/// The default output directory, relative to the repository root.
+pub const DEFAULT_OUT_DIR: &str = "dist/pipelines";
+
+pub async fn run(cmd: CompileCmd, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
+    run_compile(&cmd.compile, Some(cmd.out_dir), cmd.output, global).await
+}
+
+/// Shared by `compile` (`out_dir = Some(..)`) and `check` (`None`: write nothing).
+pub(super) async fn run_compile(
+    args: &CompileArgs,
+    out_dir: Option<Option<PathBuf>>,
+    output: OutputFormat,
+    global: &GlobalArgs,
+) -> anyhow::Result<ExitStatus> {
+    let started_at = jiff::Timestamp::now();
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let loaded = settings::load(global.config.as_deref(), &cwd)?;
+    let settings = CompileSettings::resolve(args, &loaded)?;
+    let out_dir = out_dir.map(|flag| match flag {
+        Some(dir) => cwd.join(dir),
+        None => settings.root.join(
+            loaded
+                .config
+                .out_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_OUT_DIR)),
+        ),
+    });
+    let command = if out_dir.is_some() {
+        "compile"
+    } else {
+        "check"
+    };
+
+    let verbose = global.verbose > 0;
+    let quiet = global.quiet;
+    let bar = (crate::logging::show_progress() && !quiet && !verbose).then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} compiling [{bar:30}] {pos}/{len}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    });
+    let mut on_result = |result: &FileResult, done: usize, total: usize| {
+        let text = render_line(result, verbose);
+        match &bar {
+            Some(bar) => {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+                if !(quiet && result.outcome.is_ok()) {
+                    bar.println(text.trim_end());
+                }
+            }
+            None => {
+                if !(quiet && result.outcome.is_ok()) {
+                    eprint!("{text}");
+                }
+            }
+        }
+    };
+    let run = compile_pipelines_with(&settings, &mut on_result).await;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let mut run = run?;
+
+    if let Some(dir) = &out_dir {
+        write_outputs(&mut run, dir)?;
+    }
+
+    let failed = run.failed();
+    if output == OutputFormat::Json {
+        let report = build_report(&run, command, started_at);
+        let mut stdout = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut stdout, &report)?;
+        writeln!(stdout)?;
+    }
+    if !quiet || failed > 0 {
+        eprintln!("{}", summary(&run, command, out_dir.as_deref(), &cwd));
+    }
+    Ok(if failed > 0 {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    })
+}
+
+/// Write each compiled pipeline to `dir/<name>.yaml`; a file that cannot be written fails.
+fn write_outputs(run: &mut CompileRun, dir: &std::path::Path) -> anyhow::Result<()> {
+    if run.compiled() == 0 {
+        return Ok(());
+    }
+    fs_err::create_dir_all(dir).with_context(|| "cannot create the output directory")?;
+    for result in &mut run.results {
+        if let Ok(compiled) = &result.outcome {
+            let path = dir.join(format!("{}.yaml", result.file.name));
+            if let Err(e) = fs_err::write(&path, &compiled.yaml) {
+                result.outcome = Err(crate::report::PipelineError {
+                    kind: "write".into(),
+                    message: format!("cannot write {}: {e}", path.display()),
+                    detail: String::new(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One line (plus, on failure or with -v, the captured output and traceback tail).
+fn render_line(result: &FileResult, verbose: bool) -> String {
+    let secs = result.duration.as_secs_f64();
+    let mut out = match &result.outcome {
+        Ok(c) => {
+            let function = if verbose {
+                format!(" [{}]", c.function)
+            } else {
+                String::new()
+            };
+            format!(
+                "  ok      {} ({}{function}) {secs:.2}s\n",
+                result.file.name, result.file.rel
+            )
+        }
+        Err(e) => format!(
+            "  FAILED  {} ({}): {}: {}\n",
+            result.file.name, result.file.rel, e.kind, e.message
+        ),
+    };
+    let failed = result.outcome.is_err();
+    if (failed || verbose) && !result.output.trim().is_empty() {
+        out.push_str(&boxed(
+            &format!("output of {}", result.file.rel),
+            &result.output,
+        ));
+    }
+    if verbose
+        && let Err(e) = &result.outcome
+        && !e.detail.trim().is_empty()
+    {
+        out.push_str(&boxed("traceback (tail)", &e.detail));
+    }
+    crate::redact::redact(&out)
+}
+
+fn boxed(title: &str, body: &str) -> String {
+    let mut s = format!("    ----- {title} -----\n");
+    for line in body.trim_end().lines() {
+        s.push_str("    ");
+        s.push_str(line);
+        s.push('\n');
+    }
+    s.push_str("    -----\n");
+    s
+}
+
+fn summary(
+    run: &CompileRun,
+    command: &str,
+    out_dir: Option<&std::path::Path>,
+    cwd: &std::path::Path,
+) -> String {
+    let secs = run.duration.as_secs_f64();
+    if run.discovered == 0 {
+        return "no pipeline files found (include globs, PATHs and max_depth decide where kfp-ci looks; see docs/compile.md)".to_string();
+    }
+    let failed = run.failed();
+    let verb = if command == "compile" {
+        "compiled"
+    } else {
+        "checked"
+    };
+    let mut s = format!(
+        "{verb} {} of {} pipeline{} in {secs:.2}s with kfp {}",
+        run.compiled(),
+        run.discovered,
+        if run.discovered == 1 { "" } else { "s" },
+        run.kfp_version
+    );
+    if let Some(dir) = out_dir
+        && run.compiled() > 0
+    {
+        let shown = dir.strip_prefix(cwd).unwrap_or(dir);
+        s.push_str(&format!(" → {}", shown.display()));
+    }
+    if failed > 0 {
+        s.push_str(&format!("; {failed} failed"));
+    }
+    s
+}
+
+fn build_report(run: &CompileRun, command: &str, started_at: jiff::Timestamp) -> Report {
+    let pipelines = run
+        .results
+        .iter()
+        .map(|r| PipelineReport {
+            name: r.file.name.clone(),
+            file: r.file.rel.clone(),
+            action: Action::Compiled,
+            status: if r.outcome.is_ok() {
+                Status::Done
+            } else {
+                Status::Failed
+            },
+            error: r.outcome.as_ref().err().cloned(),
+            ..Default::default()
+        })
+        .collect();
+    Report {
+        schema: REPORT_SCHEMA,
+        kfp_ci_version: env!("CARGO_PKG_VERSION").to_string(),
+        command: command.to_string(),
+        kfp_version: (!run.kfp_version.is_empty()).then(|| run.kfp_version.clone()),
+        counts: Counts {
+            discovered: run.discovered,
+            compiled: run.compiled(),
+            failed: run.failed(),
+            ..Default::default()
+        },
+        pipelines,
+        started_at: started_at.to_string(),
+        duration_ms: run.duration.as_millis() as u64,
+        ..Default::default()
+    }
 }

@@ -1,1 +1,367 @@
 //! The compile engine: Python workers that import kfp once and fork per file.
+//!
+//! [`compile_pipelines`] is discovery plus compile: it finds the pipeline files
+//! ([`crate::discover`]), starts `settings.jobs` workers (the embedded `worker.py`), sends each file
+//! to the next free worker and collects one [`FileResult`] per file, in discovery order. A file that
+//! fails never stops the others; only a broken environment (no Python, no kfp and no way to
+//! install it) is an `Err`.
+//!
+//! Exactness: the worker loads and compiles each file with kfp's own functions, the way
+//! `kfp dsl compile --py FILE --output OUT` does, so the YAML is byte-identical to it (under the
+//! same `PYTHONHASHSEED`; the workers use 0). Embedded archives get fixed gzip and tar timestamps.
+
+mod worker;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+pub use crate::discover::PipelineFile;
+use crate::report::PipelineError;
+pub use crate::settings::CompileSettings;
+use crate::{cli::NameFrom, discover, pyenv};
+use worker::{Message, Request, Script, Started, Worker};
+
+/// The worker script, embedded in the binary.
+pub(crate) const WORKER_PY: &str = include_str!("worker.py");
+
+/// What one `compile_pipelines` run produced.
+#[derive(Debug, Clone)]
+pub struct CompileRun {
+    /// The kfp SDK version the workers imported.
+    pub kfp_version: String,
+    /// The Python interpreter used (the cached venv's, when one was needed).
+    pub python: PathBuf,
+    /// Number of pipeline files discovered (= `results.len()`).
+    pub discovered: usize,
+    /// One result per discovered file, sorted by `file.rel`.
+    pub results: Vec<FileResult>,
+    /// Wall time of discovery and compile.
+    pub duration: Duration,
+}
+
+impl CompileRun {
+    pub fn compiled(&self) -> usize {
+        self.results.iter().filter(|r| r.outcome.is_ok()).count()
+    }
+    pub fn failed(&self) -> usize {
+        self.results.len() - self.compiled()
+    }
+}
+
+/// The outcome for one file.
+#[derive(Debug, Clone)]
+pub struct FileResult {
+    pub file: PipelineFile,
+    pub outcome: Result<Compiled, PipelineError>,
+    /// Everything the file printed (stdout and stderr, interleaved) while it loaded and compiled.
+    pub output: String,
+    pub duration: Duration,
+}
+
+/// A compiled pipeline.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    /// The YAML exactly as `kfp dsl compile` writes it (one or two documents).
+    pub yaml: String,
+    /// The function that was compiled (its name in the module).
+    pub function: String,
+    /// `pipelineInfo.name` in the spec (the `@dsl.pipeline` name, sanitised by kfp).
+    pub pipeline_name: String,
+    /// `pipelineInfo.displayName`, when set.
+    pub display_name: Option<String>,
+}
+
+/// Discover and compile: see the module documentation.
+pub async fn compile_pipelines(settings: &CompileSettings) -> Result<CompileRun> {
+    compile_pipelines_with(settings, &mut |_, _, _| {}).await
+}
+
+/// [`compile_pipelines`], calling `on_result(result, done, total)` as each file finishes
+/// (in completion order), for progress output.
+pub async fn compile_pipelines_with(
+    settings: &CompileSettings,
+    on_result: &mut (dyn FnMut(&FileResult, usize, usize) + Send),
+) -> Result<CompileRun> {
+    let started = Instant::now();
+    let files = discover::discover(settings)?;
+    for key in settings.functions.keys() {
+        if !files.iter().any(|f| &f.rel == key) {
+            tracing::warn!(
+                "`functions` names {key}, which is not among the discovered pipeline files"
+            );
+        }
+    }
+    let total = files.len();
+    let python = pyenv::interpreter(settings.python.as_deref());
+    if files.is_empty() {
+        return Ok(CompileRun {
+            kfp_version: String::new(),
+            python,
+            discovered: 0,
+            results: vec![],
+            duration: started.elapsed(),
+        });
+    }
+    let script = Script::write().context("cannot write the compile worker script")?;
+    let jobs = settings.jobs.clamp(1, total);
+    let (workers, python) = start_workers(settings, &python, &script, jobs).await?;
+    let kfp_version = workers
+        .first()
+        .map(|w| w.kfp_version.clone())
+        .unwrap_or_default();
+    tracing::debug!(
+        "{} compile workers: {} (Python {}, kfp {kfp_version})",
+        workers.len(),
+        python.display(),
+        workers
+            .first()
+            .map(|w| w.python_version.as_str())
+            .unwrap_or("?")
+    );
+
+    let queue: Arc<Mutex<VecDeque<(usize, PipelineFile)>>> =
+        Arc::new(Mutex::new(files.iter().cloned().enumerate().collect()));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, FileResult)>();
+    let mut tasks = Vec::new();
+    for w in workers {
+        let ctx = PoolContext {
+            queue: queue.clone(),
+            tx: tx.clone(),
+            python: python.clone(),
+            script_path: script.path.clone(),
+            tmp: script.dir.path().to_path_buf(),
+            kfp_version: settings.kfp_version.clone(),
+            timeout: settings.timeout,
+        };
+        tasks.push(tokio::spawn(worker_loop(w, ctx)));
+    }
+    drop(tx);
+
+    let mut slots: Vec<Option<FileResult>> = vec![None; total];
+    let mut done = 0;
+    while let Some((idx, mut result)) = rx.recv().await {
+        if settings.name_from == NameFrom::Pipeline
+            && let Ok(c) = &result.outcome
+        {
+            result.file.name = c.pipeline_name.clone();
+        }
+        done += 1;
+        on_result(&result, done, total);
+        slots[idx] = Some(result);
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    drop(script);
+
+    let mut results: Vec<FileResult> = slots
+        .into_iter()
+        .zip(files)
+        .map(|(slot, file)| {
+            slot.unwrap_or_else(|| FileResult {
+                file,
+                outcome: Err(error(
+                    "crash",
+                    "no compile worker was left to compile it (see the errors above)",
+                    "",
+                )),
+                output: String::new(),
+                duration: Duration::ZERO,
+            })
+        })
+        .collect();
+    mark_duplicate_names(&mut results);
+    Ok(CompileRun {
+        kfp_version,
+        python,
+        discovered: total,
+        results,
+        duration: started.elapsed(),
+    })
+}
+
+/// Start `jobs` workers with the configured interpreter; if it lacks the pinned kfp, with the
+/// cached venv's.
+async fn start_workers(
+    settings: &CompileSettings,
+    python: &std::path::Path,
+    script: &Script,
+    jobs: usize,
+) -> Result<(Vec<Worker>, PathBuf)> {
+    let mut python = python.to_path_buf();
+    for attempt in 0..2 {
+        let starts = (0..jobs).map(|_| {
+            Worker::start(
+                &python,
+                &script.path,
+                script.dir.path(),
+                &settings.kfp_version,
+            )
+        });
+        let mut workers = Vec::new();
+        let mut mismatch = None;
+        for started in futures_util::future::join_all(starts).await {
+            match started? {
+                Started::Ready(w) => workers.push(*w),
+                Started::Mismatch { found } => mismatch = Some(found),
+            }
+        }
+        let Some(found) = mismatch else {
+            return Ok((workers, python));
+        };
+        for w in workers {
+            w.shutdown().await;
+        }
+        if attempt > 0 {
+            anyhow::bail!(
+                "the virtualenv's Python {} still has kfp {} instead of {}",
+                python.display(),
+                found.as_deref().unwrap_or("(none)"),
+                settings.kfp_version
+            );
+        }
+        python = pyenv::ensure_venv(
+            &python,
+            found.as_deref(),
+            &settings.kfp_version,
+            &settings.requirements,
+        )
+        .await?;
+    }
+    unreachable!("the loop returns or fails on its second attempt")
+}
+
+struct PoolContext {
+    queue: Arc<Mutex<VecDeque<(usize, PipelineFile)>>>,
+    tx: tokio::sync::mpsc::UnboundedSender<(usize, FileResult)>,
+    python: PathBuf,
+    script_path: PathBuf,
+    tmp: PathBuf,
+    kfp_version: String,
+    timeout: Duration,
+}
+
+async fn worker_loop(mut worker: Worker, ctx: PoolContext) {
+    loop {
+        let next = ctx.queue.lock().ok().and_then(|mut q| q.pop_front());
+        let Some((idx, file)) = next else { break };
+        let req = Request {
+            id: idx as u64,
+            path: &file.path,
+            function: file.function.as_deref(),
+            timeout: ctx.timeout.as_secs_f64(),
+        };
+        let started = Instant::now();
+        let answer = worker.compile(&req, ctx.timeout).await;
+        let (result, alive) = match answer {
+            Ok(msg) => (to_result(file, msg, started.elapsed()), true),
+            Err(died) => (
+                FileResult {
+                    file,
+                    outcome: Err(error("crash", &died.to_string(), "")),
+                    output: String::new(),
+                    duration: started.elapsed(),
+                },
+                false,
+            ),
+        };
+        let _ = ctx.tx.send((idx, result));
+        if !alive {
+            // Replace the dead worker; if that fails, the other workers take the rest.
+            match Worker::start(&ctx.python, &ctx.script_path, &ctx.tmp, &ctx.kfp_version).await {
+                Ok(Started::Ready(w)) => worker = *w,
+                Ok(Started::Mismatch { .. }) => return,
+                Err(e) => {
+                    tracing::error!("cannot restart a compile worker: {e:#}");
+                    return;
+                }
+            }
+        }
+    }
+    worker.shutdown().await;
+}
+
+fn error(kind: &str, message: &str, detail: &str) -> PipelineError {
+    PipelineError {
+        kind: kind.to_string(),
+        message: message.to_string(),
+        detail: detail.to_string(),
+    }
+}
+
+fn to_result(file: PipelineFile, msg: Message, elapsed: Duration) -> FileResult {
+    match msg {
+        Message::Ok {
+            yaml,
+            function,
+            pipeline_name,
+            display_name,
+            output,
+            duration_ms,
+            ..
+        } => FileResult {
+            file,
+            outcome: Ok(Compiled {
+                yaml,
+                function,
+                pipeline_name,
+                display_name,
+            }),
+            output,
+            duration: Duration::from_millis(duration_ms),
+        },
+        Message::Error {
+            kind,
+            message,
+            detail,
+            output,
+            duration_ms,
+            ..
+        } => FileResult {
+            file,
+            outcome: Err(error(&kind, &message, &detail)),
+            output,
+            duration: Duration::from_millis(duration_ms),
+        },
+        other => FileResult {
+            file,
+            outcome: Err(error(
+                "crash",
+                &format!("unexpected answer from the compile worker: {other:?}"),
+                "",
+            )),
+            output: String::new(),
+            duration: elapsed,
+        },
+    }
+}
+
+/// Two files giving the same pipeline name: both fail, each naming the other.
+fn mark_duplicate_names(results: &mut [FileResult]) {
+    let mut by_name: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, r) in results.iter().enumerate() {
+        by_name.entry(r.file.name.clone()).or_default().push(i);
+    }
+    for indices in by_name.values().filter(|v| v.len() > 1) {
+        for &i in indices {
+            let others: Vec<String> = indices
+                .iter()
+                .filter(|&&j| j != i)
+                .map(|&j| results[j].file.rel.clone())
+                .collect();
+            let name = results[i].file.name.clone();
+            results[i].outcome = Err(error(
+                "duplicate_name",
+                &format!(
+                    "pipeline name `{name}` is also given by {}: rename one file, or set `name_from`",
+                    others.join(", ")
+                ),
+                "",
+            ));
+        }
+    }
+}

@@ -1,3 +1,6 @@
 //! One integration-test binary: the real `kfp-ci` binary, the real kfp SDK, real HTTP on loopback.
 
+mod ci;
 mod common;
+mod compile;
+mod ntfy_server;

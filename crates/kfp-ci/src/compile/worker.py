@@ -1,0 +1,538 @@
+"""kfp-ci compile worker (embedded in the kfp-ci binary, written to a temp file, run as `python -u -B`).
+
+Protocol (one JSON document per line):
+  * results go to the worker's *original* stdout, which is duplicated to a private fd at start-up;
+    fd 1 itself is pointed at stderr, so nothing printed by kfp or by user code can reach the channel.
+  * the first line is {"type": "ready", "kfp_version": ..., "python": ...}.
+  * requests arrive on stdin: {"id": N, "path": "/abs/file.py", "function": null | "name", "timeout": S}.
+  * each request is answered by {"type": "ok", ...} or {"type": "error", ...}.
+
+Each file compiles in a forked child: the parent imported kfp once, the child gets a copy of that
+interpreter and nothing else any earlier file did (module cache, sys.path, globals). The child loads the
+file the way `kfp dsl compile` does (kfp.cli.compile_: the file's directory first on sys.path,
+`__import__(stem)`) and compiles it with `kfp.compiler.Compiler().compile`, so the bytes are the same.
+The child's stdout/stderr (fds 1 and 2, so subprocesses too) go to a capture file, returned with the result.
+"""
+
+import gc
+import json
+import os
+import select
+import signal
+import struct
+import sys
+import time
+import traceback
+
+# The result channel: a private copy of the stdout pipe; fd 1 now writes to stderr.
+_RESULT_FD = os.dup(1)
+os.dup2(2, 1)
+_CHANNEL = os.fdopen(_RESULT_FD, "w", encoding="utf-8", buffering=1)
+
+# The worker's own directory (a temp dir) is not something `kfp dsl compile` has on sys.path.
+if sys.path and sys.path[0] == os.path.dirname(os.path.abspath(__file__)):
+    del sys.path[0]
+
+TMPDIR = sys.argv[1] if len(sys.argv) > 1 else "/tmp"
+MAX_OUTPUT = 64 * 1024
+TRACEBACK_LINES = 20
+
+
+def send(msg):
+    _CHANNEL.write(json.dumps(msg) + "\n")
+    _CHANNEL.flush()
+
+
+# The pin: check the installed kfp version before paying for `import kfp`.
+EXPECTED_KFP = sys.argv[2] if len(sys.argv) > 2 else ""
+if EXPECTED_KFP:
+    import importlib.metadata
+
+    try:
+        _found = importlib.metadata.version("kfp")
+    except importlib.metadata.PackageNotFoundError:
+        _found = None
+    if _found != EXPECTED_KFP:
+        send({"type": "mismatch", "found": _found, "python": sys.executable})
+        sys.exit(0)
+
+try:
+    import logging
+
+    import kfp
+    from kfp import compiler
+    from kfp.cli import compile_ as kfp_compile_cli
+    from kfp.dsl import pipeline_context
+    from kfp.dsl.pipeline_context import Pipeline
+except BaseException as e:  # noqa: BLE001 - reported to kfp-ci, which explains what to install
+    send({"type": "fatal", "message": f"cannot import kfp: {type(e).__name__}: {e}"})
+    sys.exit(3)
+
+try:  # kfp-kubernetes is optional; importing it here once saves every file that uses it the time
+    import kfp.kubernetes  # noqa: F401
+except Exception:  # noqa: BLE001
+    pass
+
+KFP_DIR = os.path.dirname(os.path.abspath(kfp.__file__))
+
+# `kfp dsl compile` configures logging like this before it runs (kfp/cli/__main__.py).
+logging.basicConfig(format="%(message)s", level=logging.INFO)
+
+
+def _resolve_cli_options():
+    """The options `kfp dsl compile` would take from the environment, resolved by its own click command."""
+    opts = {
+        "disable_execution_caching_by_default": False,
+        "disable_type_check": False,
+        "pipeline_parameters": None,
+    }
+    try:
+        ctx = kfp_compile_cli.compile_.make_context(
+            "compile",
+            ["--py", os.path.abspath(__file__), "--output", "unused.yaml"],
+            auto_envvar_prefix="KFP_DSL_COMPILE",
+        )
+        for key in opts:
+            if key in ctx.params:
+                opts[key] = ctx.params[key]
+    except BaseException as e:  # noqa: BLE001
+        sys.stderr.write(f"kfp-ci worker: cannot read kfp's compile options from the environment: {e}\n")
+    return opts
+
+
+CLI_OPTIONS = _resolve_cli_options()
+
+# Which pipelines are used as a step of another pipeline: every task added to a pipeline records
+# its component spec; a pipeline whose spec was used is not a root.
+_USED_SPECS = []
+_original_add_task = pipeline_context.Pipeline.add_task
+
+
+def _recording_add_task(self, task, *args, **kwargs):
+    spec = getattr(task, "component_spec", None)
+    if spec is not None:
+        _USED_SPECS.append(spec)
+    return _original_add_task(self, task, *args, **kwargs)
+
+
+pipeline_context.Pipeline.add_task = _recording_add_task
+
+
+def _deterministic_archives():
+    """Embedded archives (__KFP_EMBEDDED_ARCHIVE_B64) carry a gzip timestamp and file owners and
+    times: fix them so the same source gives the same bytes on every run and machine."""
+    import gzip
+    import tarfile
+
+    original_compress = gzip.compress
+
+    def compress(data, compresslevel=9, *, mtime=None):
+        return original_compress(data, compresslevel, mtime=0 if mtime is None else mtime)
+
+    gzip.compress = compress
+
+    original_add = tarfile.TarFile.add
+
+    def normalise(info):
+        info.mtime = 0
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        return info
+
+    def add(self, name, arcname=None, recursive=True, *, filter=None):
+        def chained(info):
+            info = normalise(info)
+            return filter(info) if filter is not None else info
+
+        return original_add(self, name, arcname, recursive, filter=chained)
+
+    tarfile.TarFile.add = add
+
+
+def _deterministic_header():
+    """The `# Inputs:` header comment prints dict defaults in the order of a protobuf Struct round
+    trip, which with protobuf's upb backend depends on a per-process seed (ASLR), not on
+    PYTHONHASHSEED. Sort those dicts so the header is the same in every process; files without dict
+    defaults are unaffected (kfp's bytes exactly)."""
+    from kfp.compiler import pipeline_spec_builder
+
+    original = pipeline_spec_builder.extract_comments_from_pipeline_spec
+
+    def ordered(value):
+        if isinstance(value, dict):
+            return {k: ordered(value[k]) for k in sorted(value)}
+        if isinstance(value, list):
+            return [ordered(v) for v in value]
+        return value
+
+    def extract(pipeline_spec, pipeline_description):
+        try:
+            root = pipeline_spec.get("root", {})
+            for section in ("inputDefinitions", "outputDefinitions"):
+                for body in root.get(section, {}).get("parameters", {}).values():
+                    if isinstance(body, dict) and "defaultValue" in body:
+                        body["defaultValue"] = ordered(body["defaultValue"])
+        except Exception:  # noqa: BLE001 - never worse than kfp itself
+            pass
+        return original(pipeline_spec, pipeline_description)
+
+    pipeline_spec_builder.extract_comments_from_pipeline_spec = extract
+
+
+def _tail(text, lines=TRACEBACK_LINES):
+    parts = text.rstrip("\n").split("\n")
+    return "\n".join(parts[-lines:])
+
+
+def _user_location(tb, path):
+    """The deepest traceback line in the pipeline file itself."""
+    line = None
+    for frame in traceback.extract_tb(tb):
+        if os.path.abspath(frame.filename) == path:
+            line = frame.lineno
+    return line
+
+
+def _classify(exc, path, phase):
+    tb_text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    detail = _tail(tb_text)
+    rel = os.path.basename(path)
+    if isinstance(exc, SyntaxError):
+        where = exc.filename or path
+        loc = f"{os.path.basename(where)}:{exc.lineno}" if exc.lineno else os.path.basename(where)
+        return {
+            "kind": "syntax",
+            "message": f"syntax error at {loc}: {exc.msg}",
+            "detail": detail,
+            "line": exc.lineno if where == path else None,
+        }
+    if isinstance(exc, ImportError) and phase == "import":
+        name = getattr(exc, "name", None)
+        if isinstance(exc, ModuleNotFoundError) and name:
+            message = f"missing module `{name}` (install it in the compile environment: `requirements` in kfp-ci.toml)"
+        else:
+            message = f"import failed: {exc}"
+        return {"kind": "import", "message": message, "detail": detail, "line": _user_location(exc.__traceback__, path)}
+    in_kfp = any(
+        os.path.abspath(f.filename).startswith(KFP_DIR + os.sep)
+        for f in traceback.extract_tb(exc.__traceback__)
+    )
+    line = _user_location(exc.__traceback__, path)
+    where = f" (line {line})" if line else ""
+    first = str(exc).strip().split("\n")[0] if str(exc).strip() else ""
+    text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    if phase == "compile" or in_kfp:
+        return {"kind": "compile", "message": f"kfp could not compile {rel}{where}: {text}", "detail": detail, "line": line}
+    return {"kind": "import", "message": f"importing {rel} raised {text}{where}", "detail": detail, "line": line}
+
+
+def _select_function(module, stem):
+    """Mirror kfp.cli.compile_.collect_pipeline_or_component_from_module, choosing a root when a
+    file defines several pipelines. Returns (attribute name, object) or raises _Reject."""
+    pipelines = []  # (attr, obj), one per object
+    components = []
+    seen = set()
+    for attr in dir(module):
+        obj = getattr(module, attr)
+        if id(obj) in seen:
+            continue
+        if kfp_compile_cli.is_pipeline_func(obj):
+            seen.add(id(obj))
+            pipelines.append((attr, obj))
+        elif kfp_compile_cli.is_component_func(obj):
+            seen.add(id(obj))
+            components.append((attr, obj))
+    if len(pipelines) == 1:
+        return pipelines[0]
+    if not pipelines:
+        if components:
+            names = ", ".join(a for a, _ in components)
+            raise _Reject("no_pipeline", f"no @dsl.pipeline function (only components: {names})")
+        raise _Reject("no_pipeline", "no @dsl.pipeline function in this file")
+    used = {id(s) for s in _USED_SPECS}
+    roots = [(a, p) for a, p in pipelines if id(p.component_spec) not in used]
+    if len(roots) == 1:
+        return roots[0]
+    candidates = roots or pipelines
+    for attr, obj in candidates:
+        if attr == stem:
+            return attr, obj
+    names = ", ".join(a for a, _ in candidates)
+    raise _Reject(
+        "several_pipelines",
+        f"several root pipelines ({names}): pick one with `functions` in kfp-ci.toml, "
+        f"e.g. [functions] \"<file>\" = \"{candidates[0][0]}\"",
+    )
+
+
+class _Reject(Exception):
+    def __init__(self, kind, message):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def _compile_in_child(req, out_path):
+    """Runs in the forked child. Returns the result dict."""
+    path = req["path"]
+    function_name = req.get("function")
+    # As kfp.cli.compile_.compile_: the caching default is set before the module is imported.
+    Pipeline._execution_caching_default = not CLI_OPTIONS["disable_execution_caching_by_default"]
+    filename = os.path.basename(path)
+    module_name = os.path.splitext(filename)[0]
+    sys.path.insert(0, os.path.dirname(path))
+    try:
+        try:
+            if function_name is None:
+                module = __import__(module_name)
+            else:
+                module = __import__(module_name, fromlist=[function_name])
+        except SystemExit:
+            raise
+        except BaseException as e:  # noqa: BLE001
+            return {"type": "error", **_classify(e, path, "import")}
+        if getattr(module, "__file__", None) and os.path.abspath(module.__file__) != path:
+            return {
+                "type": "error",
+                "kind": "import",
+                "message": f"`import {module_name}` loaded {module.__file__}, not this file: rename the file",
+                "detail": "",
+            }
+        if function_name is None:
+            try:
+                attr, func = _select_function(module, module_name)
+            except _Reject as r:
+                return {"type": "error", "kind": r.kind, "message": r.message, "detail": ""}
+        else:
+            if not hasattr(module, function_name):
+                return {
+                    "type": "error",
+                    "kind": "no_pipeline",
+                    "message": f'Pipeline function or component "{function_name}" not found in module {filename}.',
+                    "detail": "",
+                }
+            attr, func = function_name, getattr(module, function_name)
+    finally:
+        del sys.path[0]
+    params = CLI_OPTIONS["pipeline_parameters"]
+    try:
+        parameters = json.loads(params) if params is not None else {}
+        compiler.Compiler().compile(
+            pipeline_func=func,
+            pipeline_parameters=parameters,
+            package_path=out_path,
+            type_check=not CLI_OPTIONS["disable_type_check"],
+            kubernetes_manifest_options=None,
+            kubernetes_manifest_format=False,
+        )
+    except SystemExit:
+        raise
+    except BaseException as e:  # noqa: BLE001
+        return {"type": "error", **_classify(e, path, "compile")}
+    with open(out_path, encoding="utf-8") as f:
+        yaml_text = f.read()
+    spec = getattr(func, "pipeline_spec", None)
+    pipeline_name = spec.pipeline_info.name if spec is not None else getattr(func, "name", attr)
+    display_name = spec.pipeline_info.display_name if spec is not None else ""
+    return {
+        "type": "ok",
+        "yaml": yaml_text,
+        "function": attr,
+        "pipeline_name": pipeline_name,
+        "display_name": display_name or None,
+    }
+
+
+def _child(req, result_w, capture_path, out_path):
+    os.setpgid(0, 0)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    cap = os.open(capture_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(cap, 1)
+    os.dup2(cap, 2)
+    os.close(cap)
+    os.close(devnull)
+    try:
+        os.close(_RESULT_FD)
+    except OSError:
+        pass
+    status = 0
+    try:
+        result = _compile_in_child(req, out_path)
+    except SystemExit as e:
+        code = e.code
+        if code is None:
+            status = 0
+        elif isinstance(code, int):
+            status = code
+        else:
+            sys.stderr.write(f"{code}\n")
+            status = 1
+        result = {
+            "type": "error",
+            "kind": "crash",
+            "message": f"the file called sys.exit() with status {status} while loading",
+            "detail": _tail("".join(traceback.format_exception(type(e), e, e.__traceback__))),
+            "exit_status": status,
+        }
+    except BaseException as e:  # noqa: BLE001
+        result = {"type": "error", **_classify(e, req["path"], "import")}
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:  # noqa: BLE001
+        pass
+    payload = json.dumps(result).encode("utf-8")
+    data = struct.pack(">Q", len(payload)) + payload
+    view = memoryview(data)
+    while view:
+        n = os.write(result_w, view)
+        view = view[n:]
+    os._exit(0)
+
+
+def _read_capture(path):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - MAX_OUTPUT))
+            data = f.read()
+        os.unlink(path)
+    except OSError:
+        return ""
+    text = data.decode("utf-8", "replace")
+    if size > MAX_OUTPUT:
+        text = f"[... {size - MAX_OUTPUT} bytes of output left out ...]\n" + text
+    return text
+
+
+def _describe_status(status):
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        return f"killed by signal {sig} ({name})", 128 + sig
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
+    return f"exited with status {code}", code
+
+
+def handle(req):
+    rid = req["id"]
+    timeout = float(req.get("timeout") or 120)
+    capture_path = os.path.join(TMPDIR, f"output-{os.getpid()}-{rid}.txt")
+    out_path = os.path.join(TMPDIR, f"spec-{os.getpid()}-{rid}.yaml")
+    r, w = os.pipe()
+    started = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            _child(req, w, capture_path, out_path)
+        finally:
+            os._exit(70)
+    os.close(w)
+    deadline = started + timeout
+    buf = bytearray()
+    need = None
+    timed_out = False
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            timed_out = True
+            break
+        ready, _, _ = select.select([r], [], [], remaining)
+        if not ready:
+            timed_out = True
+            break
+        chunk = os.read(r, 1 << 20)
+        if not chunk:
+            break
+        buf += chunk
+        if need is None and len(buf) >= 8:
+            need = struct.unpack(">Q", bytes(buf[:8]))[0]
+        if need is not None and len(buf) >= 8 + need:
+            break
+    os.close(r)
+    if timed_out:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    _, status = os.waitpid(pid, 0)
+    # Whatever the file started (daemons, subprocesses) ends with it.
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    elapsed = time.monotonic() - started
+    output = _read_capture(capture_path)
+    try:
+        os.unlink(out_path)
+    except OSError:
+        pass
+    if timed_out:
+        result = {
+            "type": "error",
+            "kind": "timeout",
+            "message": f"did not finish within {timeout:g}s and was killed (raise --timeout if it is just slow)",
+            "detail": "",
+        }
+    elif need is not None and len(buf) >= 8 + need:
+        result = json.loads(bytes(buf[8 : 8 + need]).decode("utf-8"))
+    else:
+        text, code = _describe_status(status)
+        result = {
+            "type": "error",
+            "kind": "crash",
+            "message": f"the Python process compiling it {text} (os._exit, a crash or a signal)",
+            "detail": "",
+            "exit_status": code,
+        }
+    result["id"] = rid
+    result["output"] = output
+    result["duration_ms"] = int(elapsed * 1000)
+    return result
+
+
+def main():
+    _deterministic_archives()
+    _deterministic_header()
+    send(
+        {
+            "type": "ready",
+            "kfp_version": getattr(kfp, "__version__", "unknown"),
+            "python": ".".join(str(v) for v in sys.version_info[:3]),
+            "pid": os.getpid(),
+        }
+    )
+    # Objects alive now are shared with every child; keep the collector from touching (copying) them.
+    gc.collect()
+    gc.freeze()
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        req = json.loads(line)
+        try:
+            result = handle(req)
+        except BaseException as e:  # noqa: BLE001
+            result = {
+                "type": "error",
+                "id": req.get("id"),
+                "kind": "crash",
+                "message": f"kfp-ci worker failed: {type(e).__name__}: {e}",
+                "detail": _tail(traceback.format_exc()),
+                "output": "",
+            }
+        send(result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,297 @@
+//! One Python worker process: spawn, handshake, one request at a time, stderr kept for errors.
+//!
+//! Results come back on the worker's stdout pipe, which `worker.py` duplicates to a private fd at
+//! start-up before pointing fd 1 at stderr; user code runs only in forked children whose fds 1 and 2
+//! go to a capture file. So nothing user code prints can be taken for a result.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+
+/// How long a worker may take to start and import kfp.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(180);
+/// Extra time beyond the per-file timeout before the worker itself is considered hung.
+const GUARD_SLACK: Duration = Duration::from_secs(30);
+/// How much of a worker's stderr is kept for error messages.
+const STDERR_KEEP: usize = 16 * 1024;
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Request<'a> {
+    pub id: u64,
+    pub path: &'a Path,
+    pub function: Option<&'a str>,
+    pub timeout: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub(crate) enum Message {
+    Ready {
+        kfp_version: String,
+        python: String,
+    },
+    Mismatch {
+        found: Option<String>,
+    },
+    Fatal {
+        message: String,
+    },
+    Ok {
+        id: u64,
+        yaml: String,
+        function: String,
+        pipeline_name: String,
+        #[serde(default)]
+        display_name: Option<String>,
+        #[serde(default)]
+        output: String,
+        #[serde(default)]
+        duration_ms: u64,
+    },
+    Error {
+        id: Option<u64>,
+        kind: String,
+        message: String,
+        #[serde(default)]
+        detail: String,
+        #[serde(default)]
+        output: String,
+        #[serde(default)]
+        duration_ms: u64,
+    },
+}
+
+pub(crate) enum Started {
+    Ready(Box<Worker>),
+    /// The interpreter has another kfp (or none).
+    Mismatch {
+        found: Option<String>,
+    },
+}
+
+pub(crate) struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    results: Lines<BufReader<ChildStdout>>,
+    stderr: Arc<Mutex<String>>,
+    pub kfp_version: String,
+    pub python_version: String,
+}
+
+/// Why a request got no answer.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WorkerDied {
+    #[error("the compile worker stopped answering within {0:?} and was killed")]
+    Hung(Duration),
+    #[error("the compile worker died{status}{stderr}")]
+    Died { status: String, stderr: String },
+}
+
+impl Worker {
+    /// Start `python -u -B worker.py TMPDIR KFP_VERSION` and wait for its handshake.
+    pub async fn start(
+        python: &Path,
+        script: &Path,
+        tmp: &Path,
+        kfp_version: &str,
+    ) -> Result<Started> {
+        let mut child = tokio::process::Command::new(python)
+            .arg("-u")
+            .arg("-B")
+            .arg(script)
+            .arg(tmp)
+            .arg(kfp_version)
+            // Dict and set order in kfp's output depends on the hash seed: fix it.
+            .env("PYTHONHASHSEED", "0")
+            .env("PYTHONUNBUFFERED", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| crate::pyenv::spawn_error(python, e))?;
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut stderr_pipe = child.stderr.take().expect("piped stderr");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let keep = stderr.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 8192];
+            loop {
+                match stderr_pipe.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let text = String::from_utf8_lossy(&buf[..n]);
+                        tracing::trace!(target: "kfp_ci::worker", "{}", text.trim_end());
+                        if let Ok(mut s) = keep.lock() {
+                            s.push_str(&text);
+                            if s.len() > STDERR_KEEP * 2 {
+                                let cut = s.len() - STDERR_KEEP;
+                                let cut = (cut..s.len())
+                                    .find(|i| s.is_char_boundary(*i))
+                                    .unwrap_or(cut);
+                                s.drain(..cut);
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        let mut results = BufReader::new(stdout).lines();
+        let first = tokio::time::timeout(STARTUP_TIMEOUT, results.next_line()).await;
+        let stderr_text = || stderr.lock().map(|s| s.clone()).unwrap_or_default();
+        let line = match first {
+            Err(_) => anyhow::bail!(
+                "the compile worker ({}) did not start within {STARTUP_TIMEOUT:?}{}",
+                python.display(),
+                fmt_stderr(&stderr_text())
+            ),
+            Ok(Err(e)) => anyhow::bail!("cannot read from the compile worker: {e}"),
+            Ok(Ok(None)) => {
+                let status = child.wait().await.ok();
+                // Let the stderr task catch up with the last lines.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                anyhow::bail!(
+                    "the compile worker ({}) exited before it was ready{}{}",
+                    python.display(),
+                    status.map(|s| format!(" ({s})")).unwrap_or_default(),
+                    fmt_stderr(&stderr_text())
+                )
+            }
+            Ok(Ok(Some(line))) => line,
+        };
+        match serde_json::from_str::<Message>(&line) {
+            Ok(Message::Ready {
+                kfp_version,
+                python: python_version,
+            }) => Ok(Started::Ready(Box::new(Worker {
+                child,
+                stdin,
+                results,
+                stderr,
+                kfp_version,
+                python_version,
+            }))),
+            Ok(Message::Mismatch { found }) => Ok(Started::Mismatch { found }),
+            Ok(Message::Fatal { message }) => anyhow::bail!(
+                "the compile worker ({}) cannot start: {message}{}",
+                python.display(),
+                fmt_stderr(&stderr_text())
+            ),
+            _ => anyhow::bail!(
+                "unexpected handshake from the compile worker ({}): {line:?}",
+                python.display()
+            ),
+        }
+    }
+
+    /// Compile one file. The worker enforces `timeout` itself; the guard here catches a hung worker.
+    pub async fn compile(
+        &mut self,
+        req: &Request<'_>,
+        timeout: Duration,
+    ) -> Result<Message, WorkerDied> {
+        let mut line = serde_json::to_string(req).map_err(|e| self.died(e.to_string()))?;
+        line.push('\n');
+        if let Err(e) = self.stdin.write_all(line.as_bytes()).await {
+            return Err(self.died_after(e.to_string()).await);
+        }
+        if let Err(e) = self.stdin.flush().await {
+            return Err(self.died_after(e.to_string()).await);
+        }
+        let guard = timeout + GUARD_SLACK;
+        match tokio::time::timeout(guard, self.results.next_line()).await {
+            Err(_) => {
+                let _ = self.child.start_kill();
+                Err(WorkerDied::Hung(guard))
+            }
+            Ok(Err(e)) => Err(self.died_after(e.to_string()).await),
+            Ok(Ok(None)) => Err(self.died_after(String::new()).await),
+            Ok(Ok(Some(text))) => match serde_json::from_str::<Message>(&text) {
+                Ok(msg) => {
+                    let id = match &msg {
+                        Message::Ok { id, .. } => Some(*id),
+                        Message::Error { id, .. } => *id,
+                        _ => None,
+                    };
+                    if id != Some(req.id) {
+                        let _ = self.child.start_kill();
+                        return Err(
+                            self.died(format!("answered request {id:?} instead of {}", req.id))
+                        );
+                    }
+                    Ok(msg)
+                }
+                Err(e) => {
+                    let _ = self.child.start_kill();
+                    Err(self.died(format!("unreadable answer ({e}): {text:.200}")))
+                }
+            },
+        }
+    }
+
+    fn died(&self, why: String) -> WorkerDied {
+        let stderr = self.stderr.lock().map(|s| s.clone()).unwrap_or_default();
+        WorkerDied::Died {
+            status: if why.is_empty() {
+                String::new()
+            } else {
+                format!(" ({why})")
+            },
+            stderr: fmt_stderr(&stderr),
+        }
+    }
+
+    async fn died_after(&mut self, why: String) -> WorkerDied {
+        let status = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let why = match status {
+            Ok(Ok(s)) if why.is_empty() => s.to_string(),
+            Ok(Ok(s)) => format!("{s}; {why}"),
+            _ => why,
+        };
+        self.died(why)
+    }
+
+    /// Close stdin (the worker exits) and reap it.
+    pub async fn shutdown(mut self) {
+        drop(self.stdin);
+        if tokio::time::timeout(Duration::from_secs(2), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.start_kill();
+        }
+    }
+}
+
+fn fmt_stderr(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.trim_end().lines().collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let tail = &lines[lines.len().saturating_sub(20)..];
+    format!(":\n{}", tail.join("\n"))
+}
+
+/// The embedded worker script, written to a temp directory for the run (also used for the
+/// children's capture files).
+pub(crate) struct Script {
+    pub dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+impl Script {
+    pub fn write() -> Result<Script> {
+        let dir = tempfile::Builder::new().prefix("kfp-ci-").tempdir()?;
+        let path = dir.path().join("kfp_ci_worker.py");
+        fs_err::write(&path, super::WORKER_PY)?;
+        Ok(Script { dir, path })
+    }
+}
