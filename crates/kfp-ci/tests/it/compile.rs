@@ -548,3 +548,108 @@ fn missing_kfp_offline_says_what_to_install() {
         "{stderr}"
     );
 }
+
+/// A file that kills the worker process itself (not just its forked child): that file is reported,
+/// the worker is restarted and the files after it still compile.
+#[test]
+fn a_killed_worker_is_restarted() {
+    let ctx = TestContext::new();
+    let good =
+        std::fs::read_to_string(corpus_dir().join("venv_ignored/kept_pipeline.py")).expect("read");
+    ctx.write(
+        "a_kill_pipeline.py",
+        "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n",
+    );
+    ctx.write("b_pipeline.py", &good);
+    ctx.write(
+        "c_pipeline.py",
+        &good.replace("name=\"kept\"", "name=\"kept-c\""),
+    );
+    let out = ctx
+        .cmd()
+        .args(["check", "--jobs", "1", "--output", "json"])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let got = outcomes(&parse_report(&out.stdout));
+    let (status, kind, message) = &got["a_kill_pipeline.py"];
+    assert_eq!(
+        (status.as_str(), kind.as_str()),
+        ("failed", "crash"),
+        "{message}"
+    );
+    assert!(message.contains("worker died"), "{message}");
+    assert_eq!(got["b_pipeline.py"].0, "done", "{stderr}");
+    assert_eq!(got["c_pipeline.py"].0, "done", "{stderr}");
+}
+
+/// `KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT` changes kfp's output; kfp-ci reads it the way
+/// `kfp dsl compile` does (through kfp's own click option).
+#[test]
+fn caching_env_var_is_honoured_like_kfp() {
+    let ctx = TestContext::new();
+    let good =
+        std::fs::read_to_string(corpus_dir().join("venv_ignored/kept_pipeline.py")).expect("read");
+    let file = ctx.write("kept_pipeline.py", &good);
+    let out = ctx
+        .cmd()
+        .env("KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT", "true")
+        .args(["compile", "--out-dir", "out"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours = std::fs::read_to_string(ctx.root().join("out/kept_pipeline.yaml")).expect("ours");
+    let kfp = python().parent().expect("bin").join("kfp");
+    let status = Command::new(kfp)
+        .current_dir(ctx.root())
+        .env("PYTHONHASHSEED", "0")
+        .env("KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT", "true")
+        .args(["dsl", "compile", "--py"])
+        .arg(&file)
+        .args(["--output", "ref.yaml"])
+        .output()
+        .expect("kfp");
+    assert!(status.status.success());
+    let reference = std::fs::read_to_string(ctx.root().join("ref.yaml")).expect("ref");
+    assert_eq!(ours, reference);
+    assert!(!ours.contains("enableCache: true"), "caching disabled");
+}
+
+/// The human output is the product: one line per pipeline, captured output with a failure, summary.
+#[test]
+fn human_output() {
+    let ctx = TestContext::new();
+    let good =
+        std::fs::read_to_string(corpus_dir().join("venv_ignored/kept_pipeline.py")).expect("read");
+    ctx.write("pipelines/kept_pipeline.py", &good);
+    ctx.write(
+        "pipelines/broken_pipeline.py",
+        "print('loading broken')\nfrom kfp import dsl\n\n@dsl.pipeline\ndef broken(:\n    pass\n",
+    );
+    ctx.write(
+        "pipelines/needs_pandas_pipeline.py",
+        "print('{\"looks\": \"like json\"}')\nimport pandas_not_installed\n",
+    );
+    ctx.write(
+        "pipelines/multi_pipeline.py",
+        &std::fs::read_to_string(corpus_dir().join("ambiguous/ambiguous_pipeline.py"))
+            .expect("read"),
+    );
+    let out = ctx
+        .cmd()
+        .args(["compile", "--jobs", "1"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    insta::with_settings!({filters => vec![(r"\d+\.\d\ds", "[TIME]")]}, {
+        insta::assert_snapshot!(stderr);
+    });
+}
