@@ -4,3 +4,4 @@ mod ci;
 mod common;
 mod compile;
 mod ntfy_server;
+mod serve;
