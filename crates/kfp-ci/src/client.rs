@@ -1,1 +1,776 @@
-//! KFP HTTP client: auth, retries, errors that carry the server's body.
+//! KFP REST API v2beta1 client: auth on every request, retries with backoff on reads, errors that
+//! carry the server's own message.
+//!
+//! Reads (lookups, lists, healthz) and deletes are retried on connect errors, timeouts, 429 and 5xx,
+//! never on 400/401/403/404/409. Uploads are not idempotent: [`Client::upload_version`] sends once;
+//! the caller (`apply`) checks whether a failed upload landed before sending it again.
+
+use std::time::Duration;
+
+use kfp_api::wire::{
+    Healthz, ListPipelineVersionsResponse, Pipeline, PipelineVersion, RpcStatus, UploadError,
+};
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::redact::{Secret, redact};
+use crate::target::{Auth, Tls};
+
+/// How many times a retryable request is sent in all.
+pub const MAX_ATTEMPTS: u32 = 5;
+const BASE_DELAY: Duration = Duration::from_millis(250);
+const MAX_DELAY: Duration = Duration::from_secs(8);
+
+/// An error talking to the KFP API.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No HTTP response: connection refused, DNS, TLS, timeout.
+    #[error("{method} {url}: {message}")]
+    Transport {
+        method: String,
+        url: String,
+        message: String,
+        timeout: bool,
+    },
+    /// The server answered with a non-success status.
+    #[error("{method} {url} returned HTTP {status}: {message}")]
+    Status {
+        method: String,
+        url: String,
+        status: u16,
+        /// The server's own message (gRPC status details, upload `error_message`, or the text body).
+        message: String,
+        /// The raw body (redacted, truncated), for `-v` and reports.
+        body: String,
+    },
+    /// A success status whose body is not what the API promises.
+    #[error("{method} {url}: unexpected response body: {message}")]
+    Decode {
+        method: String,
+        url: String,
+        message: String,
+    },
+    /// Local credential problems (unreadable token file, bad header).
+    #[error("{0}")]
+    Credentials(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Connect errors, timeouts, 429 and 5xx may succeed when tried again.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ApiError::Transport { .. } => true,
+            ApiError::Status { status, .. } => *status == 429 || *status >= 500,
+            _ => false,
+        }
+    }
+
+    pub fn is_conflict(&self) -> bool {
+        self.status() == Some(409)
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+
+    /// The server's own message, one line.
+    pub fn server_message(&self) -> String {
+        match self {
+            ApiError::Status {
+                status, message, ..
+            } => format!("HTTP {status}: {message}"),
+            other => other.to_string(),
+        }
+    }
+
+    /// The raw body, when there was one.
+    pub fn body(&self) -> &str {
+        match self {
+            ApiError::Status { body, .. } => body,
+            _ => "",
+        }
+    }
+
+    /// A `hint:` for errors people can fix themselves.
+    pub fn hint(&self, auth_configured: bool) -> Option<String> {
+        match self.status() {
+            Some(401) | Some(403) if auth_configured => Some(
+                "the server rejected the credentials: check that KF_PIPELINES_TOKEN (or --token-file / KF_PIPELINES_SA_TOKEN_PATH) holds a valid, unexpired token for this endpoint and that it may manage pipelines in this namespace".into(),
+            ),
+            Some(401) | Some(403) => Some(
+                "the server wants credentials: set KF_PIPELINES_TOKEN, or --token-file / KF_PIPELINES_SA_TOKEN_PATH (a projected service-account token with audience pipelines.kubeflow.org), or KFP_CI_COOKIE behind an auth proxy".into(),
+            ),
+            Some(404) => Some(
+                "is the endpoint the KFP API base URL? kfp-ci appends /apis/v2beta1/...; behind the Kubeflow gateway it is https://<host>/pipeline".into(),
+            ),
+            _ => match self {
+                ApiError::Transport { .. } => Some(
+                    "is the endpoint reachable from here? `kfp-ci doctor` checks endpoint, token and namespace".into(),
+                ),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// Retry delays: exponential with full jitter, zero under `KFP_CI_TEST_NO_RETRY_DELAY`.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        if std::env::var_os("KFP_CI_TEST_NO_RETRY_DELAY").is_some() {
+            Backoff {
+                base: Duration::ZERO,
+                max: Duration::ZERO,
+            }
+        } else {
+            Backoff {
+                base: BASE_DELAY,
+                max: MAX_DELAY,
+            }
+        }
+    }
+}
+
+impl Backoff {
+    /// Delay before attempt `attempt + 1` (attempt counts from 1).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        if self.base.is_zero() {
+            return Duration::ZERO;
+        }
+        let cap = self.base.saturating_mul(1 << attempt.min(16)).min(self.max);
+        let millis = cap.as_millis() as u64;
+        // Jitter: somewhere in [cap/2, cap].
+        Duration::from_millis(millis / 2 + rand::random_range(0..=millis / 2))
+    }
+
+    pub async fn sleep(&self, attempt: u32) {
+        let d = self.delay(attempt);
+        if !d.is_zero() {
+            tokio::time::sleep(d).await;
+        }
+    }
+}
+
+/// What an upload sends besides the spec.
+#[derive(Debug, Clone, Default)]
+pub struct UploadMeta {
+    pub name: String,
+    pub display_name: String,
+    pub description: String,
+    /// Sent only when non-empty (servers ≥ 2.17 read it; older ones ignore it).
+    pub tags: std::collections::BTreeMap<String, String>,
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    base: url::Url,
+    auth: Auth,
+    pub backoff: Backoff,
+}
+
+enum Body<'a> {
+    None,
+    Json(&'a Value),
+    Upload { filename: &'a str, yaml: &'a str },
+}
+
+impl Client {
+    pub fn new(base: url::Url, auth: Auth, tls: &Tls) -> anyhow::Result<Client> {
+        use anyhow::Context;
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("kfp-ci/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(120))
+            .pool_max_idle_per_host(64);
+        if let Some(path) = &tls.ca_cert {
+            let pem = fs_err::read(path).context("cannot read the CA bundle given by --ca-cert")?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("{} is not a PEM certificate bundle", path.display()))?;
+            builder = builder.tls_certs_merge(certs);
+        }
+        if tls.insecure_skip_verify {
+            tracing::warn!(
+                "TLS certificate verification is off (--insecure-skip-tls-verify): never use this in production"
+            );
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        let http = builder.build().context("cannot build the HTTP client")?;
+        Ok(Client {
+            http,
+            base,
+            auth,
+            backoff: Backoff::default(),
+        })
+    }
+
+    pub fn base(&self) -> &url::Url {
+        &self.base
+    }
+
+    pub fn auth(&self) -> &Auth {
+        &self.auth
+    }
+
+    fn url(&self, segments: &[&str]) -> url::Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty();
+            path.extend(["apis", "v2beta1"]);
+            path.extend(segments);
+        }
+        url
+    }
+
+    fn bearer(&self) -> Result<Option<Secret>, ApiError> {
+        if let Some(path) = &self.auth.token_file {
+            let text = fs_err::read_to_string(path).map_err(|e| {
+                ApiError::Credentials(format!(
+                    "cannot read the token file (--token-file / KF_PIPELINES_SA_TOKEN_PATH): {e}"
+                ))
+            })?;
+            let token = text.trim();
+            if token.is_empty() {
+                return Err(ApiError::Credentials(format!(
+                    "the token file {} is empty",
+                    path.display()
+                )));
+            }
+            return Ok(Some(Secret::new(token)));
+        }
+        Ok(self.auth.token.clone())
+    }
+
+    /// Send one request, no retries. Returns the body of a 2xx answer.
+    async fn send_once(
+        &self,
+        method: &Method,
+        url: &url::Url,
+        query: &[(&str, &str)],
+        body: &Body<'_>,
+    ) -> Result<Vec<u8>, ApiError> {
+        let mut req = self.http.request(method.clone(), url.clone());
+        if !query.is_empty() {
+            req = req.query(query);
+        }
+        if let Some(token) = self.bearer()? {
+            req = req.bearer_auth(token.expose());
+        }
+        if let Some(cookie) = &self.auth.cookie {
+            req = req.header(reqwest::header::COOKIE, cookie.expose());
+        }
+        for (name, value) in &self.auth.headers {
+            req = req.header(name.as_str(), value.expose());
+        }
+        req = match body {
+            Body::None => req,
+            Body::Json(v) => req.json(v),
+            Body::Upload { filename, yaml } => {
+                let part = reqwest::multipart::Part::bytes(yaml.as_bytes().to_vec())
+                    .file_name(filename.to_string())
+                    .mime_str("application/octet-stream")
+                    .map_err(|e| ApiError::Credentials(e.to_string()))?;
+                req.multipart(reqwest::multipart::Form::new().part("uploadfile", part))
+            }
+        };
+        let display_url = redact(url.as_str());
+        let response = req.send().await.map_err(|e| ApiError::Transport {
+            method: method.to_string(),
+            url: display_url.clone(),
+            message: redact(&error_chain(&e)),
+            timeout: e.is_timeout(),
+        })?;
+        let status = response.status();
+        let bytes =
+            response
+                .bytes()
+                .await
+                .map(|b| b.to_vec())
+                .map_err(|e| ApiError::Transport {
+                    method: method.to_string(),
+                    url: display_url.clone(),
+                    message: redact(&error_chain(&e)),
+                    timeout: e.is_timeout(),
+                })?;
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        Err(ApiError::Status {
+            method: method.to_string(),
+            url: display_url,
+            status: status.as_u16(),
+            message: redact(&server_message(&text, status)),
+            body: redact(&truncate(&text, 4000)),
+        })
+    }
+
+    /// Send with retries on retryable errors (reads and deletes).
+    async fn send_retrying(
+        &self,
+        method: Method,
+        url: url::Url,
+        query: &[(&str, &str)],
+        body: Body<'_>,
+    ) -> Result<Vec<u8>, ApiError> {
+        let mut attempt = 1;
+        loop {
+            match self.send_once(&method, &url, query, &body).await {
+                Ok(b) => return Ok(b),
+                Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
+                    tracing::debug!("attempt {attempt} failed, retrying: {e}");
+                    self.backoff.sleep(attempt).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn decode<T: DeserializeOwned>(
+        method: &str,
+        url: &url::Url,
+        bytes: &[u8],
+    ) -> Result<T, ApiError> {
+        serde_json::from_slice(bytes).map_err(|e| ApiError::Decode {
+            method: method.into(),
+            url: redact(url.as_str()),
+            message: format!("{e}: {}", truncate(&String::from_utf8_lossy(bytes), 300)),
+        })
+    }
+
+    async fn get<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<T, ApiError> {
+        let url = self.url(segments);
+        let bytes = self
+            .send_retrying(Method::GET, url.clone(), query, Body::None)
+            .await?;
+        Self::decode("GET", &url, &bytes)
+    }
+
+    /// `GET /healthz`.
+    pub async fn healthz(&self) -> Result<Healthz, ApiError> {
+        self.get(&["healthz"], &[]).await
+    }
+
+    /// `GET /pipelines/names/{name}?namespace=`: `None` when absent (404).
+    pub async fn pipeline_by_name(
+        &self,
+        name: &str,
+        namespace: &str,
+    ) -> Result<Option<Pipeline>, ApiError> {
+        match self
+            .get::<Pipeline>(&["pipelines", "names", name], &[("namespace", namespace)])
+            .await
+        {
+            Ok(p) => Ok(Some(p)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The newest version of a pipeline (`sort_by=created_at desc`, `page_size=1`).
+    pub async fn latest_version(
+        &self,
+        pipeline_id: &str,
+    ) -> Result<Option<PipelineVersion>, ApiError> {
+        let list: ListPipelineVersionsResponse = self
+            .get(
+                &["pipelines", pipeline_id, "versions"],
+                &[("sort_by", "created_at desc"), ("page_size", "1")],
+            )
+            .await?;
+        Ok(list.pipeline_versions.into_iter().next())
+    }
+
+    /// The version of a pipeline with this exact name, if any.
+    pub async fn version_by_name(
+        &self,
+        pipeline_id: &str,
+        name: &str,
+    ) -> Result<Option<PipelineVersion>, ApiError> {
+        let filter = serde_json::json!({
+            "predicates": [{"operation": "EQUALS", "key": "name", "string_value": name}]
+        })
+        .to_string();
+        let list: ListPipelineVersionsResponse = self
+            .get(
+                &["pipelines", pipeline_id, "versions"],
+                &[("filter", &filter), ("page_size", "200")],
+            )
+            .await?;
+        Ok(list.pipeline_versions.into_iter().find(|v| v.name == name))
+    }
+
+    /// Every version of a pipeline, newest first.
+    pub async fn all_versions(&self, pipeline_id: &str) -> Result<Vec<PipelineVersion>, ApiError> {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        loop {
+            let mut query = vec![("sort_by", "created_at desc"), ("page_size", "200")];
+            if !token.is_empty() {
+                query.push(("page_token", token.as_str()));
+            }
+            let list: ListPipelineVersionsResponse = self
+                .get(&["pipelines", pipeline_id, "versions"], &query)
+                .await?;
+            out.extend(list.pipeline_versions);
+            if list.next_page_token.is_empty() {
+                return Ok(out);
+            }
+            token = list.next_page_token;
+        }
+    }
+
+    /// `POST /pipelines`: a pipeline without a version. Not retried (a 409 after a lost answer is
+    /// handled by the caller's lookup).
+    pub async fn create_pipeline(&self, pipeline: &Pipeline) -> Result<Pipeline, ApiError> {
+        let url = self.url(&["pipelines"]);
+        let body = serde_json::to_value(pipeline).unwrap_or(Value::Null);
+        let bytes = self
+            .send_once(&Method::POST, &url, &[], &Body::Json(&body))
+            .await?;
+        Self::decode("POST", &url, &bytes)
+    }
+
+    /// `DELETE /pipelines/{id}` without cascade: refused by the server unless the pipeline is empty.
+    pub async fn delete_pipeline(&self, pipeline_id: &str) -> Result<(), ApiError> {
+        let url = self.url(&["pipelines", pipeline_id]);
+        self.send_retrying(Method::DELETE, url, &[], Body::None)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn delete_version(
+        &self,
+        pipeline_id: &str,
+        version_id: &str,
+    ) -> Result<(), ApiError> {
+        let url = self.url(&["pipelines", pipeline_id, "versions", version_id]);
+        self.send_retrying(Method::DELETE, url, &[], Body::None)
+            .await
+            .map(|_| ())
+    }
+
+    /// `POST /pipelines/upload_version`, sent once (see the module docs).
+    pub async fn upload_version(
+        &self,
+        pipeline_id: &str,
+        meta: &UploadMeta,
+        yaml: &str,
+    ) -> Result<PipelineVersion, ApiError> {
+        let url = self.url(&["pipelines", "upload_version"]);
+        let tags = if meta.tags.is_empty() {
+            String::new()
+        } else {
+            serde_json::to_string(&meta.tags).unwrap_or_default()
+        };
+        let mut query = vec![
+            ("pipelineid", pipeline_id),
+            ("name", meta.name.as_str()),
+            ("display_name", meta.display_name.as_str()),
+            ("description", meta.description.as_str()),
+        ];
+        if !tags.is_empty() {
+            query.push(("tags", tags.as_str()));
+        }
+        let filename = format!("{}.yaml", meta.name);
+        let bytes = self
+            .send_once(
+                &Method::POST,
+                &url,
+                &query,
+                &Body::Upload {
+                    filename: &filename,
+                    yaml,
+                },
+            )
+            .await?;
+        Self::decode("POST", &url, &bytes)
+    }
+}
+
+/// The error and its causes on one line (reqwest's Display hides the interesting part).
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// The server's own message from either error body shape (§6 of the API notes), else the text.
+pub fn server_message(body: &str, status: reqwest::StatusCode) -> String {
+    if let Ok(rpc) = serde_json::from_str::<RpcStatus>(body)
+        && (!rpc.message.is_empty() || !rpc.details.is_empty())
+    {
+        // The details' short message reads better than the full wrapped chain.
+        let short = rpc
+            .details
+            .iter()
+            .find_map(|d| d.get("message").and_then(Value::as_str))
+            .filter(|m| !m.is_empty());
+        return short.unwrap_or(&rpc.message).to_string();
+    }
+    if let Ok(upload) = serde_json::from_str::<UploadError>(body)
+        && !upload.error_message.is_empty()
+    {
+        return upload.error_message;
+    }
+    let text = body.trim();
+    if text.is_empty() {
+        return status
+            .canonical_reason()
+            .unwrap_or("no message")
+            .to_string();
+    }
+    truncate(text.lines().next().unwrap_or(text), 300)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::Router;
+    use axum::extract::{Request, State};
+    use axum::http::StatusCode;
+    use axum::response::{IntoResponse, Response};
+
+    use super::*;
+
+    /// A loopback server answering from `respond(n, request)` where n counts requests from 0.
+    async fn serve<F>(respond: F) -> (url::Url, Arc<AtomicUsize>)
+    where
+        F: Fn(usize, &Request) -> Response + Send + Sync + 'static,
+    {
+        let count = Arc::new(AtomicUsize::new(0));
+        let state = (count.clone(), Arc::new(respond));
+        let app = Router::new().fallback(
+            |State((count, respond)): State<(Arc<AtomicUsize>, Arc<F>)>, req: Request| async move {
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                respond(n, &req)
+            },
+        );
+        let app = app.with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (
+            url::Url::parse(&format!("http://{addr}/pipeline")).expect("url"),
+            count,
+        )
+    }
+
+    fn client(base: url::Url, auth: Auth) -> Client {
+        let mut c = Client::new(base, auth, &Tls::default()).expect("client");
+        c.backoff = Backoff {
+            base: Duration::ZERO,
+            max: Duration::ZERO,
+        };
+        c
+    }
+
+    fn json(status: StatusCode, body: &str) -> Response {
+        (
+            status,
+            [("content-type", "application/json")],
+            body.to_string(),
+        )
+            .into_response()
+    }
+
+    #[tokio::test]
+    async fn reads_retry_on_503_and_keep_the_path_prefix() {
+        let (url, count) = serve(|n, req| {
+            assert_eq!(req.uri().path(), "/pipeline/apis/v2beta1/healthz");
+            if n < 2 {
+                json(StatusCode::SERVICE_UNAVAILABLE, r#"{"code":14,"message":"busy"}"#)
+            } else {
+                json(StatusCode::OK, r#"{"tag_name":"2.17.0","multi_user":false,"pipeline_store":"database","commit_sha":"x"}"#)
+            }
+        })
+        .await;
+        let h = client(url, Auth::default())
+            .healthz()
+            .await
+            .expect("healthz");
+        assert_eq!(h.tag_name, "2.17.0");
+        assert_eq!(count.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn client_errors_are_not_retried_and_carry_the_servers_message() {
+        let (url, count) = serve(|_, _| {
+            json(
+                StatusCode::BAD_REQUEST,
+                r#"{"code":3,"message":"long wrapped chain: Invalid input","details":[{"@type":"type.googleapis.com/google.rpc.Status","code":3,"message":"Invalid input"}]}"#,
+            )
+        })
+        .await;
+        let err = client(url, Auth::default())
+            .pipeline_by_name("x", "")
+            .await
+            .expect_err("400");
+        assert_eq!(err.status(), Some(400));
+        assert_eq!(err.server_message(), "HTTP 400: Invalid input");
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn not_found_is_absent_and_upload_errors_parse() {
+        let (url, _) = serve(|_, req| {
+            if req.uri().path().ends_with("/upload_version") {
+                json(
+                    StatusCode::CONFLICT,
+                    r#"{"error_message":"Failed to create a pipeline version","error_details":"stack"}"#,
+                )
+            } else {
+                json(StatusCode::NOT_FOUND, r#"{"code":5,"message":"Namespace/Pipeline /x not found"}"#)
+            }
+        })
+        .await;
+        let c = client(url, Auth::default());
+        assert!(
+            c.pipeline_by_name("x", "ns")
+                .await
+                .expect("lookup")
+                .is_none()
+        );
+        let err = c
+            .upload_version("id", &UploadMeta::default(), "a: 1\n")
+            .await
+            .expect_err("409");
+        assert!(err.is_conflict());
+        assert_eq!(
+            err.server_message(),
+            "HTTP 409: Failed to create a pipeline version"
+        );
+    }
+
+    #[tokio::test]
+    async fn token_file_is_read_for_every_request_and_never_printed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("token");
+        fs_err::write(&path, "first-token-123\n").expect("write");
+        let (url, _) = serve(|_, req| {
+            let auth = req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            if auth == "Bearer second-token-456" {
+                json(StatusCode::OK, r#"{"tag_name":"2.17.0"}"#)
+            } else {
+                json(
+                    StatusCode::UNAUTHORIZED,
+                    &format!(r#"{{"code":16,"message":"bad token {auth}"}}"#),
+                )
+            }
+        })
+        .await;
+        let c = client(
+            url,
+            Auth {
+                token_file: Some(path.clone()),
+                ..Auth::default()
+            },
+        );
+        let err = c.healthz().await.expect_err("401");
+        assert_eq!(err.status(), Some(401));
+        let text = format!("{err} {}", err.body());
+        assert!(!text.contains("first-token-123"), "{text}");
+        assert!(err.hint(true).expect("hint").contains("KF_PIPELINES_TOKEN"));
+        fs_err::write(&path, "second-token-456\n").expect("rotate");
+        c.healthz().await.expect("rotated token accepted");
+    }
+
+    #[tokio::test]
+    async fn upload_sends_multipart_and_query_metadata() {
+        let (url, _) = serve(|_, req| {
+            let q = req.uri().query().unwrap_or_default().to_string();
+            let ct = req
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            if q.contains("pipelineid=p1")
+                && q.contains("name=v1")
+                && q.contains("tags=")
+                && ct.starts_with("multipart/form-data")
+            {
+                json(
+                    StatusCode::OK,
+                    r#"{"pipeline_id":"p1","pipeline_version_id":"v-id","name":"v1"}"#,
+                )
+            } else {
+                json(
+                    StatusCode::BAD_REQUEST,
+                    &format!(r#"{{"error_message":"bad {q} {ct}"}}"#),
+                )
+            }
+        })
+        .await;
+        let meta = UploadMeta {
+            name: "v1".into(),
+            display_name: "v1".into(),
+            description: "d".into(),
+            tags: [("managed-by".to_string(), "kfp-ci".to_string())].into(),
+        };
+        let v = client(url, Auth::default())
+            .upload_version("p1", &meta, "a: 1\n")
+            .await
+            .expect("upload");
+        assert_eq!(v.pipeline_version_id, "v-id");
+    }
+
+    #[tokio::test]
+    async fn connection_refused_is_retryable_transport_error() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        drop(listener);
+        let c = client(
+            url::Url::parse(&format!("http://{addr}")).expect("url"),
+            Auth::default(),
+        );
+        let err = c.healthz().await.expect_err("refused");
+        assert!(err.is_retryable());
+        assert!(matches!(err, ApiError::Transport { .. }));
+    }
+}

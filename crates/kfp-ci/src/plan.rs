@@ -1,1 +1,390 @@
-//! Plan: compiled specs × server state → create | new version | unchanged | error. Pure.
+//! Plan: compiled pipelines × server state → what to do with each (create | new version |
+//! unchanged | error). Pure: no I/O, unit-tested without a server.
+//!
+//! "Unchanged" means the server would store the same thing: both specs go through
+//! `kfp_api::spec::{server_form, canonical_json}` (numbers as doubles, comments gone, two-document
+//! specs wrapped), never a comparison of YAML text.
+
+use std::collections::BTreeMap;
+
+use kfp_api::spec::{canonical_json, parse_spec, server_form, spec_hash};
+use kfp_api::wire::{Pipeline, PipelineVersion, limits};
+
+use crate::report::{Action, PipelineError};
+
+/// A compiled spec, validated as the server's upload handler would, with its canonical form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalSpec {
+    pub yaml: String,
+    pub canonical: String,
+    pub hash: String,
+    /// `pipelineInfo.name`.
+    pub pipeline_info_name: String,
+}
+
+impl LocalSpec {
+    pub fn from_yaml(yaml: String) -> Result<LocalSpec, PipelineError> {
+        if yaml.len() > limits::MAX_UPLOAD_BYTES {
+            return Err(PipelineError {
+                kind: "invalid_spec".into(),
+                message: format!(
+                    "compiled spec is {} bytes; KFP accepts at most {} (32 MiB)",
+                    yaml.len(),
+                    limits::MAX_UPLOAD_BYTES
+                ),
+                detail: String::new(),
+            });
+        }
+        let docs = parse_spec(&yaml).map_err(|e| PipelineError {
+            kind: "invalid_spec".into(),
+            message: format!("the server would reject this spec: {e}"),
+            detail: String::new(),
+        })?;
+        let form = server_form(&docs);
+        Ok(LocalSpec {
+            canonical: canonical_json(&form),
+            hash: spec_hash(&form),
+            pipeline_info_name: docs.pipeline_name().unwrap_or_default().to_string(),
+            yaml,
+        })
+    }
+
+    /// Does this server version hold exactly our spec?
+    pub fn same_as(&self, version: &PipelineVersion) -> bool {
+        version
+            .pipeline_spec
+            .as_ref()
+            .is_some_and(|s| canonical_json(s) == self.canonical)
+    }
+}
+
+/// One pipeline as compiled locally.
+#[derive(Debug, Clone)]
+pub struct LocalPipeline {
+    /// The KFP pipeline `name` (identity; DNS-1123 on the kubernetes store).
+    pub name: String,
+    pub display_name: String,
+    /// Source file relative to the repository root.
+    pub file: String,
+    pub spec: Result<LocalSpec, PipelineError>,
+}
+
+/// What the server holds for one pipeline name.
+#[derive(Debug, Clone)]
+pub enum RemoteState {
+    /// Not looked up (the local side already failed).
+    Unknown,
+    Absent,
+    Present {
+        pipeline: Box<Pipeline>,
+        latest: Option<Box<PipelineVersion>>,
+    },
+    /// The lookup failed after retries.
+    Failed(PipelineError),
+}
+
+/// What to do with one pipeline.
+#[derive(Debug, Clone)]
+pub struct PlanItem {
+    pub name: String,
+    pub display_name: String,
+    pub file: String,
+    pub action: Action,
+    pub reason: String,
+    pub pipeline_id: Option<String>,
+    /// Name of the newest version on the server, if any.
+    pub latest_version: Option<String>,
+    pub spec: Option<LocalSpec>,
+    pub error: Option<PipelineError>,
+}
+
+impl PlanItem {
+    pub fn changes(&self) -> bool {
+        matches!(self.action, Action::Create | Action::NewVersion)
+    }
+}
+
+/// Names used by more than one file: each such pipeline is an error (which file would win?).
+pub fn duplicate_names(locals: &[LocalPipeline]) -> BTreeMap<String, Vec<String>> {
+    let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for l in locals {
+        by_name
+            .entry(l.name.clone())
+            .or_default()
+            .push(l.file.clone());
+    }
+    by_name.retain(|_, files| files.len() > 1);
+    by_name
+}
+
+/// The plan: one item per local pipeline, in the same order. `remotes[i]` belongs to `locals[i]`.
+pub fn plan(locals: Vec<LocalPipeline>, remotes: Vec<RemoteState>, force: bool) -> Vec<PlanItem> {
+    let duplicates = duplicate_names(&locals);
+    locals
+        .into_iter()
+        .zip(
+            remotes
+                .into_iter()
+                .chain(std::iter::repeat(RemoteState::Unknown)),
+        )
+        .map(|(local, remote)| plan_one(local, remote, force, &duplicates))
+        .collect()
+}
+
+fn plan_one(
+    local: LocalPipeline,
+    remote: RemoteState,
+    force: bool,
+    duplicates: &BTreeMap<String, Vec<String>>,
+) -> PlanItem {
+    let mut item = PlanItem {
+        name: local.name,
+        display_name: local.display_name,
+        file: local.file,
+        action: Action::Error,
+        reason: String::new(),
+        pipeline_id: None,
+        latest_version: None,
+        spec: None,
+        error: None,
+    };
+    if let Some(files) = duplicates.get(&item.name) {
+        let error = PipelineError {
+            kind: "duplicate_name".into(),
+            message: format!(
+                "pipeline name `{}` comes from several files ({}); rename one, or set its name in [functions]/--name-from",
+                item.name,
+                files.join(", ")
+            ),
+            detail: String::new(),
+        };
+        item.reason = error.message.clone();
+        item.error = Some(error);
+        return item;
+    }
+    let spec = match local.spec {
+        Ok(spec) => spec,
+        Err(error) => {
+            item.reason = error.message.clone();
+            item.error = Some(error);
+            return item;
+        }
+    };
+    item.spec = Some(spec);
+    match remote {
+        RemoteState::Unknown => {
+            let error = PipelineError {
+                kind: "plan".into(),
+                message: "the server state was not looked up".into(),
+                detail: String::new(),
+            };
+            item.reason = error.message.clone();
+            item.error = Some(error);
+        }
+        RemoteState::Failed(error) => {
+            item.reason = error.message.clone();
+            item.error = Some(error);
+        }
+        RemoteState::Absent => {
+            item.action = Action::Create;
+            item.reason = "not on the server".into();
+        }
+        RemoteState::Present { pipeline, latest } => {
+            item.pipeline_id = Some(pipeline.pipeline_id.clone());
+            item.action = Action::NewVersion;
+            match latest {
+                None => item.reason = "the pipeline has no version".into(),
+                Some(latest) => {
+                    let same = item.spec.as_ref().is_some_and(|s| s.same_as(&latest));
+                    let label = version_label(&latest);
+                    item.latest_version = Some(label.clone());
+                    item.reason = match (same, force) {
+                        (true, false) => {
+                            item.action = Action::Unchanged;
+                            format!("same spec as {label}")
+                        }
+                        (true, true) => format!("same spec as {label}, uploaded anyway (--force)"),
+                        (false, _) if latest.pipeline_spec.is_none() => {
+                            format!("{label} has no readable spec")
+                        }
+                        (false, _) => format!("spec differs from {label}"),
+                    };
+                }
+            }
+        }
+    }
+    item
+}
+
+fn version_label(v: &PipelineVersion) -> String {
+    if v.name.is_empty() {
+        v.pipeline_version_id.clone()
+    } else {
+        v.name.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const SPEC: &str = "# PIPELINE DEFINITION\n# Name: hello\ncomponents: {}\npipelineInfo:\n  name: hello\nroot:\n  dag:\n    tasks: {}\nschemaVersion: 2.1.0\nsdkVersion: kfp-2.17.0\ndeploymentSpec:\n  executors:\n    e:\n      container:\n        resources:\n          cpuLimit: 1\n          memoryLimit: 0.5\n";
+
+    fn local(name: &str, yaml: &str) -> LocalPipeline {
+        LocalPipeline {
+            name: name.into(),
+            display_name: name.into(),
+            file: format!("{name}.py"),
+            spec: LocalSpec::from_yaml(yaml.into()),
+        }
+    }
+
+    fn present(spec: Option<serde_json::Value>) -> RemoteState {
+        RemoteState::Present {
+            pipeline: Box::new(Pipeline {
+                pipeline_id: "p1".into(),
+                name: "hello".into(),
+                ..Pipeline::default()
+            }),
+            latest: Some(Box::new(PipelineVersion {
+                pipeline_id: "p1".into(),
+                pipeline_version_id: "v1".into(),
+                name: "v20260101-000000".into(),
+                pipeline_spec: spec,
+                ..PipelineVersion::default()
+            })),
+        }
+    }
+
+    /// The spec as the server returns it: a Struct, comments gone, integers as doubles.
+    fn server_copy(yaml: &str) -> serde_json::Value {
+        let docs = parse_spec(yaml).expect("valid");
+        let mut v = server_form(&docs);
+        *v.pointer_mut("/deploymentSpec/executors/e/container/resources/cpuLimit")
+            .expect("field") = json!(1.0);
+        v
+    }
+
+    #[test]
+    fn absent_is_create() {
+        let items = plan(vec![local("hello", SPEC)], vec![RemoteState::Absent], false);
+        assert_eq!(items[0].action, Action::Create);
+        assert_eq!(items[0].reason, "not on the server");
+    }
+
+    #[test]
+    fn same_meaning_is_unchanged_even_with_different_text() {
+        let items = plan(
+            vec![local("hello", SPEC)],
+            vec![present(Some(server_copy(SPEC)))],
+            false,
+        );
+        assert_eq!(items[0].action, Action::Unchanged, "{}", items[0].reason);
+        assert_eq!(items[0].reason, "same spec as v20260101-000000");
+        assert_eq!(items[0].pipeline_id.as_deref(), Some("p1"));
+    }
+
+    #[test]
+    fn force_uploads_unchanged() {
+        let items = plan(
+            vec![local("hello", SPEC)],
+            vec![present(Some(server_copy(SPEC)))],
+            true,
+        );
+        assert_eq!(items[0].action, Action::NewVersion);
+        assert!(items[0].reason.contains("--force"));
+    }
+
+    #[test]
+    fn changed_spec_is_new_version() {
+        let edited = SPEC.replace("cpuLimit: 1", "cpuLimit: 2");
+        let items = plan(
+            vec![local("hello", &edited)],
+            vec![present(Some(server_copy(SPEC)))],
+            false,
+        );
+        assert_eq!(items[0].action, Action::NewVersion);
+        assert_eq!(items[0].reason, "spec differs from v20260101-000000");
+    }
+
+    #[test]
+    fn empty_pipeline_gets_a_version() {
+        let remote = RemoteState::Present {
+            pipeline: Box::new(Pipeline {
+                pipeline_id: "p1".into(),
+                ..Pipeline::default()
+            }),
+            latest: None,
+        };
+        let items = plan(vec![local("hello", SPEC)], vec![remote], false);
+        assert_eq!(items[0].action, Action::NewVersion);
+    }
+
+    #[test]
+    fn platform_spec_compares_in_wrapped_form() {
+        let two = format!(
+            "{SPEC}---\nplatforms:\n  kubernetes:\n    deploymentSpec:\n      executors: {{}}\n"
+        );
+        let docs = parse_spec(&two).expect("valid");
+        let server = server_form(&docs);
+        assert!(server.get("platform_spec").is_some());
+        let items = plan(
+            vec![local("hello", &two)],
+            vec![present(Some(server))],
+            false,
+        );
+        assert_eq!(items[0].action, Action::Unchanged);
+        // The bare pipeline spec alone is a change (the platform document went missing).
+        let items = plan(
+            vec![local("hello", &two)],
+            vec![present(Some(server_copy(SPEC)))],
+            false,
+        );
+        assert_eq!(items[0].action, Action::NewVersion);
+    }
+
+    #[test]
+    fn errors_stay_errors() {
+        let bad = local("bad", &SPEC.replace("2.1.0", "2.0.0"));
+        let failed = LocalPipeline {
+            spec: Err(PipelineError {
+                kind: "import".into(),
+                message: "ModuleNotFoundError: No module named 'nope'".into(),
+                detail: String::new(),
+            }),
+            ..local("broken", SPEC)
+        };
+        let lookup_failed = RemoteState::Failed(PipelineError {
+            kind: "plan".into(),
+            message: "HTTP 500: boom".into(),
+            detail: String::new(),
+        });
+        let items = plan(
+            vec![bad, failed, local("hello", SPEC)],
+            vec![RemoteState::Unknown, RemoteState::Unknown, lookup_failed],
+            false,
+        );
+        assert!(items.iter().all(|i| i.action == Action::Error));
+        assert_eq!(
+            items[0].error.as_ref().map(|e| e.kind.as_str()),
+            Some("invalid_spec")
+        );
+        assert!(items[1].reason.contains("nope"));
+        assert_eq!(items[2].reason, "HTTP 500: boom");
+    }
+
+    #[test]
+    fn duplicate_names_are_errors() {
+        let items = plan(
+            vec![local("hello", SPEC), local("hello", SPEC)],
+            vec![RemoteState::Absent, RemoteState::Absent],
+            false,
+        );
+        assert!(items.iter().all(|i| i.action == Action::Error));
+        assert_eq!(
+            items[0].error.as_ref().map(|e| e.kind.as_str()),
+            Some("duplicate_name")
+        );
+    }
+}

@@ -33,6 +33,21 @@ pub struct Report {
     pub started_at: String,
     pub duration_ms: u64,
     pub dry_run: bool,
+    /// Where the time went (plan and deploy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timings: Option<Timings>,
+}
+
+/// Milliseconds per phase of a plan or deploy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Timings {
+    /// Discovery and compile.
+    pub compile_ms: u64,
+    /// Health check, lookups and plan (overlaps compile: the health check runs alongside it).
+    pub plan_ms: u64,
+    /// Uploads, deletes, pruning.
+    pub apply_ms: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,4 +150,192 @@ pub struct PipelineError {
     /// Longer detail (traceback tail, server body), shown with -v.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub detail: String,
+}
+
+impl Action {
+    /// As shown in tables: `create`, `new version`, `unchanged`, `error`, `compiled`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Action::Compiled => "compiled",
+            Action::Create => "create",
+            Action::NewVersion => "new version",
+            Action::Unchanged => "unchanged",
+            Action::Error => "error",
+        }
+    }
+}
+
+impl Status {
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Planned => "planned",
+            Status::Done => "done",
+            Status::Skipped => "skipped",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+impl Report {
+    /// A fresh report for `command`, started now.
+    pub fn new(command: &str) -> Report {
+        Report {
+            schema: REPORT_SCHEMA,
+            kfp_ci_version: env!("CARGO_PKG_VERSION").to_string(),
+            command: command.to_string(),
+            started_at: jiff::Timestamp::now()
+                .round(jiff::Unit::Second)
+                .unwrap_or_else(|_| jiff::Timestamp::now())
+                .to_string(),
+            ..Report::default()
+        }
+    }
+
+    /// Recompute `counts` (all but `discovered`/`compiled`) from the pipelines.
+    ///
+    /// Planned items count as what they would do; applied ones only when done.
+    pub fn recount(&mut self) {
+        let mut c = Counts {
+            discovered: self.counts.discovered,
+            compiled: self.counts.compiled,
+            ..Counts::default()
+        };
+        for p in &self.pipelines {
+            match (p.status, p.action) {
+                (Status::Failed, _) | (_, Action::Error) => c.failed += 1,
+                (Status::Skipped, _) => {}
+                (_, Action::Create) => c.created += 1,
+                (_, Action::NewVersion) => c.updated += 1,
+                (_, Action::Unchanged) => c.unchanged += 1,
+                (_, Action::Compiled) => {}
+            }
+        }
+        self.counts = c;
+    }
+
+    /// Did any pipeline fail (or a run-level error occur)?
+    pub fn has_failures(&self) -> bool {
+        self.counts.failed > 0 || !self.errors.is_empty()
+    }
+
+    /// Would (or did) anything change on the server?
+    pub fn has_changes(&self) -> bool {
+        self.counts.uploaded() > 0
+    }
+
+    /// Pretty JSON (what `--output json` prints and `--report-file` writes).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|_| "{}".into())
+    }
+
+    /// The human table and summary for stderr.
+    pub fn render_table(&self, verbose: bool) -> String {
+        let applied = self.command == "deploy" && !self.dry_run;
+        let mut rows: Vec<Vec<String>> = vec![
+            if applied {
+                vec!["PIPELINE", "ACTION", "STATUS", "VERSION", "REASON"]
+            } else {
+                vec!["PIPELINE", "ACTION", "REASON"]
+            }
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        ];
+        for p in &self.pipelines {
+            let reason = match &p.error {
+                Some(e) if p.reason.is_empty() || p.status == Status::Failed => e.message.clone(),
+                _ => p.reason.clone(),
+            };
+            let reason = reason.lines().next().unwrap_or_default().to_string();
+            if applied {
+                rows.push(vec![
+                    p.name.clone(),
+                    p.action.label().into(),
+                    p.status.label().into(),
+                    p.version_name.clone().unwrap_or_else(|| "-".into()),
+                    reason,
+                ]);
+            } else {
+                rows.push(vec![p.name.clone(), p.action.label().into(), reason]);
+            }
+        }
+        let mut out = String::new();
+        let cols = rows[0].len();
+        let widths: Vec<usize> = (0..cols)
+            .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+            .collect();
+        if self.pipelines.is_empty() {
+            out.push_str("no pipelines found\n");
+        } else {
+            for row in &rows {
+                let mut line = String::new();
+                for (i, cell) in row.iter().enumerate() {
+                    if i + 1 == cols {
+                        line.push_str(cell);
+                    } else {
+                        line.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+                    }
+                }
+                out.push_str(line.trim_end());
+                out.push('\n');
+            }
+        }
+        let failures: Vec<&PipelineReport> = self
+            .pipelines
+            .iter()
+            .filter(|p| {
+                p.error.is_some() && (p.status == Status::Failed || p.action == Action::Error)
+            })
+            .collect();
+        if !failures.is_empty() {
+            out.push_str("\nfailures:\n");
+            for p in failures {
+                if let Some(e) = &p.error {
+                    out.push_str(&format!(
+                        "  {} ({}): [{}] {}\n",
+                        p.name, p.file, e.kind, e.message
+                    ));
+                    if verbose && !e.detail.is_empty() {
+                        for line in e.detail.lines() {
+                            out.push_str(&format!("    {line}\n"));
+                        }
+                    } else if let Some(hint) = e.detail.lines().find(|l| l.starts_with("hint: ")) {
+                        out.push_str(&format!("    {hint}\n"));
+                    }
+                }
+            }
+        }
+        for e in &self.errors {
+            out.push_str(&format!("error: {e}\n"));
+        }
+        let c = &self.counts;
+        let verb = if applied { "" } else { "would be " };
+        out.push_str(&format!(
+            "\n{}: {} discovered, {} compiled; {} {verb}created, {} {verb}updated, {} unchanged, {} failed",
+            if applied { "deploy" } else { "plan" },
+            c.discovered,
+            c.compiled,
+            c.created,
+            c.updated,
+            c.unchanged,
+            c.failed
+        ));
+        if let Some(tag) = &self.version_tag
+            && c.uploaded() > 0
+        {
+            out.push_str(&format!(" (version {tag})"));
+        }
+        out.push('\n');
+        if applied {
+            for p in &self.pipelines {
+                if let Some(url) = &p.url
+                    && matches!(p.action, Action::Create | Action::NewVersion)
+                    && p.status == Status::Done
+                {
+                    out.push_str(&format!("  {}: {url}\n", p.name));
+                }
+            }
+        }
+        out
+    }
 }

@@ -1,6 +1,322 @@
-use crate::cli::{GlobalArgs, PlanCmd};
-use crate::status::ExitStatus;
+//! `kfp-ci plan`: compile, look every pipeline up on the server, print what deploy would do.
+//! The steps before apply live here and are shared with `deploy`.
 
-pub async fn run(_cmd: PlanCmd, _global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
-    anyhow::bail!("`kfp-ci plan` is not implemented yet")
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+use crate::apply;
+use crate::cli::{CompileArgs, GlobalArgs, OutputFormat, PlanCmd, TargetArgs};
+use crate::client::Client;
+use crate::plan::{self, LocalPipeline, LocalSpec, PlanItem};
+use crate::report::{Action, PipelineError, PipelineReport, Report, Status, TargetInfo};
+use crate::settings::{self, LoadedConfig};
+use crate::status::ExitStatus;
+use crate::target::{self, Endpoint, Target};
+
+pub async fn run(cmd: PlanCmd, global: &GlobalArgs) -> Result<ExitStatus> {
+    let started = Instant::now();
+    let loaded = load_config(global)?;
+    let mut report = Report::new("plan");
+    let prepared = prepare(&cmd.compile, &cmd.target, &loaded, &mut report, false).await?;
+    report.pipelines = prepared.items.iter().map(item_report).collect();
+    finish_links(&mut report, &prepared.target);
+    report.recount();
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    emit(&report, cmd.output, global, None)?;
+    Ok(if report.has_failures() {
+        ExitStatus::Failure
+    } else if cmd.detailed_exitcode && report.has_changes() {
+        // Terraform's convention: 2 = changes present.
+        ExitStatus::Error
+    } else {
+        ExitStatus::Success
+    })
+}
+
+pub(super) fn load_config(global: &GlobalArgs) -> Result<LoadedConfig> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    settings::load(global.config.as_deref(), &cwd)
+}
+
+/// Everything before apply: target, compile, preflight, lookups, plan.
+pub(super) struct Prepared {
+    pub target: Target,
+    pub client: Client,
+    pub health: kfp_api::wire::Healthz,
+    pub items: Vec<PlanItem>,
+    /// Keeps the embedded server alive while the client talks to it.
+    pub _embedded: Option<Embedded>,
+}
+
+/// The in-process server used when no endpoint is configured.
+pub(super) struct Embedded {
+    #[allow(dead_code)]
+    pub server: Box<dyn std::any::Any + Send>,
+}
+
+pub(super) async fn prepare(
+    compile: &CompileArgs,
+    target_args: &TargetArgs,
+    loaded: &LoadedConfig,
+    report: &mut Report,
+    force: bool,
+) -> Result<Prepared> {
+    // The target first: a CI run without an endpoint fails before spending time compiling.
+    let target = target::resolve(target_args, loaded)?;
+    let (client, embedded) = connect(&target).await?;
+
+    // Compile while the server answers the health check.
+    let compile_started = Instant::now();
+    let (health, compiled) = tokio::join!(client.healthz(), async {
+        let c = compile_all(compile, loaded).await;
+        (c, compile_started.elapsed())
+    });
+    let health = health.map_err(|e| {
+        let hint = e
+            .hint(client.auth().is_configured())
+            .map(|h| format!("\nhint: {h}"))
+            .unwrap_or_default();
+        anyhow::anyhow!(
+            "the KFP API at {} did not answer the health check: {}{hint}",
+            endpoint_label(&target),
+            e.server_message()
+        )
+    })?;
+    let (compiled, compile_time) = compiled;
+    let compiled = compiled?;
+    let plan_started = Instant::now();
+    let server_version = server_version(&health);
+    tracing::info!(
+        "KFP {} at {} (multi-user: {}, store: {})",
+        server_version.as_deref().unwrap_or("version unknown"),
+        endpoint_label(&target),
+        health.multi_user,
+        if health.pipeline_store.is_empty() {
+            "database"
+        } else {
+            &health.pipeline_store
+        }
+    );
+    if health.multi_user && target.namespace.is_empty() {
+        tracing::warn!(
+            "the server is multi-user and no namespace is set: pipelines go to the shared namespace (set --namespace or KF_PIPELINES_NAMESPACE)"
+        );
+    }
+    report.target = Some(TargetInfo {
+        endpoint: endpoint_label(&target),
+        name: target.name.clone(),
+        namespace: (!target.namespace.is_empty()).then(|| target.namespace.clone()),
+        server_version: server_version.clone(),
+        multi_user: health.multi_user,
+        pipeline_store: (!health.pipeline_store.is_empty()).then(|| health.pipeline_store.clone()),
+        ui_url: target.ui_url.clone(),
+    });
+
+    report.kfp_version = compiled.kfp_version.clone();
+    report.counts.discovered = compiled.discovered;
+    report.counts.compiled = compiled.pipelines.iter().filter(|p| p.yaml.is_ok()).count();
+    if let (Some(sdk), Some(server)) = (&compiled.kfp_version, &server_version)
+        && newer(sdk, server)
+    {
+        tracing::warn!(
+            "the kfp SDK ({sdk}) is newer than the server ({server}): specs using newer fields fail to upload as \"unknown template format\"; pin kfp_version = \"{server}\""
+        );
+    }
+
+    let kubernetes_store = health.pipeline_store == "kubernetes";
+    let locals: Vec<LocalPipeline> = compiled
+        .pipelines
+        .into_iter()
+        .map(|c| {
+            let name = if kubernetes_store {
+                target::dns1123(&c.name)
+            } else {
+                c.name.clone()
+            };
+            LocalPipeline {
+                name,
+                display_name: c.name,
+                file: c.file,
+                spec: c.yaml.and_then(LocalSpec::from_yaml),
+            }
+        })
+        .collect();
+    let remotes = apply::fetch_remote(&client, &locals, &target.namespace).await;
+    let items = plan::plan(locals, remotes, force);
+    report.timings = Some(crate::report::Timings {
+        compile_ms: compile_time.as_millis() as u64,
+        plan_ms: plan_started.elapsed().as_millis() as u64,
+        apply_ms: 0,
+    });
+    Ok(Prepared {
+        target,
+        client,
+        health,
+        items,
+        _embedded: embedded,
+    })
+}
+
+async fn connect(target: &Target) -> Result<(Client, Option<Embedded>)> {
+    match &target.endpoint {
+        Endpoint::Remote(url) => Ok((
+            Client::new(url.clone(), target.auth.clone(), &target.tls)?,
+            None,
+        )),
+        Endpoint::Embedded(db) => {
+            let server = kfp_serve::spawn(kfp_serve::ServeOptions::ephemeral(db.clone()))
+                .await
+                .with_context(|| {
+                    format!("cannot start the embedded local store at {}", db.display())
+                })?;
+            tracing::info!(
+                "no KFP endpoint configured: using the local store {} (browse it with `kfp-ci serve`; set KF_PIPELINES_ENDPOINT or --endpoint for a cluster)",
+                db.display()
+            );
+            let url = url::Url::parse(&server.url()).context("embedded server URL")?;
+            let client = Client::new(url, target.auth.clone(), &target.tls)?;
+            Ok((
+                client,
+                Some(Embedded {
+                    server: Box::new(server),
+                }),
+            ))
+        }
+    }
+}
+
+pub(super) fn endpoint_label(target: &Target) -> String {
+    match &target.endpoint {
+        Endpoint::Remote(url) => url.as_str().trim_end_matches('/').to_string(),
+        Endpoint::Embedded(db) => format!("local:{}", db.display()),
+    }
+}
+
+/// The server's release from healthz `tag_name` (`2.17.0`, `v2.17.0`), unless `unknown`.
+pub(super) fn server_version(h: &kfp_api::wire::Healthz) -> Option<String> {
+    let tag = h.tag_name.trim().trim_start_matches('v');
+    (!tag.is_empty() && tag != "unknown" && parse_version(tag).is_some()).then(|| tag.to_string())
+}
+
+pub(super) fn parse_version(v: &str) -> Option<(u64, u64, u64)> {
+    let mut parts = v.trim_start_matches('v').split(['.', '-', '+']);
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let patch = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    Some((major, minor, patch))
+}
+
+/// Is `a` a newer release than `b`?
+pub(super) fn newer(a: &str, b: &str) -> bool {
+    matches!((parse_version(a), parse_version(b)), (Some(x), Some(y)) if x > y)
+}
+
+/// One compiled (or failed) pipeline, whatever the compile engine's own types.
+pub(super) struct CompiledPipeline {
+    pub name: String,
+    pub file: String,
+    pub yaml: Result<String, PipelineError>,
+}
+
+pub(super) struct CompiledAll {
+    pub kfp_version: Option<String>,
+    pub discovered: usize,
+    pub pipelines: Vec<CompiledPipeline>,
+}
+
+/// Compile with the one compile engine (every option of `kfp-ci compile`).
+async fn compile_all(compile: &CompileArgs, loaded: &LoadedConfig) -> Result<CompiledAll> {
+    let settings = crate::compile::CompileSettings::resolve(compile, loaded)?;
+    let run = crate::compile::compile_pipelines(&settings).await?;
+    Ok(CompiledAll {
+        kfp_version: (!run.kfp_version.is_empty()).then(|| run.kfp_version.clone()),
+        discovered: run.discovered,
+        pipelines: run
+            .results
+            .into_iter()
+            .map(|r| CompiledPipeline {
+                name: r.file.name,
+                file: r.file.rel,
+                yaml: r.outcome.map(|c| c.yaml),
+            })
+            .collect(),
+    })
+}
+
+/// A plan item as a report row (before apply).
+pub(super) fn item_report(item: &PlanItem) -> PipelineReport {
+    PipelineReport {
+        name: item.name.clone(),
+        file: item.file.clone(),
+        action: item.action,
+        status: if item.action == Action::Error {
+            Status::Failed
+        } else {
+            Status::Planned
+        },
+        reason: item.reason.clone(),
+        pipeline_id: item.pipeline_id.clone(),
+        version_name: None,
+        spec_hash: item.spec.as_ref().map(|s| s.hash.clone()),
+        error: item.error.clone(),
+        ..PipelineReport::default()
+    }
+}
+
+/// Links to the KFP UI for pipelines with an id, when `ui_url` is configured.
+pub(super) fn finish_links(report: &mut Report, target: &Target) {
+    let Some(ui) = &target.ui_url else { return };
+    for p in &mut report.pipelines {
+        if let Some(id) = &p.pipeline_id {
+            p.url = Some(match &p.version_id {
+                Some(v) => format!("{ui}/#/pipelines/details/{id}/version/{v}"),
+                None => format!("{ui}/#/pipelines/details/{id}"),
+            });
+        }
+    }
+}
+
+/// Table on stderr (unless quiet), JSON on stdout with `--output json`, the report file.
+pub(super) fn emit(
+    report: &Report,
+    output: OutputFormat,
+    global: &GlobalArgs,
+    report_file: Option<&std::path::Path>,
+) -> Result<()> {
+    if !global.quiet {
+        eprint!(
+            "{}",
+            crate::redact::redact(&report.render_table(global.verbose > 0))
+        );
+    }
+    let json = crate::redact::redact(&report.to_json());
+    if output == OutputFormat::Json {
+        println!("{json}");
+    }
+    if let Some(path) = report_file {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs_err::create_dir_all(dir)?;
+        }
+        fs_err::write(path, format!("{json}\n"))
+            .with_context(|| format!("cannot write the report file {}", path.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert!(newer("2.17.0", "2.14.0"));
+        assert!(!newer("2.17.0", "2.17.0"));
+        assert!(!newer("2.5.0", "2.17.0"));
+        let h = kfp_api::wire::Healthz {
+            tag_name: "unknown".into(),
+            ..Default::default()
+        };
+        assert_eq!(server_version(&h), None);
+    }
 }

@@ -3,5 +3,7 @@
 mod ci;
 mod common;
 mod compile;
+mod deploy;
+mod faulty;
 mod ntfy_server;
 mod serve;

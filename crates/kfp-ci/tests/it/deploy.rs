@@ -1,0 +1,649 @@
+//! `kfp-ci plan` and `kfp-ci deploy`: the real binary, real kfp compile, real `kfp-ci serve` on an
+//! ephemeral port (plus a failure-injecting proxy in front of it where serve cannot fail on demand).
+
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::common::{Server, TestContext, python};
+use crate::faulty::{Fault, Faulty, Rule};
+
+const HELLO: &str = r#"from kfp import dsl
+
+
+@dsl.component(base_image="python:3.11-slim")
+def say(message: str) -> str:
+    print(message)
+    return message
+
+
+@dsl.pipeline(name="hello-pipeline", description="Says hello")
+def hello_pipeline(message: str = "hello"):
+    say(message=message)
+"#;
+
+const GOODBYE: &str = r#"from kfp import dsl
+
+
+@dsl.component(base_image="python:3.11-slim")
+def wave(times: int) -> int:
+    return times
+
+
+@dsl.pipeline(name="goodbye-pipeline")
+def goodbye_pipeline(times: int = 2):
+    wave(times=times)
+"#;
+
+const BROKEN: &str = "from kfp import dsl\nimport module_that_does_not_exist\n";
+
+const TAG: &str = "v20260101-120000";
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).to_string()
+}
+
+fn run(ctx: &TestContext, args: &[&str]) -> Output {
+    ctx.cmd().args(args).output().expect("run kfp-ci")
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        )
+    })
+}
+
+/// Filters for snapshots: times, tags, ports, ids, temp paths, durations.
+fn snapshot_settings(ctx: &TestContext) -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.add_filter(&regex_escape(&ctx.root().display().to_string()), "[REPO]");
+    s.add_filter(r"v\d{8}-\d{6}", "[TAG]");
+    s.add_filter(r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]");
+    s.add_filter(
+        r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+        "[UUID]",
+    );
+    s.add_filter(r"c1-[0-9a-f]{40}", "[HASH]");
+    s.add_filter(r#""duration_ms": \d+"#, r#""duration_ms": [MS]"#);
+    s.add_filter(r#""started_at": "[^"]+""#, r#""started_at": "[TIME]""#);
+    s.add_filter(
+        r#""kfp_ci_version": "[^"]+""#,
+        r#""kfp_ci_version": "[VERSION]""#,
+    );
+    s.add_filter(r#""commit_sha": "[^"]+""#, r#""commit_sha": "[SHA]""#);
+    s.add_filter(r"[ \t]+\n", "\n");
+    s
+}
+
+fn regex_escape(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// What the official `kfp.Client` sees: pipeline name → sorted version names.
+fn kfp_client_view(url: &str, namespace: Option<&str>) -> Value {
+    let script = r#"
+import json, sys
+import kfp
+client = kfp.Client(host=sys.argv[1])
+ns = sys.argv[2] or None
+out = {}
+token = ""
+while True:
+    resp = client.list_pipelines(page_size=100, page_token=token, namespace=ns)
+    for p in resp.pipelines or []:
+        versions = client.list_pipeline_versions(p.pipeline_id, page_size=100).pipeline_versions or []
+        out[p.name] = {"display_name": p.display_name, "versions": sorted(v.display_name for v in versions)}
+    token = resp.next_page_token
+    if not token:
+        break
+print(json.dumps(out, sort_keys=True))
+"#;
+    let out = std::process::Command::new(python())
+        .args(["-c", script, url, namespace.unwrap_or("")])
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "kfp.Client failed:\n{}",
+        text(&out.stderr)
+    );
+    let stdout = text(&out.stdout);
+    let last = stdout.lines().last().unwrap_or("{}");
+    serde_json::from_str(last).expect("kfp.Client JSON")
+}
+
+#[test]
+fn fresh_deploy_of_the_examples_then_unchanged_redeploy() {
+    let ctx = TestContext::new();
+    ctx.copy_examples();
+    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+
+    let out = run(
+        &ctx,
+        &[
+            "deploy",
+            "examples",
+            "--endpoint",
+            &server.url,
+            "--version-tag",
+            TAG,
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report = json(&out);
+    assert_eq!(report["counts"]["discovered"], 6);
+    assert_eq!(report["counts"]["created"], 6, "{report:#}");
+    assert_eq!(report["counts"]["failed"], 0);
+    snapshot_settings(&ctx).bind(|| {
+        insta::assert_snapshot!("fresh_deploy_stderr", text(&out.stderr));
+    });
+
+    // The official client sees six pipelines, each with exactly one version named by the tag.
+    let view = kfp_client_view(&server.url, None);
+    let view = view.as_object().expect("object");
+    assert_eq!(view.len(), 6, "{view:#?}");
+    for (name, p) in view {
+        assert_eq!(p["versions"], serde_json::json!([TAG]), "{name}");
+        assert_ne!(p["versions"][0], Value::String(name.clone()));
+    }
+
+    // Redeploy: all unchanged, nothing uploaded.
+    let out = run(
+        &ctx,
+        &[
+            "deploy",
+            "examples",
+            "--endpoint",
+            &server.url,
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report = json(&out);
+    assert_eq!(report["counts"]["unchanged"], 6, "{report:#}");
+    assert_eq!(report["counts"]["created"], 0);
+    assert_eq!(report["counts"]["updated"], 0);
+    let view = kfp_client_view(&server.url, None);
+    for (name, p) in view.as_object().expect("object") {
+        assert_eq!(p["versions"], serde_json::json!([TAG]), "{name}");
+    }
+}
+
+#[test]
+fn one_edited_pipeline_gets_exactly_one_new_version() {
+    let ctx = TestContext::new();
+    ctx.write("pipelines/hello_pipeline.py", HELLO);
+    ctx.write("pipelines/goodbye_pipeline.py", GOODBYE);
+    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    let endpoint = server.url.as_str();
+    let out = run(
+        &ctx,
+        &["deploy", "--endpoint", endpoint, "--version-tag", "v1"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    ctx.write(
+        "pipelines/hello_pipeline.py",
+        &HELLO.replace("message: str = \"hello\"", "message: str = \"bonjour\""),
+    );
+    // plan shows it, and --detailed-exitcode says something would change.
+    let out = run(
+        &ctx,
+        &[
+            "plan",
+            "--endpoint",
+            endpoint,
+            "--detailed-exitcode",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let plan = json(&out);
+    snapshot_settings(&ctx).bind(|| {
+        insta::assert_snapshot!("plan_one_edited_stderr", text(&out.stderr));
+        insta::assert_json_snapshot!("plan_one_edited_json", plan, {
+            ".duration_ms" => "[MS]",
+            ".started_at" => "[TIME]",
+            ".kfp_ci_version" => "[VERSION]",
+            ".target.endpoint" => "[ENDPOINT]",
+            ".target.server_version" => "[SERVER_VERSION]",
+            ".kfp_version" => "[KFP]",
+            ".pipelines[].pipeline_id" => "[ID]",
+            ".pipelines[].spec_hash" => "[HASH]",
+            ".ci" => "[CI]",
+            ".timings" => "[TIMINGS]",
+        });
+    });
+
+    let out = run(
+        &ctx,
+        &[
+            "deploy",
+            "--endpoint",
+            endpoint,
+            "--version-tag",
+            "v2",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report = json(&out);
+    assert_eq!(report["counts"]["updated"], 1, "{report:#}");
+    assert_eq!(report["counts"]["unchanged"], 1);
+    let view = kfp_client_view(endpoint, None);
+    assert_eq!(
+        view["hello_pipeline"]["versions"],
+        serde_json::json!(["v1", "v2"])
+    );
+    assert_eq!(
+        view["goodbye_pipeline"]["versions"],
+        serde_json::json!(["v1"])
+    );
+
+    // Unchanged plan: exit 0 even with --detailed-exitcode.
+    let out = run(
+        &ctx,
+        &["plan", "--endpoint", endpoint, "--detailed-exitcode"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn two_racing_deploys_converge_without_duplicates() {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    ctx.write("goodbye_pipeline.py", GOODBYE);
+    let server = Server::start(&ctx.root().join("registry.db"), &["--latency-ms", "30"]);
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| {
+            run(
+                &ctx,
+                &[
+                    "deploy",
+                    "--endpoint",
+                    &server.url,
+                    "--version-tag",
+                    TAG,
+                    "--output",
+                    "json",
+                ],
+            )
+        });
+        let b = s.spawn(|| {
+            run(
+                &ctx,
+                &[
+                    "deploy",
+                    "--endpoint",
+                    &server.url,
+                    "--version-tag",
+                    TAG,
+                    "--output",
+                    "json",
+                ],
+            )
+        });
+        (a.join().expect("a"), b.join().expect("b"))
+    });
+    for out in [&a, &b] {
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+    let view = kfp_client_view(&server.url, None);
+    assert_eq!(view.as_object().expect("object").len(), 2, "{view:#}");
+    for (name, p) in view.as_object().expect("object") {
+        assert_eq!(p["versions"], serde_json::json!([TAG]), "{name}: {view:#}");
+    }
+}
+
+#[test]
+fn server_errors_are_retried_and_a_landed_upload_is_not_duplicated() {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    ctx.write("goodbye_pipeline.py", GOODBYE);
+    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    let proxy = Faulty::start(
+        &server.url,
+        vec![
+            // Lookups: two 503s, then through.
+            Rule {
+                method: "GET",
+                path_suffix: "/names/hello_pipeline",
+                times: 2,
+                fault: Fault::Reply(503, r#"{"code":14,"message":"upstream connect error"}"#),
+            },
+            // The first upload lands but its answer is lost; the second gets a 502.
+            Rule {
+                method: "POST",
+                path_suffix: "/upload_version",
+                times: 1,
+                fault: Fault::ForwardThenReply(503),
+            },
+            Rule {
+                method: "POST",
+                path_suffix: "/upload_version",
+                times: 1,
+                fault: Fault::Reply(502, "bad gateway"),
+            },
+        ],
+    );
+    let out = run(
+        &ctx,
+        &[
+            "deploy",
+            "--endpoint",
+            &proxy.url,
+            "--version-tag",
+            TAG,
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report = json(&out);
+    assert_eq!(report["counts"]["created"], 2, "{report:#}");
+    assert_eq!(proxy.count("GET", "/names/hello_pipeline"), 3);
+    // Exactly one version each: the landed upload was found, not sent again under another name.
+    let view = kfp_client_view(&server.url, None);
+    for (name, p) in view.as_object().expect("object") {
+        assert_eq!(p["versions"], serde_json::json!([TAG]), "{name}: {view:#}");
+    }
+}
+
+#[test]
+fn bad_request_is_not_retried_and_the_servers_message_is_shown() {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    let proxy = Faulty::start(
+        &server.url,
+        vec![Rule {
+            method: "POST",
+            path_suffix: "/upload_version",
+            times: 100,
+            fault: Fault::Reply(
+                400,
+                r#"{"error_message":"Failed to create a pipeline version","error_details":"injected"}"#,
+            ),
+        }],
+    );
+    let out = run(
+        &ctx,
+        &[
+            "deploy",
+            "--endpoint",
+            &proxy.url,
+            "--version-tag",
+            TAG,
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(
+        proxy.count("POST", "/upload_version"),
+        1,
+        "{:#?}",
+        proxy.log()
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("HTTP 400: Failed to create a pipeline version"),
+        "{stderr}"
+    );
+    // The empty pipeline created for the failed first version was removed again.
+    assert_eq!(proxy.count("DELETE", ""), 1, "{:#?}", proxy.log());
+    let view = kfp_client_view(&server.url, None);
+    assert_eq!(view, serde_json::json!({}));
+}
+
+#[test]
+fn rejected_token_gets_a_hint_and_is_never_printed() {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    let server = Server::start(
+        &ctx.root().join("registry.db"),
+        &["--token", "the-right-token-1234"],
+    );
+    let out = ctx
+        .cmd()
+        .args(["deploy", "--endpoint", &server.url])
+        .env("KF_PIPELINES_TOKEN", "a-wrong-token-5678")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("401"), "{stderr}");
+    assert!(stderr.contains("KF_PIPELINES_TOKEN"), "{stderr}");
+    assert!(!stderr.contains("a-wrong-token-5678"), "{stderr}");
+    assert!(!text(&out.stdout).contains("a-wrong-token-5678"));
+
+    // The right token from a token file works.
+    let token_file = ctx.write("token", "the-right-token-1234\n");
+    let out = ctx
+        .cmd()
+        .args(["deploy", "--endpoint", &server.url, "--token-file"])
+        .arg(&token_file)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("the-right-token-1234"));
+}
+
+#[test]
+fn namespaces_are_kept_apart() {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    let server = Server::start(&ctx.root().join("registry.db"), &["--multi-user"]);
+    for (ns, tag) in [("team-a", "v1"), ("team-b", "v2")] {
+        let out = run(
+            &ctx,
+            &[
+                "deploy",
+                "--endpoint",
+                &server.url,
+                "--namespace",
+                ns,
+                "--version-tag",
+                tag,
+                "--output",
+                "json",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_eq!(json(&out)["counts"]["created"], 1, "{ns}");
+    }
+    // Each namespace has its own pipeline with its own first version.
+    let a = kfp_client_view(&server.url, Some("team-a"));
+    let b = kfp_client_view(&server.url, Some("team-b"));
+    assert_eq!(
+        a["hello_pipeline"]["versions"],
+        serde_json::json!(["v1"]),
+        "{a:#}"
+    );
+    assert_eq!(
+        b["hello_pipeline"]["versions"],
+        serde_json::json!(["v2"]),
+        "{b:#}"
+    );
+    let out = run(
+        &ctx,
+        &[
+            "plan",
+            "--endpoint",
+            &server.url,
+            "--namespace",
+            "team-c",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(json(&out)["pipelines"][0]["action"], "create");
+}
+
+#[test]
+fn a_pipeline_that_fails_to_compile_does_not_stop_the_others() {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    ctx.write("broken_pipeline.py", BROKEN);
+    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    let out = run(
+        &ctx,
+        &[
+            "deploy",
+            "--endpoint",
+            &server.url,
+            "--version-tag",
+            TAG,
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let report = json(&out);
+    assert_eq!(report["counts"]["created"], 1, "{report:#}");
+    assert_eq!(report["counts"]["failed"], 1);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("module_that_does_not_exist"), "{stderr}");
+    let view = kfp_client_view(&server.url, None);
+    assert_eq!(view.as_object().expect("object").len(), 1, "{view:#}");
+
+    // --atomic: nothing applied.
+    ctx.write("goodbye_pipeline.py", GOODBYE);
+    let out = run(
+        &ctx,
+        &[
+            "deploy",
+            "--endpoint",
+            &server.url,
+            "--atomic",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let view = kfp_client_view(&server.url, None);
+    assert_eq!(view.as_object().expect("object").len(), 1, "{view:#}");
+}
+
+#[test]
+fn ci_without_an_endpoint_is_a_configuration_error() {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    let out = ctx
+        .cmd()
+        .arg("deploy")
+        .env("CI", "true")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("KF_PIPELINES_ENDPOINT"));
+    assert!(!ctx.root().join(".kfp-ci").exists());
+}
+
+#[test]
+fn embedded_default_store_outside_ci() {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    let out = run(&ctx, &["deploy", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(json(&out)["counts"]["created"], 1);
+    assert!(
+        text(&out.stderr).contains("local store"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(ctx.root().join(".kfp-ci/registry.db").exists());
+    let out = run(&ctx, &["deploy", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(json(&out)["counts"]["unchanged"], 1);
+}
+
+#[test]
+fn dry_run_force_keep_versions_and_links() {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    let endpoint = server.url.as_str();
+    let out = run(
+        &ctx,
+        &[
+            "deploy",
+            "--endpoint",
+            endpoint,
+            "--dry-run",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(json(&out)["pipelines"][0]["status"], "planned");
+    assert_eq!(kfp_client_view(endpoint, None), serde_json::json!({}));
+    for tag in ["v1", "v2", "v3", "v4"] {
+        let out = run(
+            &ctx,
+            &[
+                "deploy",
+                "--endpoint",
+                endpoint,
+                "--force",
+                "--keep-versions",
+                "2",
+                "--version-tag",
+                tag,
+                "--ui-url",
+                "https://kfp.example/",
+                "--output",
+                "json",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let report = json(&out);
+        let url = report["pipelines"][0]["url"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            url.starts_with("https://kfp.example/#/pipelines/details/"),
+            "{report:#}"
+        );
+    }
+    let view = kfp_client_view(endpoint, None);
+    assert_eq!(
+        view["hello_pipeline"]["versions"],
+        serde_json::json!(["v3", "v4"])
+    );
+}
+
+#[test]
+fn unreachable_server_is_exit_2_with_the_endpoint_named() {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endpoint = format!("http://{}/pipeline", listener.local_addr().expect("addr"));
+    drop(listener);
+    let out = run(&ctx, &["plan", "--endpoint", &endpoint]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(&endpoint), "{stderr}");
+    assert!(stderr.contains("hint:"), "{stderr}");
+    // No scheme: refused, nothing guessed.
+    let out = run(&ctx, &["plan", "--endpoint", "ml-pipeline.kubeflow:8888"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("has no scheme"));
+}
