@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use kfp_ci::ci::{CiInfo, Destinations, publish_to};
 use kfp_ci::report::{Action, Counts, PipelineError, PipelineReport, Report, Status, TargetInfo};
@@ -78,6 +79,7 @@ fn sample_report() -> Report {
         started_at: "2026-11-24T12:00:00Z".into(),
         duration_ms: 4200,
         dry_run: false,
+        ..Report::default()
     }
 }
 
@@ -639,4 +641,630 @@ fn ntfy_stand_in_rejects_what_ntfy_rejects() {
     assert_eq!(post("/", Some(&bearer), with("actions", actions)), 400);
     assert_eq!(post("/a.b", Some(&bearer), ok.clone()), 404);
     assert_eq!(post("/t/", Some(&bearer), ok.clone()), 404);
+}
+
+// ---------------------------------------------------------------------------------------------
+// `kfp-ci init`
+
+/// A Python tool from the test venv (`scripts/test` installs tests/requirements.txt there).
+fn venv_tool(name: &str) -> PathBuf {
+    let python = crate::common::python();
+    let tool = python.parent().expect("venv bin").join(name);
+    assert!(
+        tool.exists(),
+        "{} is missing: run `scripts/test` (it installs tests/requirements.txt)",
+        tool.display()
+    );
+    tool
+}
+
+fn run_tool(tool: &str, args: &[&str], file: &Path) {
+    let out = std::process::Command::new(venv_tool(tool))
+        .args(args)
+        .arg(file)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run tool");
+    assert!(
+        out.status.success(),
+        "{tool} {args:?} {} failed:\n{}\n{}",
+        file.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn yaml(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).expect("read");
+    serde_yaml::from_str(&text).expect("valid YAML")
+}
+
+fn init(ctx: &TestContext, args: &[&str]) -> std::process::Output {
+    ctx.cmd().arg("init").args(args).output().expect("run init")
+}
+
+#[test]
+fn init_gitea_writes_a_valid_safe_workflow() {
+    let ctx = TestContext::new();
+    let out = init(&ctx, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let workflow = ctx.root().join(".gitea/workflows/compile-upload.yaml");
+    run_tool(
+        "check-jsonschema",
+        &["--builtin-schema", "vendor.github-workflows"],
+        &workflow,
+    );
+    run_tool("zizmor", &["--offline"], &workflow);
+
+    let w = yaml(&workflow);
+    // serde_yaml reads `on` as a string key (YAML 1.2), as GitHub does.
+    let on = &w["on"];
+    assert_eq!(on["push"]["branches"], serde_json::json!(["main"]));
+    assert_eq!(
+        on["push"]["paths"],
+        serde_json::json!(["**/*_pipeline.py", "**/*pipeline*.py"])
+    );
+    assert!(on.get("workflow_dispatch").is_some());
+    assert_eq!(w["permissions"], serde_json::json!({"contents": "read"}));
+
+    let deploy = &w["jobs"]["compile-and-upload"];
+    let outputs = deploy["outputs"].as_object().expect("outputs");
+    // Every output the deploy step writes is exported by the job, and nothing else.
+    let written: Vec<&str> = vec![
+        "compiled",
+        "uploaded",
+        "unchanged",
+        "failed",
+        "version_tag",
+        "failed_names",
+        "report",
+    ];
+    let mut keys: Vec<&str> = outputs.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    let mut expected = written.clone();
+    expected.sort_unstable();
+    assert_eq!(keys, expected);
+    for key in written {
+        assert_eq!(
+            outputs[key],
+            format!("${{{{ steps.deploy.outputs.{key} }}}}"),
+            "{key}"
+        );
+    }
+    let steps = deploy["steps"].as_array().expect("steps");
+    assert!(
+        steps[0]["uses"]
+            .as_str()
+            .expect("uses")
+            .starts_with("actions/checkout@")
+    );
+    let deploy_step = steps
+        .iter()
+        .find(|s| s["id"] == "deploy")
+        .expect("deploy step");
+    assert!(
+        deploy_step["run"]
+            .as_str()
+            .expect("run")
+            .starts_with("kfp-ci deploy")
+    );
+    assert!(
+        deploy_step["env"]["KF_PIPELINES_ENDPOINT"]
+            .as_str()
+            .expect("endpoint")
+            .contains("http://ml-pipeline.kubeflow.svc.cluster.local:8888")
+    );
+    // Only the notify job notifies, so a configured ntfy URL never sends twice.
+    assert_eq!(deploy_step["env"]["KFP_CI_NO_NOTIFY"], "true");
+    let install = steps[1]["run"].as_str().expect("install");
+    assert!(install.contains("kfp==${KFP_VERSION}"));
+    assert_eq!(w["env"]["KFP_VERSION"], "2.17.0");
+
+    let notify = &w["jobs"]["notify"];
+    assert_eq!(notify["needs"], "compile-and-upload");
+    assert_eq!(notify["if"], "always()");
+    let notify_step = notify["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["run"] == "kfp-ci notify")
+        .expect("notify step");
+    assert_eq!(
+        notify_step["env"]["KFP_CI_REPORT"],
+        "${{ needs.compile-and-upload.outputs.report }}"
+    );
+    assert_eq!(
+        notify_step["env"]["KFP_CI_JOB_STATUS"],
+        "${{ needs.compile-and-upload.result }}"
+    );
+    // Secrets only by reference, and only in `env:` (never expanded inside a script).
+    let text = std::fs::read_to_string(&workflow).expect("read");
+    for line in text.lines().filter(|l| l.contains("secrets.")) {
+        let line = line.trim();
+        assert!(
+            line.starts_with("KF_PIPELINES_TOKEN: ${{ secrets.")
+                || line.starts_with("NTFY_TOKEN: ${{ secrets."),
+            "{line}"
+        );
+    }
+
+    // The configuration parses, and so does every commented-out setting once enabled.
+    let config_path = ctx.root().join("kfp-ci.toml");
+    kfp_ci::settings::read_file(&config_path).expect("generated kfp-ci.toml parses");
+    let config = std::fs::read_to_string(&config_path).expect("read");
+    let enabled: String = config
+        .lines()
+        .map(|l| match l.strip_prefix('#') {
+            Some(rest) if rest.starts_with(|c: char| c.is_ascii_alphabetic() || c == '[') => rest,
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let all = ctx.write("enabled.toml", &enabled);
+    let parsed = kfp_ci::settings::read_file(&all).expect("every documented setting is real");
+    assert_eq!(
+        parsed.notify.ntfy.url.as_deref(),
+        Some("https://ntfy.example.com/kfp-deploys")
+    );
+    assert_eq!(parsed.ci.gitea_version.as_deref(), Some("1.26"));
+    assert_eq!(parsed.kfp_version.as_deref(), Some("2.17.0"));
+}
+
+#[test]
+fn init_networkpolicy_admits_the_runner_namespace() {
+    let ctx = TestContext::new();
+    let out = init(
+        &ctx,
+        &[
+            "--kfp-namespace",
+            "kubeflow-prod",
+            "--runner-namespace",
+            "ci-runners",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let np = yaml(
+        &ctx.root()
+            .join("deploy/networkpolicy-allow-gitea-ingress.yaml"),
+    );
+    assert_eq!(np["apiVersion"], "networking.k8s.io/v1");
+    assert_eq!(np["kind"], "NetworkPolicy");
+    assert_eq!(np["metadata"]["namespace"], "kubeflow-prod");
+    assert_eq!(
+        np["metadata"]["name"],
+        "allow-ci-runners-ingress-to-ml-pipeline"
+    );
+    assert_eq!(
+        np["spec"]["podSelector"],
+        serde_json::json!({"matchLabels": {"app": "ml-pipeline"}})
+    );
+    assert_eq!(np["spec"]["policyTypes"], serde_json::json!(["Ingress"]));
+    let ingress = np["spec"]["ingress"].as_array().expect("ingress");
+    assert_eq!(ingress.len(), 1);
+    assert_eq!(
+        ingress[0]["from"],
+        serde_json::json!([{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ci-runners"}}}])
+    );
+    assert_eq!(
+        ingress[0]["ports"],
+        serde_json::json!([{"protocol": "TCP", "port": 8888}])
+    );
+    // The in-cluster endpoint in the workflow points at the same namespace.
+    let workflow = std::fs::read_to_string(ctx.root().join(".gitea/workflows/compile-upload.yaml"))
+        .expect("workflow");
+    assert!(workflow.contains("http://ml-pipeline.kubeflow-prod.svc.cluster.local:8888"));
+
+    let out = init(&ctx, &["--force", "--runner-namespace", "Not_A_Namespace"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--runner-namespace \"Not_A_Namespace\""));
+}
+
+#[test]
+fn init_github_forgejo_gitlab_validate() {
+    for (ci, path, schema) in [
+        (
+            "github",
+            ".github/workflows/compile-upload.yaml",
+            "vendor.github-workflows",
+        ),
+        (
+            "forgejo",
+            ".forgejo/workflows/compile-upload.yaml",
+            "vendor.github-workflows",
+        ),
+        ("gitlab", ".gitlab-ci.yml", "vendor.gitlab-ci"),
+    ] {
+        let ctx = TestContext::new();
+        let out = init(&ctx, &["--ci", ci]);
+        assert!(out.status.success(), "{ci}: {}", stderr(&out));
+        let file = ctx.root().join(path);
+        run_tool("check-jsonschema", &["--builtin-schema", schema], &file);
+        if ci != "gitlab" {
+            run_tool("zizmor", &["--offline"], &file);
+        }
+    }
+    // GitLab: the notify job runs always, with the deploy job's artifacts, and the dotenv file
+    // is the one `kfp-ci deploy` writes by default there.
+    let ctx = TestContext::new();
+    assert!(init(&ctx, &["--ci", "gitlab"]).status.success());
+    let g = yaml(&ctx.root().join(".gitlab-ci.yml"));
+    assert_eq!(
+        g["compile-and-upload"]["artifacts"]["reports"]["dotenv"],
+        kfp_ci::ci::DEFAULT_DOTENV
+    );
+    assert_eq!(g["compile-and-upload"]["artifacts"]["when"], "always");
+    assert_eq!(
+        g["notify"]["needs"],
+        serde_json::json!([{"job": "compile-and-upload", "artifacts": true}])
+    );
+    for rule in g["notify"]["rules"].as_array().expect("rules") {
+        assert_eq!(rule["when"], "always");
+    }
+}
+
+#[test]
+fn init_never_overwrites_without_force_and_keeps_an_existing_config() {
+    let ctx = TestContext::new();
+    ctx.write(
+        "pyproject.toml",
+        "[project]\nname = \"x\"\n[tool.kfp-ci]\nmax_depth = 2\n",
+    );
+    ctx.write(".gitea/workflows/compile-upload.yaml", "# mine\n");
+    let out = init(&ctx, &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(".gitea/workflows/compile-upload.yaml already exists: pass --force"),
+        "{err}"
+    );
+    assert!(
+        !ctx.root().join("deploy").exists(),
+        "nothing written on a conflict"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ctx.root().join(".gitea/workflows/compile-upload.yaml"))
+            .expect("read"),
+        "# mine\n"
+    );
+    let out = init(&ctx, &["--force"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("overwrote .gitea/workflows/compile-upload.yaml"),
+        "{err}"
+    );
+    assert!(
+        err.contains("kept pyproject.toml (a configuration exists)"),
+        "{err}"
+    );
+    assert!(!ctx.root().join("kfp-ci.toml").exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// `kfp-ci deploy` inside a simulated Gitea job, against `kfp-ci serve`, then the notify job.
+
+const TRAIN: &str = r#"from kfp import dsl
+
+
+@dsl.component(base_image="python:3.11-slim")
+def load(rows: int) -> int:
+    return rows
+
+
+@dsl.component(base_image="python:3.11-slim")
+def train(rows: int) -> str:
+    return f"model trained on {rows} rows"
+
+
+@dsl.pipeline(name="train-pipeline")
+def train_pipeline(rows: int = 100):
+    data = load(rows=rows)
+    train(rows=data.output)
+"#;
+
+const SCORE: &str = r#"from kfp import dsl
+
+
+@dsl.component(base_image="python:3.11-slim")
+def score(n: int) -> int:
+    return n
+
+
+@dsl.pipeline(name="score-pipeline")
+def score_pipeline(n: int = 2):
+    with dsl.ParallelFor([1, 2]) as item:
+        score(n=item)
+"#;
+
+/// Snapshot filters for a deploy against `kfp-ci serve`: ports, ids, hashes, times, versions.
+fn deploy_snapshot_settings(ctx: &TestContext) -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    let root = ctx.root().display().to_string();
+    let escaped: String = root
+        .chars()
+        .flat_map(|c| {
+            let special = "\\.+*?()|[]{}^$#&-~".contains(c);
+            special
+                .then_some('\\')
+                .into_iter()
+                .chain(std::iter::once(c))
+        })
+        .collect();
+    s.add_filter(&escaped, "[REPO]");
+    s.add_filter(r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]");
+    s.add_filter(
+        r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+        "[UUID]",
+    );
+    s.add_filter(r"c1-[0-9a-f]{40}", "[HASH]");
+    s.add_filter(r#""([a-z_]+_ms)":\d+"#, r#""$1":[MS]"#);
+    s.add_filter(r#""started_at":"[^"]+""#, r#""started_at":"[TIME]""#);
+    s.add_filter(
+        r#""kfp_ci_version":"[^"]+""#,
+        r#""kfp_ci_version":"[VERSION]""#,
+    );
+    s.add_filter(
+        r#""server_version":"[^"]+""#,
+        r#""server_version":"[VERSION]""#,
+    );
+    s.add_filter(r#""detail":"(\\.|[^"\\])*""#, r#""detail":"[DETAIL]""#);
+    s
+}
+
+#[test]
+fn deploy_in_gitea_then_the_notify_job() {
+    let ctx = TestContext::new();
+    ctx.write("pipelines/train_pipeline.py", TRAIN);
+    ctx.write("pipelines/score_pipeline.py", SCORE);
+    ctx.write(
+        "pipelines/broken_pipeline.py",
+        "from kfp import dsl\nimport module_that_does_not_exist\n",
+    );
+    ctx.write(
+        "kfp-ci.toml",
+        "[ci]\nserver_url = \"https://git.example.com\"\n",
+    );
+    let server = crate::common::Server::start(&ctx.root().join("registry.db"), &[]);
+    let ntfy = NtfyServer::start(Auth::Token(TOKEN.into()));
+    // The runner creates both files empty before the step.
+    let github_output = ctx.write("runner/output", "");
+    let step_summary = ctx.write("runner/summary", "");
+
+    let mut cmd = ctx.cmd();
+    gitea_env(&mut cmd, &format!("{}/api/v1", ntfy.url));
+    let out = cmd
+        .args(["deploy", "--endpoint", &server.url])
+        .args(["--version-tag", "v20261124-120000"])
+        .args(["--ui-url", "https://kfp.example.com"])
+        .env("GITHUB_OUTPUT", &github_output)
+        .env("GITHUB_STEP_SUMMARY", &step_summary)
+        .env("KFP_CI_NTFY_URL", format!("{}/kfp-deploys", ntfy.url))
+        .env("NTFY_TOKEN", TOKEN)
+        .output()
+        .expect("run deploy");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "one pipeline fails:\n{err}");
+    assert!(!err.contains(TOKEN));
+
+    // The outputs file: act-parsable, exact.
+    let outputs_text = std::fs::read_to_string(&github_output).expect("outputs");
+    let outputs = parse_act_outputs(&outputs_text);
+    assert_eq!(outputs["compiled"], "2");
+    assert_eq!(outputs["uploaded"], "2");
+    assert_eq!(outputs["unchanged"], "0");
+    assert_eq!(outputs["failed"], "1");
+    assert_eq!(outputs["version_tag"], "v20261124-120000");
+    assert_eq!(outputs["failed_names"], "broken_pipeline");
+    let report: Report = serde_json::from_str(&outputs["report"]).expect("report JSON");
+    let ci = report.ci.as_ref().expect("ci info");
+    assert_eq!(ci.platform, "gitea");
+    // Gitea 1.25 (from /api/v1/version): run number; public server URL from kfp-ci.toml.
+    assert_eq!(
+        ci.run_url.as_deref(),
+        Some("https://git.example.com/ml-team/pipelines/actions/runs/42")
+    );
+    deploy_snapshot_settings(&ctx).bind(|| {
+        insta::assert_snapshot!("deploy_in_gitea_github_output", outputs_text);
+    });
+
+    // The step summary: the table, the failure, and a Mermaid graph per uploaded pipeline.
+    let summary = std::fs::read_to_string(&step_summary).expect("summary");
+    assert_eq!(
+        summary.matches("```mermaid\nflowchart TD\n").count(),
+        2,
+        "{summary}"
+    );
+    assert!(
+        summary.contains("subgraph"),
+        "ParallelFor as a subgraph:\n{summary}"
+    );
+    assert!(summary.contains("| `broken_pipeline` |"), "{summary}");
+    deploy_snapshot_settings(&ctx).bind(|| {
+        insta::assert_snapshot!("deploy_in_gitea_step_summary", summary);
+    });
+
+    // The deploy's own notification.
+    let sent = ntfy.accepted();
+    assert_eq!(sent.len(), 1, "{:?}", ntfy.requests());
+    assert_eq!(
+        sent[0].authorization.as_deref(),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+    let from_deploy = sent[0].json();
+    assert_eq!(
+        from_deploy["title"],
+        "ml-team/pipelines: deploy failed: 1 failed, 2 uploaded, 0 unchanged"
+    );
+    assert_eq!(
+        from_deploy["click"],
+        "https://git.example.com/ml-team/pipelines/actions/runs/42"
+    );
+
+    // The notify job, from the deploy job's outputs, sends the same notification.
+    let mut cmd = ctx.cmd();
+    gitea_env(&mut cmd, &format!("{}/api/v1", ntfy.url));
+    let out = cmd
+        .arg("notify")
+        .env("KFP_CI_REPORT", &outputs["report"])
+        .env("KFP_CI_JOB_STATUS", "failure")
+        .env("KFP_CI_NTFY_URL", format!("{}/kfp-deploys", ntfy.url))
+        .env("NTFY_TOKEN", TOKEN)
+        .output()
+        .expect("run notify");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sent = ntfy.accepted();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[1].json(), from_deploy);
+
+    // Redeploy: nothing changed, so `notify.on = change` sends nothing, and the outputs say so.
+    let github_output = ctx.write("runner/output2", "");
+    let mut cmd = ctx.cmd();
+    gitea_env(&mut cmd, &format!("{}/api/v1", ntfy.url));
+    std::fs::remove_file(ctx.root().join("pipelines/broken_pipeline.py")).expect("rm");
+    let out = cmd
+        .args(["deploy", "--endpoint", &server.url, "--notify-on", "change"])
+        .env("GITHUB_OUTPUT", &github_output)
+        .env("KFP_CI_NTFY_URL", format!("{}/kfp-deploys", ntfy.url))
+        .env("NTFY_TOKEN", TOKEN)
+        .output()
+        .expect("run deploy");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let outputs = parse_act_outputs(&std::fs::read_to_string(&github_output).expect("outputs"));
+    assert_eq!(
+        (
+            outputs["uploaded"].as_str(),
+            outputs["unchanged"].as_str(),
+            outputs["failed_names"].as_str()
+        ),
+        ("0", "2", "")
+    );
+    assert_eq!(
+        ntfy.accepted().len(),
+        2,
+        "no notification for an unchanged deploy"
+    );
+
+    // The generated workflow's deploy step: KFP_CI_NO_NOTIFY leaves notifying to the notify job,
+    // even with an ntfy URL in the configuration.
+    ctx.write(
+        "kfp-ci.toml",
+        &format!(
+            "[ci]\nserver_url = \"https://git.example.com\"\n[notify.ntfy]\nurl = \"{}/kfp-deploys\"\n",
+            ntfy.url
+        ),
+    );
+    ctx.write("pipelines/train_pipeline.py", &TRAIN.replace("100", "200"));
+    let mut cmd = ctx.cmd();
+    gitea_env(&mut cmd, &format!("{}/api/v1", ntfy.url));
+    let out = cmd
+        .args(["deploy", "--endpoint", &server.url])
+        .env("KFP_CI_NO_NOTIFY", "true")
+        .env("NTFY_TOKEN", TOKEN)
+        .output()
+        .expect("run deploy");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(ntfy.accepted().len(), 2, "KFP_CI_NO_NOTIFY sends nothing");
+    let mut cmd = ctx.cmd();
+    gitea_env(&mut cmd, &format!("{}/api/v1", ntfy.url));
+    let out = cmd
+        .args(["deploy", "--endpoint", &server.url, "--force"])
+        .env("NTFY_TOKEN", TOKEN)
+        .output()
+        .expect("run deploy");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        ntfy.accepted().len(),
+        3,
+        "the configured URL is used otherwise"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// `kfp-ci doctor`
+
+#[test]
+fn doctor_checks_endpoint_token_namespace_and_ntfy() {
+    let ctx = TestContext::new();
+    let token = "serve-token-0123456789";
+    let server = crate::common::Server::start(&ctx.root().join("registry.db"), &["--token", token]);
+    let ntfy = NtfyServer::start(Auth::Open);
+    let doctor = |token: &str, ntfy_url: &str| {
+        ctx.cmd()
+            .args(["doctor", "--endpoint", &server.url, "--namespace", "team-a"])
+            .env("KF_PIPELINES_TOKEN", token)
+            .env("KFP_CI_NTFY_URL", format!("{ntfy_url}/kfp-deploys"))
+            .output()
+            .expect("run doctor")
+    };
+    let out = doctor(token, &ntfy.url);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let marks: Vec<&str> = err.lines().map(|l| &l[..4]).collect();
+    assert_eq!(marks, ["ok  "; 5], "{err}");
+    assert!(err.contains("healthz: "), "{err}");
+    assert!(err.contains("credentials accepted"), "{err}");
+    assert!(err.contains("namespace team-a visible"), "{err}");
+    assert!(
+        err.contains("/ healthy; topic kfp-deploys without credentials"),
+        "{err}"
+    );
+    assert!(!err.contains(token));
+
+    let wrong = "not-the-serve-token-42";
+    let out = doctor(wrong, &closed_port_url());
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("FAIL  healthz: credentials rejected"), "{err}");
+    assert!(
+        err.contains("hint: the server rejected the credentials"),
+        "{err}"
+    );
+    assert!(err.contains("FAIL  ntfy http://127.0.0.1:"), "{err}");
+    assert!(err.contains("connection refused"), "{err}");
+    assert!(!err.contains(wrong), "{err}");
+}
+
+/// A loopback listener whose accept queue is full: new connections get no SYN-ACK, like a
+/// NetworkPolicy that drops packets. The returned values must stay alive.
+fn black_hole() -> (std::net::TcpListener, Vec<std::net::TcpStream>, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind("127.0.0.1:0".parse().expect("addr"))
+            .expect("bind");
+        socket.listen(1).expect("listen").into_std().expect("std")
+    });
+    let addr = listener.local_addr().expect("addr");
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(stream) => held.push(stream),
+            Err(_) => return (listener, held, format!("http://{addr}")),
+        }
+    }
+    panic!("the accept queue never filled up");
+}
+
+#[test]
+fn doctor_names_the_networkpolicy_on_a_connect_timeout() {
+    let ctx = TestContext::new();
+    let (_listener, _held, url) = black_hole();
+    let out = ctx
+        .cmd()
+        .args(["doctor", "--connect-timeout", "1", "--endpoint", &url])
+        .output()
+        .expect("run doctor");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("connect timeout after 1 s"), "{err}");
+    assert!(err.contains("NetworkPolicy"), "{err}");
+    assert!(
+        err.contains("apply deploy/networkpolicy-allow-gitea-ingress.yaml"),
+        "{err}"
+    );
+    assert!(err.contains("skip  healthz, token, namespace"), "{err}");
 }
