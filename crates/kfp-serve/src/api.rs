@@ -173,6 +173,34 @@ pub struct CreateBothBody {
     pub pipeline_version: Option<VersionBody>,
 }
 
+/// A request body, read to the end (so the connection stays usable) but kept only up to
+/// [`crate::MAX_JSON_BODY`]; larger bodies are a 400 in grpc-gateway's shape.
+pub type Body = axum::body::Body;
+
+pub async fn body_bytes(body: Body) -> Result<Bytes, ApiError> {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    let mut total: u64 = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::invalid(format!("cannot read the request body: {e}")))?;
+        total += chunk.len() as u64;
+        if total <= crate::MAX_JSON_BODY as u64 {
+            buf.extend_from_slice(&chunk);
+        } else if total > crate::MAX_DRAIN {
+            break;
+        }
+    }
+    if total > crate::MAX_JSON_BODY as u64 {
+        return Err(ApiError::invalid(format!(
+            "the request body exceeds the limit of {} bytes",
+            crate::MAX_JSON_BODY
+        )));
+    }
+    Ok(Bytes::from(buf))
+}
+
 pub fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     if body.len() > crate::MAX_JSON_BODY {
         return Err(ApiError::invalid(format!(
@@ -187,9 +215,9 @@ pub fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiE
 
 pub async fn create_pipeline(
     State(state): State<Arc<AppState>>,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Pipeline> {
-    let body: PipelineBody = json_body(&body)?;
+    let body: PipelineBody = json_body(&body_bytes(body).await?)?;
     let name = body
         .name
         .filter(|n| !n.is_empty())
@@ -229,13 +257,15 @@ pub async fn create_pipeline(
 pub async fn create_from_url(body: Bytes) -> Result<Json<Value>, ApiError> {
     // Parse first, so malformed bodies get the same 400 as on the real server.
     let _: Value = json_body(&body)?;
-    Err(ApiError::Rpc {
-        code: kfp_api::wire::Code::Unimplemented,
-        message: "kfp-ci serve does not download pipeline package URLs (package_url): upload the file with POST /apis/v2beta1/pipelines/upload or /upload_version instead".into(),
-    })
+    // FailedPrecondition (400): this server's configuration allows no package URL, as a real
+    // server whose PIPELINE_URL_ALLOWED_DOMAINS matches nothing.
+    Err(ApiError::precondition(
+        "Invalid input error: kfp-ci serve does not download pipeline package URLs (package_url): upload the file with POST /apis/v2beta1/pipelines/upload or /upload_version instead",
+    ))
 }
 
-pub async fn create_pipeline_and_version(body: Bytes) -> Result<Json<Value>, ApiError> {
+pub async fn create_pipeline_and_version(body: Body) -> Result<Json<Value>, ApiError> {
+    let body = body_bytes(body).await?;
     let _: CreateBothBody = json_body(&body)?;
     create_from_url(body).await
 }
@@ -243,9 +273,10 @@ pub async fn create_pipeline_and_version(body: Bytes) -> Result<Json<Value>, Api
 pub async fn create_version(
     State(state): State<Arc<AppState>>,
     id: Result<Path<String>, PathRejection>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let id = path_param(id)?;
+    let body = body_bytes(body).await?;
     let _: VersionBody = json_body(&body)?;
     blocking(&state, move |s| s.read(|tx| pipeline_or_404(tx, &id))).await?;
     create_from_url(body).await
@@ -350,10 +381,10 @@ fn parse_bool(v: &str) -> Option<bool> {
 pub async fn patch_pipeline(
     State(state): State<Arc<AppState>>,
     id: Result<Path<String>, PathRejection>,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Pipeline> {
     let id = path_param(id)?;
-    let body: PipelineBody = json_body(&body)?;
+    let body: PipelineBody = json_body(&body_bytes(body).await?)?;
     if let Some(tags) = &body.tags {
         validate_tags(tags).map_err(|e| ApiError::invalid(format!("Invalid input error: {e}")))?;
     }
@@ -426,10 +457,10 @@ pub async fn delete_version(
 pub async fn patch_version(
     State(state): State<Arc<AppState>>,
     ids: Result<Path<(String, String)>, PathRejection>,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<PipelineVersion> {
     let (pid, vid) = path_param(ids)?;
-    let body: VersionBody = json_body(&body)?;
+    let body: VersionBody = json_body(&body_bytes(body).await?)?;
     if let Some(tags) = &body.tags {
         validate_tags(tags).map_err(|e| ApiError::invalid(format!("Invalid input error: {e}")))?;
     }

@@ -44,6 +44,10 @@ pub const DEFAULT_DB: &str = ".kfp-ci/registry.db";
 /// Largest JSON request body the gateway routes read.
 pub(crate) const MAX_JSON_BODY: usize = 4 << 20;
 
+/// Oversized bodies are read and dropped up to this many bytes, so the client gets the 400 on a
+/// healthy connection; beyond it the connection is closed.
+pub(crate) const MAX_DRAIN: u64 = 256 << 20;
+
 /// How to run the server.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -161,15 +165,29 @@ pub async fn spawn(opts: ServeOptions) -> anyhow::Result<RunningServer> {
             opts.fail_rate
         );
     }
-    let listener = tokio::net::TcpListener::bind(&opts.addr)
+    // Check before binding: a non-loopback address is never opened without authentication.
+    let resolved: Vec<SocketAddr> = tokio::net::lookup_host(&opts.addr)
+        .await
+        .with_context(|| {
+            format!(
+                "invalid address {:?}: expected HOST:PORT, e.g. 127.0.0.1:8888",
+                opts.addr
+            )
+        })?
+        .collect();
+    let has_token = opts.token.as_deref().is_some_and(|t| !t.is_empty());
+    if let Some(open) = resolved.iter().find(|a| !a.ip().is_loopback())
+        && !has_token
+        && !opts.insecure_no_auth
+    {
+        anyhow::bail!(
+            "refusing to serve on non-loopback address {open} without authentication: pass --token (or set KFP_CI_SERVE_TOKEN), or --insecure-no-auth if everyone who can reach {open} may change your pipelines"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(resolved.as_slice())
         .await
         .with_context(|| format!("cannot listen on {}", opts.addr))?;
     let addr = listener.local_addr()?;
-    if !addr.ip().is_loopback() && opts.token.is_none() && !opts.insecure_no_auth {
-        anyhow::bail!(
-            "refusing to serve on non-loopback address {addr} without authentication: pass --token (or set KFP_CI_SERVE_TOKEN), or --insecure-no-auth if everyone who can reach {addr} may change your pipelines"
-        );
-    }
     let db = opts.db.clone();
     let store = {
         let db = db.clone();
@@ -244,6 +262,7 @@ fn router(state: Arc<AppState>) -> Router {
         // Uploads enforce their own 32 MiB limit on the file (a 400 like the real server).
         .layer(DefaultBodyLimit::disable());
     let gateway = Router::new()
+        // Bodies are read by `api::body_bytes`, with its own limit and a 400.
         .route("/apis/v2beta1/healthz", any(api::healthz))
         .route(P, get(api::list_pipelines).post(api::create_pipeline))
         .route(
@@ -269,8 +288,7 @@ fn router(state: Arc<AppState>) -> Router {
             get(api::get_version)
                 .delete(api::delete_version)
                 .patch(api::patch_version),
-        )
-        .layer(DefaultBodyLimit::max(MAX_JSON_BODY + 1));
+        );
     Router::new()
         .merge(uploads)
         .merge(gateway)
@@ -280,7 +298,7 @@ fn router(state: Arc<AppState>) -> Router {
             get(ui::version_page),
         )
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(method_not_allowed))
         .layer(middleware::from_fn_with_state(state.clone(), testing_aids))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .layer(middleware::from_fn(log_request))
@@ -295,12 +313,41 @@ async fn not_found(req: Request) -> Response {
     }
 }
 
-async fn method_not_allowed(req: Request) -> Response {
-    if req.uri().path().starts_with("/apis/") {
-        error::rpc_response(StatusCode::METHOD_NOT_ALLOWED, 12, "Method Not Allowed")
-    } else {
-        text_plain(StatusCode::METHOD_NOT_ALLOWED, "405 method not allowed\n")
+/// 405 with grpc-gateway's body under `/apis/`, keeping axum's `Allow` header. The upload routes
+/// and healthz take any standard method (as the real server's hand-written handlers); TRACE and
+/// non-standard methods are refused everywhere.
+async fn method_not_allowed(req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/apis/");
+    let any_method_route =
+        is_upload(req.uri().path()) || req.uri().path() == "/apis/v2beta1/healthz";
+    let standard = matches!(
+        req.method().as_str(),
+        "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS"
+    );
+    if req.method() == axum::http::Method::TRACE || (any_method_route && !standard) {
+        let mut resp = if api {
+            error::rpc_response(StatusCode::METHOD_NOT_ALLOWED, 12, "Method Not Allowed")
+        } else {
+            text_plain(StatusCode::METHOD_NOT_ALLOWED, "405 method not allowed\n")
+        };
+        if any_method_route {
+            resp.headers_mut().insert(
+                header::ALLOW,
+                axum::http::HeaderValue::from_static("GET,HEAD,POST,PUT,PATCH,DELETE,OPTIONS"),
+            );
+        }
+        return resp;
     }
+    let resp = next.run(req).await;
+    if resp.status() != StatusCode::METHOD_NOT_ALLOWED || !api {
+        return resp;
+    }
+    let (parts, _) = resp.into_parts();
+    let mut out = error::rpc_response(StatusCode::METHOD_NOT_ALLOWED, 12, "Method Not Allowed");
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        out.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    out
 }
 
 fn text_plain(status: StatusCode, text: &'static str) -> Response {

@@ -22,8 +22,7 @@ const READ_SPEC: &str = "Failed to read a pipeline spec file";
 const CREATE_BOTH: &str = "Failed to create a pipeline and a pipeline version";
 const CREATE_VERSION: &str = "Failed to create a pipeline version";
 
-/// After this many bytes of an oversized body, stop draining it and answer anyway.
-const MAX_DRAIN: u64 = 256 << 20;
+use crate::MAX_DRAIN;
 
 fn bad(context: &str, cause: impl std::fmt::Display) -> ApiError {
     ApiError::upload(StatusCode::BAD_REQUEST, format!("{context}: {cause}"))

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use crate::cli::{CompileArgs, CompileCmd, GlobalArgs, OutputFormat};
-use crate::compile::{CompileRun, FileResult, compile_pipelines_with};
+use crate::compile::{CompileRun, FileResult, Progress, compile_pipelines_with};
 use crate::report::{Action, Counts, PipelineReport, REPORT_SCHEMA, Report, Status};
 use crate::settings::{self, CompileSettings};
 use crate::status::ExitStatus;
@@ -58,11 +58,19 @@ pub(super) async fn run_compile(
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
         bar
     });
-    let mut on_result = |result: &FileResult, done: usize, total: usize| {
+    let mut on_progress = |progress: Progress<'_>| {
+        let (result, done) = match progress {
+            Progress::Started { files } => {
+                if let Some(bar) = &bar {
+                    bar.set_length(files as u64);
+                }
+                return;
+            }
+            Progress::Finished { result, done, .. } => (result, done),
+        };
         let text = render_line(result, verbose);
         match &bar {
             Some(bar) => {
-                bar.set_length(total as u64);
                 bar.set_position(done as u64);
                 if !(quiet && result.outcome.is_ok()) {
                     bar.println(text.trim_end());
@@ -75,7 +83,7 @@ pub(super) async fn run_compile(
             }
         }
     };
-    let run = compile_pipelines_with(&settings, &mut on_result).await;
+    let run = compile_pipelines_with(&settings, &mut on_progress).await;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }

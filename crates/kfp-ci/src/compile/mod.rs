@@ -75,16 +75,28 @@ pub struct Compiled {
     pub display_name: Option<String>,
 }
 
-/// Discover and compile: see the module documentation.
-pub async fn compile_pipelines(settings: &CompileSettings) -> Result<CompileRun> {
-    compile_pipelines_with(settings, &mut |_, _, _| {}).await
+/// Progress of a run, for output while it works.
+#[derive(Debug)]
+pub enum Progress<'a> {
+    /// Discovery is done; the workers are starting.
+    Started { files: usize },
+    /// One file finished (in completion order); `done` of `total`.
+    Finished {
+        result: &'a FileResult,
+        done: usize,
+        total: usize,
+    },
 }
 
-/// [`compile_pipelines`], calling `on_result(result, done, total)` as each file finishes
-/// (in completion order), for progress output.
+/// Discover and compile: see the module documentation.
+pub async fn compile_pipelines(settings: &CompileSettings) -> Result<CompileRun> {
+    compile_pipelines_with(settings, &mut |_| {}).await
+}
+
+/// [`compile_pipelines`], reporting [`Progress`] as it goes.
 pub async fn compile_pipelines_with(
     settings: &CompileSettings,
-    on_result: &mut (dyn FnMut(&FileResult, usize, usize) + Send),
+    on_progress: &mut (dyn FnMut(Progress<'_>) + Send),
 ) -> Result<CompileRun> {
     let started = Instant::now();
     let files = discover::discover(settings)?;
@@ -96,6 +108,7 @@ pub async fn compile_pipelines_with(
         }
     }
     let total = files.len();
+    on_progress(Progress::Started { files: total });
     let python = pyenv::interpreter(settings.python.as_deref());
     if files.is_empty() {
         return Ok(CompileRun {
@@ -150,7 +163,11 @@ pub async fn compile_pipelines_with(
             result.file.name = c.pipeline_name.clone();
         }
         done += 1;
-        on_result(&result, done, total);
+        on_progress(Progress::Finished {
+            result: &result,
+            done,
+            total,
+        });
         slots[idx] = Some(result);
     }
     for t in tasks {
@@ -174,7 +191,7 @@ pub async fn compile_pipelines_with(
             })
         })
         .collect();
-    mark_duplicate_names(&mut results);
+    mark_duplicate_names(&mut results, settings.name_from);
     Ok(CompileRun {
         kfp_version,
         python,
@@ -252,6 +269,7 @@ async fn worker_loop(mut worker: Worker, ctx: PoolContext) {
         let req = Request {
             id: idx as u64,
             path: &file.path,
+            rel: &file.rel,
             function: file.function.as_deref(),
             timeout: ctx.timeout.as_secs_f64(),
         };
@@ -341,7 +359,11 @@ fn to_result(file: PipelineFile, msg: Message, elapsed: Duration) -> FileResult 
 }
 
 /// Two files giving the same pipeline name: both fail, each naming the other.
-fn mark_duplicate_names(results: &mut [FileResult]) {
+fn mark_duplicate_names(results: &mut [FileResult], name_from: NameFrom) {
+    let fix = match name_from {
+        NameFrom::File => "rename one of the files, or set `name_from = \"pipeline\"`",
+        NameFrom::Pipeline => "give one of them another @dsl.pipeline(name=...)",
+    };
     let mut by_name: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, r) in results.iter().enumerate() {
         by_name.entry(r.file.name.clone()).or_default().push(i);
@@ -357,11 +379,68 @@ fn mark_duplicate_names(results: &mut [FileResult]) {
             results[i].outcome = Err(error(
                 "duplicate_name",
                 &format!(
-                    "pipeline name `{name}` is also given by {}: rename one file, or set `name_from`",
+                    "pipeline name `{name}` is also given by {}: {fix}",
                     others.join(", ")
                 ),
                 "",
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(rel: &str, name: &str, ok: bool) -> FileResult {
+        FileResult {
+            file: PipelineFile {
+                path: PathBuf::from("/repo").join(rel),
+                rel: rel.to_string(),
+                name: name.to_string(),
+                function: None,
+            },
+            outcome: if ok {
+                Ok(Compiled {
+                    yaml: String::new(),
+                    function: "f".into(),
+                    pipeline_name: name.into(),
+                    display_name: None,
+                })
+            } else {
+                Err(error("syntax", "bad", ""))
+            },
+            output: String::new(),
+            duration: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn duplicate_names_fail_each_naming_the_others() {
+        let mut results = vec![
+            result("a/x_pipeline.py", "x_pipeline", true),
+            result("b/x_pipeline.py", "x_pipeline", false),
+            result("c/y_pipeline.py", "y_pipeline", true),
+        ];
+        mark_duplicate_names(&mut results, NameFrom::File);
+        let a = results[0].outcome.as_ref().expect_err("duplicate");
+        assert_eq!(a.kind, "duplicate_name");
+        assert!(a.message.contains("b/x_pipeline.py"), "{}", a.message);
+        let b = results[1].outcome.as_ref().expect_err("duplicate");
+        assert!(b.message.contains("a/x_pipeline.py"), "{}", b.message);
+        assert!(results[2].outcome.is_ok());
+    }
+
+    #[test]
+    fn worker_messages_map_to_results() {
+        let file = result("p_pipeline.py", "p_pipeline", true).file;
+        let msg: Message = serde_json::from_str(
+            r#"{"type":"error","id":0,"kind":"timeout","message":"did not finish","detail":"","output":"hi\n","duration_ms":1500}"#,
+        )
+        .expect("parse");
+        let r = to_result(file, msg, Duration::ZERO);
+        let e = r.outcome.expect_err("error");
+        assert_eq!((e.kind.as_str(), r.output.as_str()), ("timeout", "hi\n"));
+        assert_eq!(r.duration, Duration::from_millis(1500));
     }
 }

@@ -149,6 +149,36 @@ def _deterministic_archives():
     tarfile.TarFile.add = add
 
 
+def _deterministic_header():
+    """The `# Inputs:` header comment prints dict defaults in the order of a protobuf Struct round
+    trip, which with protobuf's upb backend depends on a per-process seed (ASLR), not on
+    PYTHONHASHSEED. Sort those dicts so the header is the same in every process; files without dict
+    defaults are unaffected (kfp's bytes exactly)."""
+    from kfp.compiler import pipeline_spec_builder
+
+    original = pipeline_spec_builder.extract_comments_from_pipeline_spec
+
+    def ordered(value):
+        if isinstance(value, dict):
+            return {k: ordered(value[k]) for k in sorted(value)}
+        if isinstance(value, list):
+            return [ordered(v) for v in value]
+        return value
+
+    def extract(pipeline_spec, pipeline_description):
+        try:
+            root = pipeline_spec.get("root", {})
+            for section in ("inputDefinitions", "outputDefinitions"):
+                for body in root.get(section, {}).get("parameters", {}).values():
+                    if isinstance(body, dict) and "defaultValue" in body:
+                        body["defaultValue"] = ordered(body["defaultValue"])
+        except Exception:  # noqa: BLE001 - never worse than kfp itself
+            pass
+        return original(pipeline_spec, pipeline_description)
+
+    pipeline_spec_builder.extract_comments_from_pipeline_spec = extract
+
+
 def _tail(text, lines=TRACEBACK_LINES):
     parts = text.rstrip("\n").split("\n")
     return "\n".join(parts[-lines:])
@@ -196,7 +226,7 @@ def _classify(exc, path, phase):
     return {"kind": "import", "message": f"importing {rel} raised {text}{where}", "detail": detail, "line": line}
 
 
-def _select_function(module, stem):
+def _select_function(module, stem, rel):
     """Mirror kfp.cli.compile_.collect_pipeline_or_component_from_module, choosing a root when a
     file defines several pipelines. Returns (attribute name, object) or raises _Reject."""
     pipelines = []  # (attr, obj), one per object
@@ -231,7 +261,7 @@ def _select_function(module, stem):
     raise _Reject(
         "several_pipelines",
         f"several root pipelines ({names}): pick one with `functions` in kfp-ci.toml, "
-        f"e.g. [functions] \"<file>\" = \"{candidates[0][0]}\"",
+        f"e.g. [functions] \"{rel}\" = \"{candidates[0][0]}\"",
     )
 
 
@@ -246,7 +276,6 @@ def _compile_in_child(req, out_path):
     """Runs in the forked child. Returns the result dict."""
     path = req["path"]
     function_name = req.get("function")
-    _deterministic_archives()
     # As kfp.cli.compile_.compile_: the caching default is set before the module is imported.
     Pipeline._execution_caching_default = not CLI_OPTIONS["disable_execution_caching_by_default"]
     filename = os.path.basename(path)
@@ -271,7 +300,7 @@ def _compile_in_child(req, out_path):
             }
         if function_name is None:
             try:
-                attr, func = _select_function(module, module_name)
+                attr, func = _select_function(module, module_name, req.get("rel") or filename)
             except _Reject as r:
                 return {"type": "error", "kind": r.kind, "message": r.message, "detail": ""}
         else:
@@ -314,8 +343,29 @@ def _compile_in_child(req, out_path):
     }
 
 
-def _child(req, result_w, capture_path, out_path):
+try:  # prctl(PR_SET_PDEATHSIG) for the children, looked up once here
+    import ctypes
+
+    _LIBC = ctypes.CDLL(None, use_errno=True)
+    _LIBC.prctl  # noqa: B018 - fails early where there is no prctl
+except Exception:  # noqa: BLE001
+    _LIBC = None
+
+
+def _die_with_parent():
+    """Linux: the child is killed when its worker dies (kfp-ci interrupted), even in a hang."""
+    if _LIBC is not None:
+        try:
+            _LIBC.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except Exception:  # noqa: BLE001 - the per-file timeout still applies
+            pass
+
+
+def _child(req, result_w, capture_path, out_path, parent_pid):
     os.setpgid(0, 0)
+    _die_with_parent()
+    if os.getppid() != parent_pid:
+        os._exit(70)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     cap = os.open(capture_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -342,7 +392,7 @@ def _child(req, result_w, capture_path, out_path):
         result = {
             "type": "error",
             "kind": "crash",
-            "message": f"the file called sys.exit() with status {status} while loading",
+            "message": f"the file called sys.exit() and exited with status {status} before it compiled",
             "detail": _tail("".join(traceback.format_exception(type(e), e, e.__traceback__))),
             "exit_status": status,
         }
@@ -397,11 +447,12 @@ def handle(req):
     out_path = os.path.join(TMPDIR, f"spec-{os.getpid()}-{rid}.yaml")
     r, w = os.pipe()
     started = time.monotonic()
+    parent_pid = os.getpid()
     pid = os.fork()
     if pid == 0:
         os.close(r)
         try:
-            _child(req, w, capture_path, out_path)
+            _child(req, w, capture_path, out_path, parent_pid)
         finally:
             os._exit(70)
     os.close(w)
@@ -462,7 +513,7 @@ def handle(req):
         result = {
             "type": "error",
             "kind": "crash",
-            "message": f"the Python process compiling it {text} (os._exit, a crash or a signal)",
+            "message": f"the process compiling it {text} before it finished (os._exit, a crash or a signal)",
             "detail": "",
             "exit_status": code,
         }
@@ -472,7 +523,59 @@ def handle(req):
     return result
 
 
+_WARMUP_SOURCE = """
+from kfp import dsl
+
+
+@dsl.component(base_image="python:3.11-slim")
+def kfp_ci_warmup_prepare(rows: int, data: dsl.Output[dsl.Dataset]) -> str:
+    return "x"
+
+
+@dsl.component(base_image="python:3.11-slim")
+def kfp_ci_warmup_train(data: dsl.Input[dsl.Dataset], epochs: int, model: dsl.Output[dsl.Model], metrics: dsl.Output[dsl.Metrics]) -> float:
+    return 0.5
+
+
+@dsl.pipeline(name="kfp-ci-warmup")
+def kfp_ci_warmup(rows: int = 100, epochs: int = 3, options: dict = {"a": 1}):
+    prep = kfp_ci_warmup_prepare(rows=rows)
+    with dsl.If(prep.outputs["Output"] == "x"):
+        kfp_ci_warmup_train(data=prep.outputs["data"], epochs=epochs).set_retry(num_retries=2).set_caching_options(False)
+"""
+
+
+def _warm_up():
+    """Compile a small pipeline once in the parent, so every forked child inherits kfp's lazily
+    built state (imports, caches) instead of building it again. Nothing of it stays visible to
+    the files: the module is dropped and the recorded tasks are cleared."""
+    import importlib.util
+
+    path = os.path.join(TMPDIR, "kfp_ci_warmup.py")
+    out = os.path.join(TMPDIR, "kfp_ci_warmup.yaml")
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(_WARMUP_SOURCE)
+        spec = importlib.util.spec_from_file_location("kfp_ci_warmup", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        compiler.Compiler().compile(pipeline_func=module.kfp_ci_warmup, package_path=out)
+    except BaseException as e:  # noqa: BLE001 - only a lost optimisation
+        sys.stderr.write(f"kfp-ci worker: warm-up failed (compiles will be slower): {e}\n")
+    finally:
+        _USED_SPECS.clear()
+        sys.modules.pop("kfp_ci_warmup", None)
+        for p in (path, out):
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+
+
 def main():
+    _deterministic_archives()
+    _deterministic_header()
+    _warm_up()
     send(
         {
             "type": "ready",

@@ -25,6 +25,8 @@ const STDERR_KEEP: usize = 16 * 1024;
 pub(crate) struct Request<'a> {
     pub id: u64,
     pub path: &'a Path,
+    /// The path relative to the repository root, for messages.
+    pub rel: &'a str,
     pub function: Option<&'a str>,
     pub timeout: f64,
 }

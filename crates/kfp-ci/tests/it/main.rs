@@ -2,6 +2,8 @@
 
 mod ci;
 mod common;
+mod compile;
 mod deploy;
 mod faulty;
 mod ntfy_server;
+mod serve;
