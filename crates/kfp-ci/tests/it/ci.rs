@@ -1343,3 +1343,54 @@ fn a_413_is_explained_and_not_retried() {
     assert!(err.contains("HTTP 413 code 41303"), "{err}");
     assert!(err.contains("larger than the server accepts"), "{err}");
 }
+
+#[test]
+fn unreachable_kfp_in_gitea_then_the_notify_job_says_the_deploy_failed() {
+    // The deploy job dies before it has a report (exit 2): its outputs are empty, and the notify
+    // job still tells the team, with the run link.
+    let ctx = TestContext::new();
+    ctx.write("pipelines/train_pipeline.py", TRAIN);
+    let ntfy = NtfyServer::start(Auth::Open);
+    let github_output = ctx.write("runner/output", "");
+    let mut cmd = ctx.cmd();
+    gitea_env(&mut cmd, &closed_port_url());
+    let out = cmd
+        .args(["deploy", "--endpoint", &closed_port_url()])
+        .env("GITHUB_OUTPUT", &github_output)
+        .env("KFP_CI_NO_NOTIFY", "true")
+        .env("KFP_CI_NTFY_URL", format!("{}/kfp-deploys", ntfy.url))
+        .output()
+        .expect("run deploy");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let outputs = parse_act_outputs(&std::fs::read_to_string(&github_output).expect("outputs"));
+    assert!(
+        ntfy.requests().is_empty(),
+        "the deploy step does not notify"
+    );
+    // The runner gives a missing output as an empty string.
+    let report = outputs.get("report").cloned().unwrap_or_default();
+
+    let mut cmd = ctx.cmd();
+    gitea_env(&mut cmd, &closed_port_url());
+    let out = cmd
+        .arg("notify")
+        .env("KFP_CI_REPORT", report)
+        .env("KFP_CI_JOB_STATUS", "failure")
+        .env("KFP_CI_NTFY_URL", format!("{}/kfp-deploys", ntfy.url))
+        .output()
+        .expect("run notify");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sent = ntfy.accepted();
+    assert_eq!(sent.len(), 1);
+    let body = sent[0].json();
+    assert_eq!(body["title"], "ml-team/pipelines: deploy failed");
+    assert_eq!(body["priority"], 4);
+    // No gitea_version and no answer from the API: Gitea 1.26+ links by run id.
+    assert_eq!(
+        body["click"],
+        "http://gitea-http.gitea.svc:3000/ml-team/pipelines/actions/runs/4711"
+    );
+    assert!(body["message"].as_str().expect("message").contains(
+        "the deploy job failed before it could report (KFP_CI_REPORT is empty); see the run log"
+    ));
+}
