@@ -16,7 +16,7 @@ use crate::report::Report;
 use crate::settings::CiConfig;
 
 pub use outputs::{dotenv, github_output};
-pub use summary::{Outcome, action_label, first_line, step_summary};
+pub use summary::{Outcome, action_label, first_line, new_versions, step_summary};
 
 /// What the CI environment says about this run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

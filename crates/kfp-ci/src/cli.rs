@@ -205,6 +205,9 @@ pub struct NotifyArgs {
     /// When to notify: always (default), failure, or change (uploads and failures)
     #[arg(long, value_name = "WHEN", env = "KFP_CI_NOTIFY_ON")]
     pub notify_on: Option<String>,
+    /// Send no notification from this command (the workflow's separate notify job sends it)
+    #[arg(long, env = "KFP_CI_NO_NOTIFY")]
+    pub no_notify: bool,
     /// Link to the CI run (overrides the detected one)
     #[arg(long, value_name = "URL", env = "KFP_CI_RUN_URL")]
     pub run_url: Option<String>,
@@ -290,4 +293,7 @@ pub struct DoctorCmd {
     pub target: TargetArgs,
     #[command(flatten)]
     pub notify: NotifyArgs,
+    /// Seconds to wait for a TCP connection before calling the endpoint unreachable
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    pub connect_timeout: f64,
 }

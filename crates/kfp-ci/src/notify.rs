@@ -143,6 +143,13 @@ pub fn resolve_from(
         None => NotifyOn::Always,
     };
     let required = args.notify_required || config.required.unwrap_or(false);
+    if args.no_notify {
+        return Ok(NotifySettings {
+            ntfy: None,
+            on,
+            required: false,
+        });
+    }
     let url = args
         .ntfy_url
         .clone()
@@ -216,8 +223,10 @@ pub enum Sent {
     Sent { id: Option<String> },
     /// `notify.on` said not to.
     Skipped(String),
-    /// No ntfy URL configured.
+    /// No ntfy URL configured (or `--no-notify`).
     NotConfigured,
+    /// Could not be sent; the explanation was logged as a warning (not `required`).
+    Failed(String),
 }
 
 /// The title: outcome and counts, prefixed with the repository when known.
@@ -257,11 +266,11 @@ pub fn message(report: &Report, topic: &str) -> Message {
     let mut head = String::new();
     let _ = writeln!(
         head,
-        "**{} compiled · {} uploaded** ({} created, {} new versions) · {} unchanged · **{} failed**",
+        "**{} compiled · {} uploaded** ({} created, {}) · {} unchanged · **{} failed**",
         c.compiled,
         c.uploaded(),
         c.created,
-        c.updated,
+        crate::ci::new_versions(c.updated),
         c.unchanged,
         c.failed
     );
@@ -384,17 +393,15 @@ fn view(label: &str, url: &str) -> ViewAction {
     }
 }
 
-/// At most `max` bytes, cut on a UTF-8 boundary, with `…` when cut.
+/// At most `max` bytes, cut on a UTF-8 boundary (a clipped line ends abruptly but stays valid).
 fn clip(text: &str, max: usize) -> &str {
     if text.len() <= max {
         return text;
     }
-    let mut end = max.saturating_sub('…'.len_utf8());
+    let mut end = max;
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    // Callers that need the ellipsis get it from the item count; a clipped line ends abruptly
-    // but stays valid UTF-8.
     &text[..end]
 }
 
@@ -439,6 +446,7 @@ pub async fn deliver(report: &Report, settings: &NotifySettings) -> Result<Sent>
                         .unwrap_or_default()
                 ),
                 Sent::Skipped(reason) => tracing::info!("no notification: {reason}"),
+                Sent::Failed(_) => {}
                 Sent::NotConfigured => {
                     if settings.required {
                         bail!(
@@ -454,8 +462,9 @@ pub async fn deliver(report: &Report, settings: &NotifySettings) -> Result<Sent>
             Err(err.context("the notification is required (--notify-required)"))
         }
         Err(err) => {
-            tracing::warn!("notification not sent: {}", redact(&format!("{err:#}")));
-            Ok(Sent::Skipped(redact(&format!("{err:#}"))))
+            let text = redact(&format!("{err:#}"));
+            tracing::warn!("notification not sent: {text}");
+            Ok(Sent::Failed(text))
         }
     }
 }
@@ -523,8 +532,9 @@ pub async fn publish(target: &NtfyTarget, message: &Message) -> Result<Sent> {
                     "request failed to"
                 };
                 last = Some(anyhow::anyhow!(
-                    "{what} ntfy at {}: {}",
+                    "{what} ntfy at {} ({} attempts): {}",
                     target.base,
+                    attempt + 1,
                     redact(&error_chain(&err))
                 ));
                 continue;
@@ -660,6 +670,14 @@ mod tests {
 
         let s = resolve_from(&NotifyArgs::default(), &config, &|_| None).expect("resolves");
         assert_eq!(s.ntfy.expect("target").topic, "t2");
+
+        let off = NotifyArgs {
+            no_notify: true,
+            notify_required: true,
+            ..Default::default()
+        };
+        let s = resolve_from(&off, &config, &env).expect("resolves");
+        assert!(s.ntfy.is_none() && !s.required);
 
         config.ntfy.user = Some("ci".into());
         let err =

@@ -29,20 +29,31 @@ fn one_line(text: &str) -> String {
     text.replace(['\r', '\n'], " ")
 }
 
-/// The report as exported to later jobs: no Mermaid text, details cut short.
+/// The report as exported to later jobs: no Mermaid text; details, messages and reasons cut to
+/// 2000 bytes, so no line of the pretty form comes near act's 64 KiB limit.
 pub fn export_report(report: &Report) -> Report {
     let mut report = report.clone();
     for p in &mut report.pipelines {
         p.mermaid = None;
-        if let Some(err) = &mut p.error
-            && err.detail.len() > MAX_DETAIL
-        {
-            let cut = floor_char_boundary(&err.detail, MAX_DETAIL);
-            err.detail.truncate(cut);
-            err.detail.push('…');
+        if let Some(err) = &mut p.error {
+            shorten(&mut err.detail);
+            shorten(&mut err.message);
         }
+        shorten(&mut p.reason);
+    }
+    for err in &mut report.errors {
+        shorten(err);
     }
     report
+}
+
+/// Cut a text to [`MAX_DETAIL`] bytes on a UTF-8 boundary, marking the cut with `…`.
+fn shorten(text: &mut String) {
+    if text.len() > MAX_DETAIL {
+        let cut = floor_char_boundary(text, MAX_DETAIL);
+        text.truncate(cut);
+        text.push('…');
+    }
 }
 
 fn floor_char_boundary(s: &str, max: usize) -> usize {

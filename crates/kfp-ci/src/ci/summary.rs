@@ -80,9 +80,9 @@ pub fn step_summary(report: &Report) -> String {
         facts.push(format!("commit `{sha}`"));
     }
     if let Some(target) = &report.target {
-        match &target.ui_url {
-            Some(ui) => facts.push(format!("[{}]({ui})", target.endpoint)),
-            None => facts.push(format!("`{}`", target.endpoint)),
+        facts.push(format!("KFP `{}`", target.endpoint));
+        if let Some(ui) = &target.ui_url {
+            facts.push(format!("[KFP UI]({ui})"));
         }
     }
     if report.dry_run {
@@ -95,11 +95,11 @@ pub fn step_summary(report: &Report) -> String {
     md.push_str("| compiled | uploaded | unchanged | failed |\n| ---: | ---: | ---: | ---: |\n");
     let _ = writeln!(
         md,
-        "| {} | {} ({} created, {} new versions) | {} | {} |",
+        "| {} | {} ({} created, {}) | {} | {} |",
         c.compiled,
         c.uploaded(),
         c.created,
-        c.updated,
+        new_versions(c.updated),
         c.unchanged,
         c.failed
     );
@@ -167,6 +167,15 @@ pub fn step_summary(report: &Report) -> String {
     }
     md.push('\n');
     md
+}
+
+/// `1 new version`, `2 new versions`.
+pub fn new_versions(n: usize) -> String {
+    if n == 1 {
+        "1 new version".to_string()
+    } else {
+        format!("{n} new versions")
+    }
 }
 
 fn html_escape(text: &str) -> String {

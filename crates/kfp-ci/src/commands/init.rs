@@ -1,6 +1,42 @@
-use crate::cli::{GlobalArgs, InitCmd};
+use crate::cli::{CiKind, GlobalArgs, InitCmd};
+use crate::init::{self, InitOptions, Written};
 use crate::status::ExitStatus;
 
-pub async fn run(_cmd: InitCmd, _global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
-    anyhow::bail!("`kfp-ci init` is not implemented yet")
+pub async fn run(cmd: InitCmd, _global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
+    let options = InitOptions {
+        ci: cmd.ci,
+        kfp_namespace: cmd.kfp_namespace.clone(),
+        runner_namespace: cmd.runner_namespace.clone(),
+    };
+    let files = init::plan(&options)?;
+    let written = init::write(&cmd.dir, &files, cmd.force)?;
+    for w in &written {
+        match w {
+            Written::Created(p) => eprintln!("created {}", p.display()),
+            Written::Overwritten(p) => eprintln!("overwrote {}", p.display()),
+            Written::KeptConfig(p) => eprintln!("kept {} (a configuration exists)", p.display()),
+        }
+    }
+    let settings = match cmd.ci {
+        CiKind::Gitlab => "Settings → CI/CD → Variables",
+        CiKind::Github => "Settings → Secrets and variables → Actions",
+        CiKind::Gitea | CiKind::Forgejo => "Settings → Actions → Variables and Secrets",
+    };
+    eprintln!();
+    eprintln!("next steps:");
+    eprintln!(
+        "  1. kubectl apply -f {}   (lets runners in namespace {} reach ml-pipeline:8888 in {})",
+        init::NETWORK_POLICY_PATH,
+        cmd.runner_namespace,
+        cmd.kfp_namespace
+    );
+    eprintln!(
+        "  2. in the repository's {settings}: KFP_ENDPOINT, NTFY_URL (variables), KFP_TOKEN, NTFY_TOKEN (secrets), as needed"
+    );
+    eprintln!("  3. kfp-ci doctor   (checks the endpoint, token, namespace and ntfy from here)");
+    eprintln!(
+        "  4. commit {} and push to main",
+        init::workflow_path(cmd.ci)
+    );
+    Ok(ExitStatus::Success)
 }

@@ -70,7 +70,7 @@ pub async fn run(cmd: NotifyCmd, global: &GlobalArgs) -> Result<ExitStatus> {
         Sent::NotConfigured => tracing::warn!(
             "no ntfy URL configured (--ntfy-url, KFP_CI_NTFY_URL or notify.ntfy.url): nothing sent"
         ),
-        Sent::Sent { .. } | Sent::Skipped(_) => {}
+        Sent::Sent { .. } | Sent::Skipped(_) | Sent::Failed(_) => {}
     }
     Ok(ExitStatus::Success)
 }

@@ -1,7 +1,9 @@
 //! One integration-test binary: the real `kfp-ci` binary, the real kfp SDK, real HTTP on loopback.
 
+mod ci;
 mod common;
 mod compile;
 mod deploy;
 mod faulty;
+mod ntfy_server;
 mod serve;
