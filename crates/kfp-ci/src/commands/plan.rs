@@ -23,7 +23,7 @@ pub async fn run(cmd: PlanCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     finish_links(&mut report, &prepared.target);
     report.recount();
     report.duration_ms = started.elapsed().as_millis() as u64;
-    emit(&report, cmd.output, global, None)?;
+    emit(&report, cmd.output, global, None, true)?;
     Ok(if report.has_failures() {
         ExitStatus::Failure
     } else if cmd.detailed_exitcode && report.has_changes() {
@@ -46,13 +46,7 @@ pub(super) struct Prepared {
     pub health: kfp_api::wire::Healthz,
     pub items: Vec<PlanItem>,
     /// Keeps the embedded server alive while the client talks to it.
-    pub _embedded: Option<Embedded>,
-}
-
-/// The in-process server used when no endpoint is configured.
-pub(super) struct Embedded {
-    #[allow(dead_code)]
-    pub server: Box<dyn std::any::Any + Send>,
+    pub _embedded: Option<kfp_serve::RunningServer>,
 }
 
 pub(super) async fn prepare(
@@ -158,7 +152,7 @@ pub(super) async fn prepare(
     })
 }
 
-async fn connect(target: &Target) -> Result<(Client, Option<Embedded>)> {
+async fn connect(target: &Target) -> Result<(Client, Option<kfp_serve::RunningServer>)> {
     match &target.endpoint {
         Endpoint::Remote(url) => Ok((
             Client::new(url.clone(), target.auth.clone(), &target.tls)?,
@@ -176,12 +170,7 @@ async fn connect(target: &Target) -> Result<(Client, Option<Embedded>)> {
             );
             let url = url::Url::parse(&server.url()).context("embedded server URL")?;
             let client = Client::new(url, target.auth.clone(), &target.tls)?;
-            Ok((
-                client,
-                Some(Embedded {
-                    server: Box::new(server),
-                }),
-            ))
+            Ok((client, Some(server)))
         }
     }
 }
@@ -283,8 +272,9 @@ pub(super) fn emit(
     output: OutputFormat,
     global: &GlobalArgs,
     report_file: Option<&std::path::Path>,
+    table: bool,
 ) -> Result<()> {
-    if !global.quiet {
+    if table && !global.quiet {
         eprint!(
             "{}",
             crate::redact::redact(&report.render_table(global.verbose > 0))

@@ -659,6 +659,31 @@ fn unreachable_server_is_exit_2_with_the_endpoint_named() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains(&endpoint), "{stderr}");
     assert!(stderr.contains("hint:"), "{stderr}");
+    // deploy still leaves a report saying why.
+    let out = run(
+        &ctx,
+        &[
+            "deploy",
+            "--endpoint",
+            &endpoint,
+            "--report-file",
+            "report.json",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(ctx.root().join("report.json")).expect("report file"),
+    )
+    .expect("report JSON");
+    assert_eq!(report, json(&out));
+    assert!(
+        report["errors"][0]
+            .as_str()
+            .is_some_and(|e| e.contains(&endpoint)),
+        "{report:#}"
+    );
     // No scheme: refused, nothing guessed.
     let out = run(&ctx, &["plan", "--endpoint", "ml-pipeline.kubeflow:8888"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
