@@ -84,63 +84,82 @@ pub async fn fetch_remote(
     namespace: &str,
 ) -> Vec<RemoteState> {
     let auth = client.auth().is_configured();
-    futures_util::stream::iter(locals.iter())
-        .map(|local| async move {
-            if local.spec.is_err() {
-                return RemoteState::Unknown;
-            }
-            let pipeline = match client.pipeline_by_name(&local.name, namespace).await {
-                Ok(None) => return RemoteState::Absent,
-                Ok(Some(p)) => p,
-                Err(e) => return RemoteState::Failed(api_failure("plan", "lookup", &e, auth)),
-            };
-            match client.latest_version(&pipeline.pipeline_id).await {
-                Ok(latest) => RemoteState::Present {
-                    pipeline: Box::new(pipeline),
-                    latest: latest.map(Box::new),
-                },
-                Err(e) => RemoteState::Failed(api_failure("plan", "listing versions", &e, auth)),
-            }
+    in_order(futures_util::stream::iter(locals.iter().enumerate())
+        .map(|(index, local)| async move {
+            (index, lookup(client, local, namespace, auth).await)
         })
-        .buffered(LOOKUP_JOBS)
+        .buffer_unordered(LOOKUP_JOBS)
         .collect()
-        .await
+        .await)
+}
+
+/// Results of `buffer_unordered` back in input order.
+fn in_order<T>(mut indexed: Vec<(usize, T)>) -> Vec<T> {
+    indexed.sort_by_key(|(index, _)| *index);
+    indexed.into_iter().map(|(_, t)| t).collect()
+}
+
+async fn lookup(
+    client: &Client,
+    local: &LocalPipeline,
+    namespace: &str,
+    auth: bool,
+) -> RemoteState {
+    if local.spec.is_err() {
+        return RemoteState::Unknown;
+    }
+    let pipeline = match client.pipeline_by_name(&local.name, namespace).await {
+        Ok(None) => return RemoteState::Absent,
+        Ok(Some(p)) => p,
+        Err(e) => return RemoteState::Failed(api_failure("plan", "lookup", &e, auth)),
+    };
+    match client.latest_version(&pipeline.pipeline_id).await {
+        Ok(latest) => RemoteState::Present {
+            pipeline: Box::new(pipeline),
+            latest: latest.map(Box::new),
+        },
+        Err(e) => RemoteState::Failed(api_failure("plan", "listing versions", &e, auth)),
+    }
 }
 
 /// Carry out the plan: one outcome per item, in the same order. Items that need no change get
 /// `Skipped`/`Done` without a request.
 pub async fn apply(client: &Client, items: &[PlanItem], opts: &ApplyOptions) -> Vec<Outcome> {
-    futures_util::stream::iter(items.iter())
-        .map(|item| async move {
-            match (item.action, &item.spec) {
-                (Action::Create | Action::NewVersion, Some(spec)) => {
-                    let outcome = apply_one(client, item, spec, opts).await;
-                    match (outcome, opts.keep_versions) {
-                        (mut o, Some(keep)) if o.status == Status::Done => {
-                            if let Some(pid) = o.pipeline_id.clone() {
-                                o.pruned = prune(client, &item.name, &pid, keep).await;
-                            }
-                            o
-                        }
-                        (o, _) => o,
+    in_order(
+        futures_util::stream::iter(items.iter().enumerate())
+            .map(|(index, item)| async move { (index, apply_item(client, item, opts).await) })
+            .buffer_unordered(opts.upload_jobs.max(1))
+            .collect()
+            .await,
+    )
+}
+
+async fn apply_item(client: &Client, item: &PlanItem, opts: &ApplyOptions) -> Outcome {
+    match (item.action, &item.spec) {
+        (Action::Create | Action::NewVersion, Some(spec)) => {
+            let outcome = apply_one(client, item, spec, opts).await;
+            match (outcome, opts.keep_versions) {
+                (mut o, Some(keep)) if o.status == Status::Done => {
+                    if let Some(pid) = o.pipeline_id.clone() {
+                        o.pruned = prune(client, &item.name, &pid, keep).await;
                     }
+                    o
                 }
-                (Action::Unchanged, _) => Outcome {
-                    status: Status::Done,
-                    pipeline_id: item.pipeline_id.clone(),
-                    version_name: item.latest_version.clone(),
-                    ..Outcome::default()
-                },
-                _ => Outcome {
-                    status: Status::Failed,
-                    error: item.error.clone(),
-                    ..Outcome::default()
-                },
+                (o, _) => o,
             }
-        })
-        .buffered(opts.upload_jobs.max(1))
-        .collect()
-        .await
+        }
+        (Action::Unchanged, _) => Outcome {
+            status: Status::Done,
+            pipeline_id: item.pipeline_id.clone(),
+            version_name: item.latest_version.clone(),
+            ..Outcome::default()
+        },
+        _ => Outcome {
+            status: Status::Failed,
+            error: item.error.clone(),
+            ..Outcome::default()
+        },
+    }
 }
 
 async fn apply_one(
