@@ -21,7 +21,7 @@ use crate::report::{Action, PipelineError, Status};
 
 /// Tag and description marker of versions kfp-ci uploaded (what `--keep-versions` may delete).
 pub const MANAGED_BY_TAG: (&str, &str) = ("managed-by", "kfp-ci");
-pub const DESCRIPTION_MARKER: &str = "kfp-ci:";
+pub const DESCRIPTION_MARKER: &str = "Deployed by kfp-ci";
 
 /// Read concurrency for lookups (reads are cheap for the server; 2 per pipeline).
 pub const LOOKUP_JOBS: usize = 32;
@@ -113,11 +113,18 @@ async fn lookup(
         Ok(Some(p)) => p,
         Err(e) => return RemoteState::Failed(api_failure("plan", "lookup", &e, auth)),
     };
-    match client.latest_version(&pipeline.pipeline_id).await {
-        Ok(latest) => RemoteState::Present {
-            pipeline: Box::new(pipeline),
-            latest: latest.map(Box::new),
-        },
+    match client.latest_versions(&pipeline.pipeline_id).await {
+        Ok(found) => {
+            let (latest, tied) = match found {
+                Some((latest, tied)) => (Some(Box::new(latest)), tied),
+                None => (None, Vec::new()),
+            };
+            RemoteState::Present {
+                pipeline: Box::new(pipeline),
+                latest,
+                tied,
+            }
+        }
         Err(e) => RemoteState::Failed(api_failure("plan", "listing versions", &e, auth)),
     }
 }
@@ -148,12 +155,19 @@ async fn apply_item(client: &Client, item: &PlanItem, opts: &ApplyOptions) -> Ou
                 (o, _) => o,
             }
         }
-        (Action::Unchanged, _) => Outcome {
-            status: Status::Done,
-            pipeline_id: item.pipeline_id.clone(),
-            version_name: item.latest_version.clone(),
-            ..Outcome::default()
-        },
+        (Action::Unchanged, _) => {
+            let mut o = Outcome {
+                status: Status::Done,
+                pipeline_id: item.pipeline_id.clone(),
+                version_name: item.latest_version.clone(),
+                ..Outcome::default()
+            };
+            // --keep-versions applies to every deployed pipeline, changed or not.
+            if let (Some(keep), Some(pid)) = (opts.keep_versions, &item.pipeline_id) {
+                o.pruned = prune(client, &item.name, pid, keep).await;
+            }
+            o
+        }
         _ => Outcome {
             status: Status::Failed,
             error: item.error.clone(),
@@ -182,7 +196,7 @@ async fn apply_one(
             let body = Pipeline {
                 name: item.name.clone(),
                 display_name: item.display_name.clone(),
-                description: format!("{DESCRIPTION_MARKER} deployed from {}", item.file),
+                description: format!("{DESCRIPTION_MARKER} from {}", item.file),
                 namespace: opts.namespace.clone(),
                 ..Pipeline::default()
             };
@@ -307,7 +321,7 @@ async fn upload_converging(
         .provenance
         .commit_sha
         .as_deref()
-        .map(|s| &s[..s.len().min(8)]);
+        .map(|s| &s[..s.len().min(7)]);
     let mut last_conflict = None;
     for name in version_names(&opts.version_tag, short_sha) {
         let meta = UploadMeta {
@@ -426,7 +440,7 @@ pub fn description(item: &PlanItem, opts: &ApplyOptions) -> String {
     let p = &opts.provenance;
     let mut out = format!(
         "{DESCRIPTION_MARKER} {} from {}",
-        concat!("kfp-ci ", env!("CARGO_PKG_VERSION")),
+        env!("CARGO_PKG_VERSION"),
         item.file
     );
     if let Some(sha) = &p.commit_sha {
@@ -531,7 +545,7 @@ mod tests {
             name: name.into(),
             pipeline_version_id: name.into(),
             description: if ours {
-                format!("{DESCRIPTION_MARKER} kfp-ci from x.py")
+                format!("{DESCRIPTION_MARKER} 0.1.0 from x.py")
             } else {
                 "by hand".into()
             },

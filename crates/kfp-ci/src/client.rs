@@ -384,18 +384,26 @@ impl Client {
         }
     }
 
-    /// The newest version of a pipeline (`sort_by=created_at desc`, `page_size=1`).
-    pub async fn latest_version(
+    /// The newest version of a pipeline (`sort_by=created_at desc`), and the other versions
+    /// created in the same second (timestamps have second precision: any of them may be newest).
+    pub async fn latest_versions(
         &self,
         pipeline_id: &str,
-    ) -> Result<Option<PipelineVersion>, ApiError> {
+    ) -> Result<Option<(PipelineVersion, Vec<PipelineVersion>)>, ApiError> {
         let list: ListPipelineVersionsResponse = self
             .get(
                 &["pipelines", pipeline_id, "versions"],
-                &[("sort_by", "created_at desc"), ("page_size", "1")],
+                &[("sort_by", "created_at desc"), ("page_size", "5")],
             )
             .await?;
-        Ok(list.pipeline_versions.into_iter().next())
+        let mut versions = list.pipeline_versions.into_iter();
+        let Some(latest) = versions.next() else {
+            return Ok(None);
+        };
+        let tied = versions
+            .filter(|v| v.created_at.is_some() && v.created_at == latest.created_at)
+            .collect();
+        Ok(Some((latest, tied)))
     }
 
     /// The version of a pipeline with this exact name, if any.

@@ -78,6 +78,9 @@ pub enum RemoteState {
     Present {
         pipeline: Box<Pipeline>,
         latest: Option<Box<PipelineVersion>>,
+        /// Other versions created in the same second as `latest` (the server's timestamps have
+        /// second precision, so which of them is the newest is unknown).
+        tied: Vec<PipelineVersion>,
     },
     /// The lookup failed after retries.
     Failed(PipelineError),
@@ -189,13 +192,21 @@ fn plan_one(
             item.action = Action::Create;
             item.reason = "not on the server".into();
         }
-        RemoteState::Present { pipeline, latest } => {
+        RemoteState::Present {
+            pipeline,
+            latest,
+            tied,
+        } => {
             item.pipeline_id = Some(pipeline.pipeline_id.clone());
             item.action = Action::NewVersion;
             match latest {
                 None => item.reason = "the pipeline has no version".into(),
                 Some(latest) => {
-                    let same = item.spec.as_ref().is_some_and(|s| s.same_as(&latest));
+                    // Unchanged only when every candidate for "newest" holds our spec.
+                    let same = item
+                        .spec
+                        .as_ref()
+                        .is_some_and(|s| s.same_as(&latest) && tied.iter().all(|t| s.same_as(t)));
                     let label = version_label(&latest);
                     item.latest_version = Some(label.clone());
                     item.reason = match (same, force) {
@@ -254,6 +265,7 @@ mod tests {
                 pipeline_spec: spec,
                 ..PipelineVersion::default()
             })),
+            tied: vec![],
         }
     }
 
@@ -309,6 +321,29 @@ mod tests {
     }
 
     #[test]
+    fn versions_in_the_same_second_must_all_match() {
+        let edited = SPEC.replace("memoryLimit: 0.5", "memoryLimit: 0.75");
+        let RemoteState::Present {
+            pipeline, latest, ..
+        } = present(Some(server_copy(SPEC)))
+        else {
+            unreachable!()
+        };
+        let other = PipelineVersion {
+            name: "v20260101-000000-2".into(),
+            pipeline_spec: Some(server_copy(&edited)),
+            ..PipelineVersion::default()
+        };
+        let remote = RemoteState::Present {
+            pipeline,
+            latest,
+            tied: vec![other],
+        };
+        let items = plan(vec![local("hello", SPEC)], vec![remote], false);
+        assert_eq!(items[0].action, Action::NewVersion);
+    }
+
+    #[test]
     fn empty_pipeline_gets_a_version() {
         let remote = RemoteState::Present {
             pipeline: Box::new(Pipeline {
@@ -316,6 +351,7 @@ mod tests {
                 ..Pipeline::default()
             }),
             latest: None,
+            tied: vec![],
         };
         let items = plan(vec![local("hello", SPEC)], vec![remote], false);
         assert_eq!(items[0].action, Action::NewVersion);

@@ -645,6 +645,26 @@ fn dry_run_force_keep_versions_and_links() {
         view["hello_pipeline"]["versions"],
         serde_json::json!(["v3", "v4"])
     );
+    // Unchanged pipelines are pruned too; the newest version always stays.
+    let out = run(
+        &ctx,
+        &[
+            "deploy",
+            "--endpoint",
+            endpoint,
+            "--keep-versions",
+            "1",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(json(&out)["counts"]["unchanged"], 1);
+    let view = kfp_client_view(endpoint, None);
+    assert_eq!(
+        view["hello_pipeline"]["versions"],
+        serde_json::json!(["v4"])
+    );
 }
 
 #[test]
@@ -740,7 +760,10 @@ fn ci_run_provenance_reaches_the_versions_and_the_ci_outputs() {
     let versions = kfp_client_versions(&server.url);
     let v = &versions[format!("hello_pipeline/{TAG}")];
     let description = v["description"].as_str().unwrap_or_default();
-    assert!(description.starts_with("kfp-ci:"), "{description}");
+    assert!(
+        description.starts_with("Deployed by kfp-ci "),
+        "{description}"
+    );
     assert!(description.contains("hello_pipeline.py"), "{description}");
     assert!(
         description.contains("0123456789abcdef0123456789abcdef01234567"),
@@ -853,6 +876,6 @@ fn older_server_gets_no_tags_and_a_version_skew_warning() {
         v["description"]
             .as_str()
             .unwrap_or_default()
-            .starts_with("kfp-ci:")
+            .starts_with("Deployed by kfp-ci ")
     );
 }
