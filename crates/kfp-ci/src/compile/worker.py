@@ -525,19 +525,47 @@ class _Running:
         return result
 
 
+JOBS = max(1, int(sys.argv[3])) if len(sys.argv) > 3 else 1
+
+
 def serve():
-    """Start a child per request as it arrives (kfp-ci keeps at most --jobs in flight) and answer
-    each as its child finishes."""
+    """Queue the requests as they arrive, keep up to JOBS children compiling, start the next one as
+    soon as one finishes (before answering, so no round trip to kfp-ci sits between two files), and
+    answer each request when its child finishes. A {"type": "started", "id": N} line tells kfp-ci
+    which files were running, should the worker die."""
     running = {}  # fd -> _Running
+    queued = []
     pending = bytearray()
     stdin_open = True
-    while stdin_open or running:
+
+    def start_next():
+        while queued and len(running) < JOBS:
+            req = queued.pop(0)
+            try:
+                child = _Running(req)
+            except BaseException as e:  # noqa: BLE001 - e.g. fork failed (out of memory)
+                send(
+                    {
+                        "type": "error",
+                        "id": req.get("id"),
+                        "kind": "crash",
+                        "message": f"kfp-ci worker could not start a process for it: {type(e).__name__}: {e}",
+                        "detail": _tail(traceback.format_exc()),
+                        "output": "",
+                    }
+                )
+                continue
+            running[child.fd] = child
+            send({"type": "started", "id": child.id})
+
+    while stdin_open or running or queued:
         now = time.monotonic()
         wait = None
         if running:
             wait = max(0.0, min(r.deadline for r in running.values()) - now)
         fds = ([0] if stdin_open else []) + list(running)
         ready, _, _ = select.select(fds, [], [], wait)
+        answers = []
         for fd in ready:
             if fd == 0:
                 data = os.read(0, 1 << 16)
@@ -548,34 +576,21 @@ def serve():
                 while b"\n" in pending:
                     line, _, rest = bytes(pending).partition(b"\n")
                     pending = bytearray(rest)
-                    if not line.strip():
-                        continue
-                    req = json.loads(line)
-                    try:
-                        child = _Running(req)
-                    except BaseException as e:  # noqa: BLE001 - e.g. fork failed (out of memory)
-                        send(
-                            {
-                                "type": "error",
-                                "id": req.get("id"),
-                                "kind": "crash",
-                                "message": f"kfp-ci worker could not start a process for it: {type(e).__name__}: {e}",
-                                "detail": _tail(traceback.format_exc()),
-                                "output": "",
-                            }
-                        )
-                        continue
-                    running[child.fd] = child
+                    if line.strip():
+                        queued.append(json.loads(line))
             else:
                 child = running[fd]
                 if child.feed():
                     del running[fd]
-                    send(child.finish(timed_out=False))
+                    answers.append(child.finish(timed_out=False))
         now = time.monotonic()
         for fd, child in list(running.items()):
             if child.deadline <= now:
                 del running[fd]
-                send(child.finish(timed_out=True))
+                answers.append(child.finish(timed_out=True))
+        start_next()
+        for answer in answers:
+            send(answer)
 
 
 _WARMUP_SOURCE = """
