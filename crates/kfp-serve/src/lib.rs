@@ -1,1 +1,406 @@
+//! `kfp-ci serve`: a local stand-in for the Kubeflow Pipelines REST API (v2beta1 pipeline
+//! service and healthz) on an embedded SQLite store.
+//!
+//! It answers like KFP 2.17.0 wherever a client can tell (routes, status codes, both error body
+//! shapes, omitted empty fields, paging, filters), so the same client code works against it and
+//! against a cluster. [`spawn`] runs it in the background of the current tokio runtime (what
+//! `kfp-ci deploy` does when no endpoint is configured); [`serve`] runs it until Ctrl-C/SIGTERM.
+//!
+//! The library prints nothing: it logs through `tracing`.
 
+mod api;
+mod error;
+mod list;
+mod store;
+mod ui;
+mod upload;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Number, Value};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use error::ApiError;
+
+/// The KFP server release whose behaviour this server follows (healthz `tag_name`).
+pub const EMULATED_KFP_VERSION: &str = "2.17.0";
+
+/// The default database, relative to the repository root.
+pub const DEFAULT_DB: &str = ".kfp-ci/registry.db";
+
+/// Largest JSON request body the gateway routes read.
+pub(crate) const MAX_JSON_BODY: usize = 4 << 20;
+
+/// How to run the server.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// `host:port`; port 0 picks a free port. Default `127.0.0.1:8888`.
+    pub addr: String,
+    /// The SQLite database file (created with its directory if missing).
+    pub db: PathBuf,
+    /// Require `Authorization: Bearer <token>` on every request.
+    pub token: Option<String>,
+    /// Allow a non-loopback address without a token.
+    pub insecure_no_auth: bool,
+    /// Keep namespaces (multi-user KFP) instead of replacing them by `""`.
+    pub multi_user: bool,
+    /// Testing aid: delay every API response by this many milliseconds.
+    pub latency_ms: u64,
+    /// Testing aid: answer this fraction (0.0–1.0) of API requests with 503, before any effect.
+    pub fail_rate: f64,
+    /// Testing aid: seed of the `fail_rate` random generator (random when `None`).
+    pub seed: Option<u64>,
+}
+
+impl ServeOptions {
+    /// Loopback on port 8888, no auth, no testing aids.
+    pub fn new(db: impl Into<PathBuf>) -> Self {
+        ServeOptions {
+            addr: "127.0.0.1:8888".into(),
+            db: db.into(),
+            token: None,
+            insecure_no_auth: false,
+            multi_user: false,
+            latency_ms: 0,
+            fail_rate: 0.0,
+            seed: None,
+        }
+    }
+
+    /// The same options on `127.0.0.1:0` (an ephemeral port): for in-process use and tests.
+    pub fn ephemeral(db: impl Into<PathBuf>) -> Self {
+        ServeOptions {
+            addr: "127.0.0.1:0".into(),
+            ..ServeOptions::new(db)
+        }
+    }
+}
+
+/// Shared by every handler.
+pub(crate) struct AppState {
+    pub store: store::Store,
+    pub multi_user: bool,
+    token: Option<String>,
+    latency: Duration,
+    fail_rate: f64,
+    rng: Mutex<StdRng>,
+}
+
+/// A server running in the background; dropping it asks it to stop.
+pub struct RunningServer {
+    addr: SocketAddr,
+    db: PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl RunningServer {
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn db(&self) -> &Path {
+        &self.db
+    }
+
+    /// Stop accepting connections, finish the requests in flight, and wait for that.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await
+                .context("the server task failed")?
+                .context("the server stopped with an error")?;
+        }
+        Ok(())
+    }
+
+    /// Wait until the server stops by itself (it only does on an I/O error).
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        if let Some(task) = self.task.take() {
+            task.await
+                .context("the server task failed")?
+                .context("the server stopped with an error")?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Open the store, bind `opts.addr` and serve in the background of the current tokio runtime.
+pub async fn spawn(opts: ServeOptions) -> anyhow::Result<RunningServer> {
+    if !(0.0..=1.0).contains(&opts.fail_rate) {
+        anyhow::bail!(
+            "--fail-rate must be between 0.0 and 1.0, got {}",
+            opts.fail_rate
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(&opts.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", opts.addr))?;
+    let addr = listener.local_addr()?;
+    if !addr.ip().is_loopback() && opts.token.is_none() && !opts.insecure_no_auth {
+        anyhow::bail!(
+            "refusing to serve on non-loopback address {addr} without authentication: pass --token (or set KFP_CI_SERVE_TOKEN), or --insecure-no-auth if everyone who can reach {addr} may change your pipelines"
+        );
+    }
+    let db = opts.db.clone();
+    let store = {
+        let db = db.clone();
+        tokio::task::spawn_blocking(move || store::Store::open(&db))
+            .await
+            .context("opening the database failed")??
+    };
+    let rng = match opts.seed {
+        Some(seed) => StdRng::seed_from_u64(seed),
+        None => StdRng::from_os_rng(),
+    };
+    let state = Arc::new(AppState {
+        store,
+        multi_user: opts.multi_user,
+        token: opts.token.filter(|t| !t.is_empty()),
+        latency: Duration::from_millis(opts.latency_ms),
+        fail_rate: opts.fail_rate,
+        rng: Mutex::new(rng),
+    });
+    let app = router(state);
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await
+    });
+    tracing::debug!(%addr, db = %db.display(), "kfp-ci serve listening");
+    Ok(RunningServer {
+        addr,
+        db,
+        shutdown: Some(tx),
+        task: Some(task),
+    })
+}
+
+/// Serve until Ctrl-C or SIGTERM, then shut down gracefully.
+pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
+    let server = spawn(opts).await?;
+    shutdown_signal().await;
+    server.shutdown().await
+}
+
+/// Resolves on Ctrl-C or (on Unix) SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    const P: &str = "/apis/v2beta1/pipelines";
+    let uploads = Router::new()
+        .route(&format!("{P}/upload"), any(upload::upload_pipeline))
+        .route(&format!("{P}/upload_version"), any(upload::upload_version))
+        // Uploads enforce their own 32 MiB limit on the file (a 400 like the real server).
+        .layer(DefaultBodyLimit::disable());
+    let gateway = Router::new()
+        .route("/apis/v2beta1/healthz", any(api::healthz))
+        .route(P, get(api::list_pipelines).post(api::create_pipeline))
+        .route(
+            &format!("{P}/create"),
+            post(api::create_pipeline_and_version),
+        )
+        .route(
+            &format!("{P}/names/{{name}}"),
+            get(api::get_pipeline_by_name),
+        )
+        .route(
+            &format!("{P}/{{pipeline_id}}"),
+            get(api::get_pipeline)
+                .delete(api::delete_pipeline)
+                .patch(api::patch_pipeline),
+        )
+        .route(
+            &format!("{P}/{{pipeline_id}}/versions"),
+            get(api::list_versions).post(api::create_version),
+        )
+        .route(
+            &format!("{P}/{{pipeline_id}}/versions/{{pipeline_version_id}}"),
+            get(api::get_version)
+                .delete(api::delete_version)
+                .patch(api::patch_version),
+        )
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY + 1));
+    Router::new()
+        .merge(uploads)
+        .merge(gateway)
+        .route("/", get(ui::index))
+        .route(
+            "/ui/pipelines/{pipeline_id}/versions/{pipeline_version_id}",
+            get(ui::version_page),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), testing_aids))
+        .layer(middleware::from_fn_with_state(state.clone(), auth))
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+async fn not_found(req: Request) -> Response {
+    if req.uri().path().starts_with("/apis/") {
+        error::rpc_response(StatusCode::NOT_FOUND, 5, "Not Found")
+    } else {
+        text_plain(StatusCode::NOT_FOUND, "404 page not found\n")
+    }
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    if req.uri().path().starts_with("/apis/") {
+        error::rpc_response(StatusCode::METHOD_NOT_ALLOWED, 12, "Method Not Allowed")
+    } else {
+        text_plain(StatusCode::METHOD_NOT_ALLOWED, "405 method not allowed\n")
+    }
+}
+
+fn text_plain(status: StatusCode, text: &'static str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}
+
+async fn log_request(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let start = std::time::Instant::now();
+    let resp = next.run(req).await;
+    tracing::debug!(%method, %path, status = resp.status().as_u16(), elapsed_ms = start.elapsed().as_millis() as u64, "request");
+    resp
+}
+
+fn is_upload(path: &str) -> bool {
+    path.ends_with("/pipelines/upload") || path.ends_with("/pipelines/upload_version")
+}
+
+/// `--token`: every request needs `Authorization: Bearer <token>`.
+async fn auth(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let Some(expected) = &state.token else {
+        return next.run(req).await;
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    if given.is_some_and(|g| constant_time_eq(g.as_bytes(), expected.as_bytes())) {
+        return next.run(req).await;
+    }
+    let message = if given.is_some() {
+        "Unauthenticated: the bearer token is not the one this kfp-ci serve was started with (--token)"
+    } else {
+        "Unauthenticated: this kfp-ci serve requires `Authorization: Bearer <token>` (the value of its --token)"
+    };
+    let mut resp = error::rpc_response(StatusCode::UNAUTHORIZED, 16, message);
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        axum::http::HeaderValue::from_static("Bearer"),
+    );
+    resp
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `--latency-ms` and `--fail-rate`: applied to API requests (`/apis/…`) before any effect.
+async fn testing_aids(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if !req.uri().path().starts_with("/apis/") {
+        return next.run(req).await;
+    }
+    if !state.latency.is_zero() {
+        tokio::time::sleep(state.latency).await;
+    }
+    if state.fail_rate > 0.0 {
+        let fail = {
+            let mut rng = state.rng.lock().unwrap_or_else(|e| e.into_inner());
+            rng.random_bool(state.fail_rate)
+        };
+        if fail {
+            let message = "injected failure (kfp-ci serve --fail-rate): nothing was changed, retry";
+            return if is_upload(req.uri().path()) {
+                ApiError::upload(StatusCode::SERVICE_UNAVAILABLE, message).into_response()
+            } else {
+                error::rpc_response(StatusCode::SERVICE_UNAVAILABLE, 14, message)
+            };
+        }
+    }
+    next.run(req).await
+}
+
+/// Numbers as Go's protojson writes a Struct's doubles: integral values without a fraction.
+pub(crate) fn protojson_numbers(value: Value) -> Value {
+    match value {
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => Value::Number(Number::from(f as i64)),
+            Some(f) => Number::from_f64(f).map_or(Value::Null, Value::Number),
+            None => Value::Number(n),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(protojson_numbers).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, protojson_numbers(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}

@@ -1,6 +1,62 @@
+//! `kfp-ci serve`: the local KFP API on the repository's store (or `--db`), until Ctrl-C.
+
+use anyhow::Context;
+
 use crate::cli::{GlobalArgs, ServeCmd};
+use crate::redact::Secret;
+use crate::settings;
 use crate::status::ExitStatus;
 
-pub async fn run(_cmd: ServeCmd, _global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
-    anyhow::bail!("`kfp-ci serve` is not implemented yet")
+pub async fn run(cmd: ServeCmd, _global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let db = match cmd.db {
+        Some(db) => db,
+        None => settings::repo_root(&cwd).join(kfp_serve::DEFAULT_DB),
+    };
+    let db = std::path::absolute(&db).unwrap_or(db);
+    let token = cmd.token.filter(|t| !t.trim().is_empty()).map(Secret::new);
+    let opts = kfp_serve::ServeOptions {
+        addr: cmd.addr,
+        db: db.clone(),
+        token: token.as_ref().map(|t| t.expose().to_string()),
+        insecure_no_auth: cmd.insecure_no_auth,
+        multi_user: cmd.multi_user,
+        latency_ms: cmd.latency_ms,
+        fail_rate: cmd.fail_rate,
+        seed: cmd.seed,
+    };
+    let server = kfp_serve::spawn(opts).await?;
+    let url = server.url();
+    eprintln!("kfp-ci serve: listening on {url}");
+    eprintln!("  database: {}", db.display());
+    eprintln!(
+        "  a local stand-in for the Kubeflow Pipelines API v2beta1 (pipelines, versions, healthz), answering like KFP {}: no runs, no experiments, no cluster",
+        kfp_serve::EMULATED_KFP_VERSION
+    );
+    eprintln!(
+        "  mode: {}; auth: {}",
+        if cmd.multi_user {
+            "multi-user (namespaces kept)"
+        } else {
+            "single-user (namespaces ignored)"
+        },
+        if token.is_some() {
+            "bearer token required on every request"
+        } else {
+            "none"
+        }
+    );
+    if cmd.latency_ms > 0 || cmd.fail_rate > 0.0 {
+        eprintln!(
+            "  testing aids: +{} ms per API request, {:.1}% of API requests answered 503{}",
+            cmd.latency_ms,
+            cmd.fail_rate * 100.0,
+            cmd.seed.map(|s| format!(" (seed {s})")).unwrap_or_default()
+        );
+    }
+    eprintln!("  pipelines page: {url}/ · API: {url}/apis/v2beta1/pipelines · Ctrl-C stops");
+    kfp_serve::shutdown_signal().await;
+    eprintln!("kfp-ci serve: shutting down");
+    server.shutdown().await?;
+    Ok(ExitStatus::Success)
 }

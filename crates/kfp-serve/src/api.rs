@@ -1,0 +1,447 @@
+//! The grpc-gateway routes of the v2beta1 pipeline service: list, get, get by name, create,
+//! delete, PATCH, and healthz.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use kfp_api::wire::{
+    Healthz, ListPipelineVersionsResponse, ListPipelinesResponse, Pipeline, PipelineVersion, limits,
+};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::list::{self, Kind};
+use crate::store::{self, NewPipeline, Store};
+
+pub type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// Run a store operation off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    state: &Arc<AppState>,
+    f: impl FnOnce(&Store) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || f(&state.store))
+        .await
+        .map_err(|e| ApiError::internal(format!("request task failed: {e}")))?
+}
+
+/// Query parameters, last value wins (as Go's `r.URL.Query().Get` takes the first: rare enough).
+pub fn query_map(raw: Option<String>) -> HashMap<String, String> {
+    url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+pub fn path_param<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+    p.map(|Path(v)| v)
+        .map_err(|e| ApiError::invalid(format!("invalid path parameter: {e}")))
+}
+
+/// The namespace a request acts in: always `""` in single-user mode.
+pub fn namespace(state: &AppState, given: Option<&String>) -> Result<String, ApiError> {
+    if !state.multi_user {
+        return Ok(String::new());
+    }
+    let ns = given.cloned().unwrap_or_default();
+    if ns.len() > limits::MAX_NAMESPACE {
+        return Err(ApiError::invalid(format!(
+            "Invalid input error: Namespace length cannot exceed {}",
+            limits::MAX_NAMESPACE
+        )));
+    }
+    Ok(ns)
+}
+
+/// Tag rules of 2.17.0: at most 20, key and value ≤ 63 characters, keys non-empty without `.`.
+pub fn validate_tags(tags: &BTreeMap<String, String>) -> Result<(), String> {
+    if tags.len() > limits::MAX_TAGS {
+        return Err(format!(
+            "Tags cannot have more than {} entries, got {}",
+            limits::MAX_TAGS,
+            tags.len()
+        ));
+    }
+    for (k, v) in tags {
+        if k.is_empty() {
+            return Err("Tag key cannot be empty".into());
+        }
+        if k.contains('.') {
+            return Err(format!("Tag key {k:?} cannot contain '.'"));
+        }
+        if k.chars().count() > limits::MAX_TAG_LEN {
+            return Err(format!(
+                "Tag key {k:?} cannot exceed {} characters",
+                limits::MAX_TAG_LEN
+            ));
+        }
+        if v.chars().count() > limits::MAX_TAG_LEN {
+            return Err(format!(
+                "Tag value of {k:?} cannot exceed {} characters",
+                limits::MAX_TAG_LEN
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub async fn healthz(State(state): State<Arc<AppState>>) -> Json<Healthz> {
+    Json(Healthz {
+        commit_sha: format!("kfp-ci-serve-{}", env!("CARGO_PKG_VERSION")),
+        tag_name: crate::EMULATED_KFP_VERSION.to_string(),
+        multi_user: state.multi_user,
+        pipeline_store: "database".to_string(),
+    })
+}
+
+pub async fn list_pipelines(
+    State(state): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<ListPipelinesResponse> {
+    let q = query_map(raw);
+    let ns = namespace(&state, q.get("namespace"))?;
+    let params = list::parse(
+        Kind::Pipelines,
+        &ns,
+        q.get("page_size").map(String::as_str),
+        q.get("page_token").map(String::as_str),
+        q.get("sort_by").map(String::as_str),
+        q.get("filter").map(String::as_str),
+    )?;
+    let page = blocking(&state, move |s| {
+        s.read(|tx| store::list_pipelines(tx, Some(&ns), &params))
+    })
+    .await?;
+    Ok(Json(ListPipelinesResponse {
+        pipelines: page.items,
+        total_size: i32::try_from(page.total).unwrap_or(i32::MAX),
+        next_page_token: page.next_token,
+    }))
+}
+
+/// A request body in proto JSON: proto (snake_case) or JSON (camelCase) names, unknown fields rejected.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineBody {
+    #[serde(alias = "pipelineId")]
+    pub pipeline_id: Option<String>,
+    pub name: Option<String>,
+    #[serde(alias = "displayName")]
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+    #[serde(alias = "createdAt")]
+    pub created_at: Option<Value>,
+    pub namespace: Option<String>,
+    pub tags: Option<BTreeMap<String, String>>,
+    pub error: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VersionBody {
+    #[serde(alias = "pipelineId")]
+    pub pipeline_id: Option<String>,
+    #[serde(alias = "pipelineVersionId")]
+    pub pipeline_version_id: Option<String>,
+    pub name: Option<String>,
+    #[serde(alias = "displayName")]
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+    #[serde(alias = "createdAt")]
+    pub created_at: Option<Value>,
+    #[serde(alias = "packageUrl")]
+    pub package_url: Option<Value>,
+    #[serde(alias = "codeSourceUrl")]
+    pub code_source_url: Option<String>,
+    #[serde(alias = "pipelineSpec")]
+    pub pipeline_spec: Option<Value>,
+    pub tags: Option<BTreeMap<String, String>>,
+    pub error: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CreateBothBody {
+    pub pipeline: Option<PipelineBody>,
+    #[serde(alias = "pipelineVersion")]
+    pub pipeline_version: Option<VersionBody>,
+}
+
+pub fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    if body.len() > crate::MAX_JSON_BODY {
+        return Err(ApiError::invalid(format!(
+            "request body of {} bytes exceeds the limit of {} bytes",
+            body.len(),
+            crate::MAX_JSON_BODY
+        )));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid(format!("invalid JSON request body: {e}")))
+}
+
+pub async fn create_pipeline(
+    State(state): State<Arc<AppState>>,
+    body: Bytes,
+) -> ApiResult<Pipeline> {
+    let body: PipelineBody = json_body(&body)?;
+    let name = body
+        .name
+        .filter(|n| !n.is_empty())
+        .or_else(|| body.display_name.clone().filter(|n| !n.is_empty()))
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "Invalid input error: pipeline name is required: set `name` (and optionally `display_name`)",
+            )
+        })?;
+    if name.len() > limits::MAX_PIPELINE_NAME {
+        return Err(ApiError::invalid(format!(
+            "Invalid input error: Pipeline.Name length cannot exceed {}",
+            limits::MAX_PIPELINE_NAME
+        )));
+    }
+    let tags = body.tags.unwrap_or_default();
+    validate_tags(&tags).map_err(|e| ApiError::invalid(format!("Invalid input error: {e}")))?;
+    let new = NewPipeline {
+        display_name: body
+            .display_name
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| name.clone()),
+        name,
+        description: body.description.unwrap_or_default(),
+        namespace: namespace(&state, body.namespace.as_ref())?,
+        tags,
+    };
+    let p = blocking(&state, move |s| {
+        s.write(|tx| store::insert_pipeline(tx, &new))
+    })
+    .await?;
+    Ok(Json(p))
+}
+
+/// `POST /pipelines/create` and `POST /pipelines/{id}/versions` take a package URL the real
+/// server downloads. The local server downloads nothing.
+pub async fn create_from_url(body: Bytes) -> Result<Json<Value>, ApiError> {
+    // Parse first, so malformed bodies get the same 400 as on the real server.
+    let _: Value = json_body(&body)?;
+    Err(ApiError::Rpc {
+        code: kfp_api::wire::Code::Unimplemented,
+        message: "kfp-ci serve does not download pipeline package URLs (package_url): upload the file with POST /apis/v2beta1/pipelines/upload or /upload_version instead".into(),
+    })
+}
+
+pub async fn create_pipeline_and_version(body: Bytes) -> Result<Json<Value>, ApiError> {
+    let _: CreateBothBody = json_body(&body)?;
+    create_from_url(body).await
+}
+
+pub async fn create_version(
+    State(state): State<Arc<AppState>>,
+    id: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let id = path_param(id)?;
+    let _: VersionBody = json_body(&body)?;
+    blocking(&state, move |s| s.read(|tx| pipeline_or_404(tx, &id))).await?;
+    create_from_url(body).await
+}
+
+fn pipeline_or_404(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Pipeline, ApiError> {
+    store::get_pipeline(tx, id)?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "Failed to get pipeline: Pipeline {id} not found: list pipelines to find its id"
+        ))
+    })
+}
+
+fn version_or_404(
+    tx: &rusqlite::Transaction<'_>,
+    pipeline_id: &str,
+    version_id: &str,
+) -> Result<PipelineVersion, ApiError> {
+    store::get_version(tx, pipeline_id, version_id)?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "Failed to get pipeline version: PipelineVersion {version_id} of pipeline {pipeline_id} not found"
+        ))
+    })
+}
+
+pub async fn get_pipeline(
+    State(state): State<Arc<AppState>>,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult<Pipeline> {
+    let id = path_param(id)?;
+    let p = blocking(&state, move |s| s.read(|tx| pipeline_or_404(tx, &id))).await?;
+    Ok(Json(p))
+}
+
+pub async fn get_pipeline_by_name(
+    State(state): State<Arc<AppState>>,
+    name: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Pipeline> {
+    let name = path_param(name)?;
+    let q = query_map(raw);
+    // Multi-user without a namespace: no filter, the newest pipeline of that name anywhere.
+    let ns = if state.multi_user && q.get("namespace").is_none_or(|n| n.is_empty()) {
+        None
+    } else {
+        Some(namespace(&state, q.get("namespace"))?)
+    };
+    let p = blocking(&state, move |s| {
+        s.read(|tx| {
+            store::get_pipeline_by_name(tx, &name, ns.as_deref())?.ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "Failed to get a pipeline with name {name:?} and namespace {:?}: Namespace/Pipeline {}/{name} not found",
+                    ns.clone().unwrap_or_default(),
+                    ns.clone().unwrap_or_default()
+                ))
+            })
+        })
+    })
+    .await?;
+    Ok(Json(p))
+}
+
+pub async fn delete_pipeline(
+    State(state): State<Arc<AppState>>,
+    id: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Value> {
+    let id = path_param(id)?;
+    let q = query_map(raw);
+    let cascade = match q.get("cascade").map(String::as_str) {
+        None | Some("") => false,
+        Some(v) => parse_bool(v).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "parsing field \"cascade\": {v:?} is not a boolean (true or false)"
+            ))
+        })?,
+    };
+    blocking(&state, move |s| {
+        s.write(|tx| {
+            pipeline_or_404(tx, &id)?;
+            let versions = store::count_versions(tx, &id)?;
+            if versions > 0 && !cascade {
+                return Err(ApiError::precondition(format!(
+                    "Failed to delete pipeline {id}: pipeline has {versions} existing pipeline version(s): delete them first or set cascade=true"
+                )));
+            }
+            store::delete_pipeline(tx, &id)
+        })
+    })
+    .await?;
+    Ok(Json(Value::Object(Default::default())))
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v {
+        "true" | "True" | "TRUE" | "1" | "t" | "T" => Some(true),
+        "false" | "False" | "FALSE" | "0" | "f" | "F" => Some(false),
+        _ => None,
+    }
+}
+
+pub async fn patch_pipeline(
+    State(state): State<Arc<AppState>>,
+    id: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> ApiResult<Pipeline> {
+    let id = path_param(id)?;
+    let body: PipelineBody = json_body(&body)?;
+    if let Some(tags) = &body.tags {
+        validate_tags(tags).map_err(|e| ApiError::invalid(format!("Invalid input error: {e}")))?;
+    }
+    let display = body.display_name.filter(|d| !d.is_empty());
+    let tags = body.tags.filter(|t| !t.is_empty());
+    let p = blocking(&state, move |s| {
+        s.write(|tx| {
+            pipeline_or_404(tx, &id)?;
+            store::update_pipeline(tx, &id, display.as_deref(), tags.as_ref())?;
+            pipeline_or_404(tx, &id)
+        })
+    })
+    .await?;
+    Ok(Json(p))
+}
+
+pub async fn list_versions(
+    State(state): State<Arc<AppState>>,
+    id: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<ListPipelineVersionsResponse> {
+    let id = path_param(id)?;
+    let q = query_map(raw);
+    let params = list::parse(
+        Kind::Versions,
+        &id,
+        q.get("page_size").map(String::as_str),
+        q.get("page_token").map(String::as_str),
+        q.get("sort_by").map(String::as_str),
+        q.get("filter").map(String::as_str),
+    )?;
+    let page = blocking(&state, move |s| {
+        s.read(|tx| {
+            pipeline_or_404(tx, &id)?;
+            store::list_versions(tx, &id, &params)
+        })
+    })
+    .await?;
+    Ok(Json(ListPipelineVersionsResponse {
+        pipeline_versions: page.items,
+        total_size: i32::try_from(page.total).unwrap_or(i32::MAX),
+        next_page_token: page.next_token,
+    }))
+}
+
+pub async fn get_version(
+    State(state): State<Arc<AppState>>,
+    ids: Result<Path<(String, String)>, PathRejection>,
+) -> ApiResult<PipelineVersion> {
+    let (pid, vid) = path_param(ids)?;
+    let v = blocking(&state, move |s| s.read(|tx| version_or_404(tx, &pid, &vid))).await?;
+    Ok(Json(v))
+}
+
+pub async fn delete_version(
+    State(state): State<Arc<AppState>>,
+    ids: Result<Path<(String, String)>, PathRejection>,
+) -> ApiResult<Value> {
+    let (pid, vid) = path_param(ids)?;
+    blocking(&state, move |s| {
+        s.write(|tx| {
+            version_or_404(tx, &pid, &vid)?;
+            store::delete_version(tx, &vid)
+        })
+    })
+    .await?;
+    Ok(Json(Value::Object(Default::default())))
+}
+
+pub async fn patch_version(
+    State(state): State<Arc<AppState>>,
+    ids: Result<Path<(String, String)>, PathRejection>,
+    body: Bytes,
+) -> ApiResult<PipelineVersion> {
+    let (pid, vid) = path_param(ids)?;
+    let body: VersionBody = json_body(&body)?;
+    if let Some(tags) = &body.tags {
+        validate_tags(tags).map_err(|e| ApiError::invalid(format!("Invalid input error: {e}")))?;
+    }
+    let display = body.display_name.filter(|d| !d.is_empty());
+    let tags = body.tags.filter(|t| !t.is_empty());
+    let v = blocking(&state, move |s| {
+        s.write(|tx| {
+            version_or_404(tx, &pid, &vid)?;
+            store::update_version(tx, &vid, display.as_deref(), tags.as_ref())?;
+            version_or_404(tx, &pid, &vid)
+        })
+    })
+    .await?;
+    Ok(Json(v))
+}

@@ -1,0 +1,288 @@
+//! The hand-written upload handlers: `POST /apis/v2beta1/pipelines/upload` and `/upload_version`.
+//! Any method is accepted, metadata comes from the query string, the file from the multipart part
+//! `uploadfile`, and errors use the `{error_message, error_details}` shape.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use kfp_api::spec;
+use kfp_api::wire::limits;
+
+use crate::AppState;
+use crate::api::{blocking, namespace, query_map, validate_tags};
+use crate::error::ApiError;
+use crate::store::{self, NewPipeline, NewVersion};
+
+const READ_FILE: &str = "Failed to read pipeline from file";
+const READ_SPEC: &str = "Failed to read a pipeline spec file";
+const CREATE_BOTH: &str = "Failed to create a pipeline and a pipeline version";
+const CREATE_VERSION: &str = "Failed to create a pipeline version";
+
+/// After this many bytes of an oversized body, stop draining it and answer anyway.
+const MAX_DRAIN: u64 = 256 << 20;
+
+fn bad(context: &str, cause: impl std::fmt::Display) -> ApiError {
+    ApiError::upload(StatusCode::BAD_REQUEST, format!("{context}: {cause}"))
+}
+
+/// The uploaded file: its name and bytes.
+struct UploadFile {
+    name: String,
+    bytes: Vec<u8>,
+}
+
+/// Read the first `uploadfile` part that has a filename; drain everything else.
+async fn read_upload(req: Request, missing: &str) -> Result<UploadFile, ApiError> {
+    let mut multipart = Multipart::from_request(req, &())
+        .await
+        .map_err(|e| {
+            bad(
+                missing,
+                format!(
+                    "{}: send a multipart/form-data body with the spec file in a part named `uploadfile`",
+                    e.body_text()
+                ),
+            )
+        })?;
+    let mut found: Option<UploadFile> = None;
+    let mut oversized: Option<String> = None;
+    let mut drained: u64 = 0;
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(e) => return Err(bad(missing, format!("malformed multipart body: {e}"))),
+        };
+        let wanted = found.is_none()
+            && oversized.is_none()
+            && field.name() == Some("uploadfile")
+            && field.file_name().is_some();
+        let file_name = field.file_name().unwrap_or_default().to_string();
+        let mut field = field;
+        let mut bytes = Vec::new();
+        loop {
+            let chunk = match field.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(e) => return Err(bad(missing, format!("malformed multipart body: {e}"))),
+            };
+            if wanted && oversized.is_none() {
+                if bytes.len() + chunk.len() > limits::MAX_UPLOAD_BYTES {
+                    oversized = Some(file_name.clone());
+                    bytes = Vec::new();
+                } else {
+                    bytes.extend_from_slice(&chunk);
+                    continue;
+                }
+            }
+            drained += chunk.len() as u64;
+            if drained > MAX_DRAIN {
+                break;
+            }
+        }
+        if drained > MAX_DRAIN {
+            break;
+        }
+        if wanted && oversized.is_none() {
+            found = Some(UploadFile {
+                name: file_name,
+                bytes,
+            });
+        }
+    }
+    if let Some(name) = oversized {
+        return Err(bad(
+            READ_SPEC,
+            format!(
+                "file {name:?} exceeds the maximum upload size of {} bytes (32 MiB)",
+                limits::MAX_UPLOAD_BYTES
+            ),
+        ));
+    }
+    found.ok_or_else(|| {
+        bad(
+            missing,
+            "no file in the multipart part `uploadfile` (it needs a filename, e.g. `filename=\"pipeline.yaml\"`)",
+        )
+    })
+}
+
+/// The file's text by the real server's rules: the filename decides the format.
+fn spec_text(file: &UploadFile) -> Result<String, ApiError> {
+    let name = &file.name;
+    if name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json") {
+        return String::from_utf8(file.bytes.clone())
+            .map_err(|_| bad(READ_SPEC, format!("file {name:?} is not UTF-8 text")));
+    }
+    if file.bytes.starts_with(b"PK") || file.bytes.starts_with(&[0x1f, 0x8b]) {
+        return Err(bad(
+            READ_SPEC,
+            format!(
+                "file {name:?} is a zip or tar.gz archive: kfp-ci serve reads only YAML files (.yaml, .yml, .json); upload the pipeline YAML itself"
+            ),
+        ));
+    }
+    Err(bad(
+        READ_SPEC,
+        format!(
+            "unexpected format of file {name:?}: the filename must end in .yaml, .yml or .json (or be a .zip/.tar.gz archive)"
+        ),
+    ))
+}
+
+/// Validate the spec and return the JSON text to store (the server form, protojson numbers).
+fn stored_spec(file: &UploadFile) -> Result<String, ApiError> {
+    let text = spec_text(file)?;
+    let docs = spec::parse_spec(&text).map_err(|e| {
+        let message = match e {
+            spec::SpecError::Yaml(_) => format!("{READ_SPEC}: file {:?}: {e}", file.name),
+            other => format!("Invalid input error: {other}"),
+        };
+        ApiError::upload(StatusCode::BAD_REQUEST, message)
+    })?;
+    let form = crate::protojson_numbers(spec::server_form(&docs));
+    serde_json::to_string(&form).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+fn tags(q: &HashMap<String, String>) -> Result<BTreeMap<String, String>, ApiError> {
+    let Some(text) = q.get("tags").filter(|t| !t.is_empty()) else {
+        return Ok(BTreeMap::new());
+    };
+    let tags: BTreeMap<String, String> = serde_json::from_str(text).map_err(|_| {
+        ApiError::upload(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "Failed to parse tags query parameter. Expected JSON object with string keys and values, got {text:?}"
+            ),
+        )
+    })?;
+    validate_tags(&tags).map_err(ApiError::UploadText)?;
+    Ok(tags)
+}
+
+fn nonempty<'a>(q: &'a HashMap<String, String>, key: &str) -> Option<&'a String> {
+    q.get(key).filter(|v| !v.is_empty())
+}
+
+fn respond<T: serde::Serialize>(result: Result<T, ApiError>) -> Response {
+    match result {
+        Ok(body) => Json(body).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn upload_pipeline(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    respond(upload_pipeline_inner(state, req).await)
+}
+
+async fn upload_pipeline_inner(
+    state: Arc<AppState>,
+    req: Request,
+) -> Result<kfp_api::wire::Pipeline, ApiError> {
+    let q = query_map(req.uri().query().map(str::to_string));
+    let file = read_upload(req, READ_FILE).await?;
+    let spec = stored_spec(&file)?;
+    let name = nonempty(&q, "name")
+        .or_else(|| nonempty(&q, "display_name"))
+        .cloned()
+        .unwrap_or_else(|| file.name.clone());
+    if name.len() > limits::MAX_PIPELINE_NAME {
+        return Err(ApiError::UploadText(format!(
+            "Pipeline.Name length cannot exceed {}",
+            limits::MAX_PIPELINE_NAME
+        )));
+    }
+    let ns = namespace(&state, q.get("namespace")).map_err(|e| {
+        ApiError::UploadText(
+            e.message()
+                .trim_start_matches("Invalid input error: ")
+                .to_string(),
+        )
+    })?;
+    let tags = tags(&q)?;
+    let pipeline = NewPipeline {
+        display_name: nonempty(&q, "display_name")
+            .cloned()
+            .unwrap_or_else(|| name.clone()),
+        name,
+        description: q.get("description").cloned().unwrap_or_default(),
+        namespace: ns,
+        tags,
+    };
+    // The first version carries the pipeline's own name, display name and description.
+    let version = NewVersion {
+        name: pipeline.name.clone(),
+        display_name: pipeline.display_name.clone(),
+        description: pipeline.description.clone(),
+        code_source_url: q.get("code_source_url").cloned().unwrap_or_default(),
+        spec,
+        tags: pipeline.tags.clone(),
+    };
+    blocking(&state, move |s| {
+        s.write(|tx| {
+            let p = store::insert_pipeline(tx, &pipeline)?;
+            store::insert_version(tx, &p.pipeline_id, &version)?;
+            Ok(p)
+        })
+    })
+    .await
+    .map_err(|e| e.into_upload(CREATE_BOTH))
+}
+
+pub async fn upload_version(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    respond(upload_version_inner(state, req).await)
+}
+
+async fn upload_version_inner(
+    state: Arc<AppState>,
+    req: Request,
+) -> Result<kfp_api::wire::PipelineVersion, ApiError> {
+    let q = query_map(req.uri().query().map(str::to_string));
+    let file = read_upload(req, CREATE_VERSION).await?;
+    let spec = stored_spec(&file)?;
+    let pipeline_id = nonempty(&q, "pipelineid").cloned().ok_or_else(|| {
+        bad(
+            CREATE_VERSION,
+            "the query parameter `pipelineid` is required: the id of the pipeline to add a version to",
+        )
+    })?;
+    let name = nonempty(&q, "name")
+        .or_else(|| nonempty(&q, "display_name"))
+        .cloned()
+        .unwrap_or_else(|| file.name.clone());
+    if name.len() > limits::MAX_VERSION_NAME {
+        return Err(ApiError::UploadText(format!(
+            "PipelineVersion.Name length cannot exceed {}",
+            limits::MAX_VERSION_NAME
+        )));
+    }
+    let tags = tags(&q)?;
+    let version = NewVersion {
+        display_name: nonempty(&q, "display_name")
+            .cloned()
+            .unwrap_or_else(|| name.clone()),
+        name,
+        description: q.get("description").cloned().unwrap_or_default(),
+        code_source_url: q.get("code_source_url").cloned().unwrap_or_default(),
+        spec,
+        tags,
+    };
+    blocking(&state, move |s| {
+        s.write(|tx| {
+            if store::get_pipeline(tx, &pipeline_id)?.is_none() {
+                // The real server answers 400 here, not 404.
+                return Err(bad(
+                    CREATE_VERSION,
+                    format!("pipeline {pipeline_id} not found: check `pipelineid`"),
+                ));
+            }
+            store::insert_version(tx, &pipeline_id, &version)
+        })
+    })
+    .await
+    .map_err(|e| e.into_upload(CREATE_VERSION))
+}
