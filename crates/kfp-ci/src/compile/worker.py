@@ -195,14 +195,14 @@ def _fast_caller_name():
     try:
         source = inspect.getsource(original)
     except (OSError, TypeError):
-        return
+        return False
     expected = (
         "caller_method_name = inspect.stack()[1][3]",
         "if self.container_spec is None:",
         "can only be used on single-step components, not pipelines used as components, or special components like importers.",
     )
     if not all(e in source for e in expected) or source.count("\n") > 12:
-        return
+        return False
 
     def _ensure_container_spec_exists(self) -> None:
         """Ensures that the task has a container spec."""
@@ -214,6 +214,7 @@ def _fast_caller_name():
             )
 
     pipeline_task.PipelineTask._ensure_container_spec_exists = _ensure_container_spec_exists
+    return True
 
 
 def _tail(text, lines=TRACEBACK_LINES):
@@ -652,7 +653,7 @@ def kfp_ci_warmup(rows: int = 100, epochs: int = 3, options: dict = {"a": 1}):
 """
 
 
-def _warm_up():
+def _warm_up(scan_modules):
     """Compile a small pipeline once in the parent, so every forked child inherits kfp's lazily
     built state (imports, caches) instead of building it again. Nothing of it stays visible to
     the files: the module is dropped and the recorded tasks are cleared."""
@@ -667,11 +668,12 @@ def _warm_up():
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         compiler.Compiler().compile(pipeline_func=module.kfp_ci_warmup, package_path=out)
-        # kfp calls inspect.stack() (set_cpu_limit & co.); its first call maps every loaded module
-        # to its file (~0.2 s). Done here, each child only maps its own new modules.
-        import inspect
+        if scan_modules:
+            # kfp calls inspect.stack() (set_cpu_limit & co.); its first call maps every loaded
+            # module to its file (~0.2 s). Done here, each child only maps its own new modules.
+            import inspect
 
-        inspect.stack()
+            inspect.stack()
     except BaseException as e:  # noqa: BLE001 - only a lost optimisation
         sys.stderr.write(f"kfp-ci worker: warm-up failed (compiles will be slower): {e}\n")
     finally:
@@ -691,8 +693,7 @@ def _warm_up():
 def main():
     _deterministic_archives()
     _deterministic_header()
-    _fast_caller_name()
-    _warm_up()
+    _warm_up(scan_modules=not _fast_caller_name())
     send(
         {
             "type": "ready",
