@@ -45,23 +45,40 @@ def send(msg):
     _CHANNEL.flush()
 
 
-# The pin: check the installed kfp version before paying for `import kfp`.
+# The pin (argv[2]): a worker with another kfp (or none) says so and exits; kfp-ci then uses a
+# virtualenv with the pinned version.
 EXPECTED_KFP = sys.argv[2] if len(sys.argv) > 2 else ""
-if EXPECTED_KFP:
-    import importlib.metadata
 
-    try:
-        _found = importlib.metadata.version("kfp")
-    except importlib.metadata.PackageNotFoundError:
-        _found = None
-    if _found != EXPECTED_KFP:
-        send({"type": "mismatch", "found": _found, "python": sys.executable})
-        sys.exit(0)
+
+def _mismatch(found):
+    send({"type": "mismatch", "found": found, "python": sys.executable})
+    sys.stdout.flush()
+    os._exit(0)
+
 
 try:
     import logging
 
     import kfp
+except ImportError:
+    if EXPECTED_KFP:
+        _mismatch(None)
+    send({"type": "fatal", "message": f"cannot import kfp: {traceback.format_exc(limit=1)}"})
+    sys.exit(3)
+except BaseException as e:  # noqa: BLE001 - a broken kfp install
+    if EXPECTED_KFP:
+        try:
+            import importlib.metadata
+
+            _mismatch(importlib.metadata.version("kfp"))
+        except Exception:  # noqa: BLE001
+            pass
+    send({"type": "fatal", "message": f"cannot import kfp: {type(e).__name__}: {e}"})
+    sys.exit(3)
+if EXPECTED_KFP and getattr(kfp, "__version__", None) != EXPECTED_KFP:
+    _mismatch(getattr(kfp, "__version__", None))
+
+try:
     from kfp import compiler
     from kfp.cli import compile_ as kfp_compile_cli
     from kfp.dsl import pipeline_context
@@ -706,6 +723,9 @@ def main():
     gc.collect()
     gc.freeze()
     serve()
+    # Nothing left to clean up: skip the interpreter's teardown of every kfp module.
+    _CHANNEL.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
