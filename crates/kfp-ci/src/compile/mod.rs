@@ -154,7 +154,8 @@ pub async fn compile_pipelines_with(
     };
     // The worker queues requests and runs `jobs` at a time; a few more than that are sent ahead
     // so that it never waits for kfp-ci between two files.
-    let window = jobs * 2 + 2;
+    // (Capped: the requests sent ahead must fit in the pipe buffer, ~300 bytes each.)
+    let window = (jobs + jobs.min(16) + 2).min(160);
     'run: loop {
         let isolating = !suspects.is_empty() || in_flight.values().any(|(_, _, s)| *s);
         let limit = if isolating { 1 } else { window };
