@@ -121,7 +121,7 @@ pub async fn compile_pipelines_with(
     }
     let script = Script::write().context("cannot write the compile worker script")?;
     let jobs = settings.jobs.clamp(1, total);
-    let (mut worker, python) = start_worker(settings, &python, &script).await?;
+    let (mut worker, python) = start_worker(settings, &python, &script, jobs).await?;
     let kfp_version = worker.kfp_version.clone();
     tracing::debug!(
         "compile worker: {} (Python {}, kfp {kfp_version}), {jobs} files at a time",
@@ -134,8 +134,8 @@ pub async fn compile_pipelines_with(
     // Files that were in flight when the worker died: each runs again on its own, so that only the
     // file that kills the worker is reported for it.
     let mut suspects: VecDeque<usize> = VecDeque::new();
-    // request id (= file index) → (started, is a suspect)
-    let mut in_flight: BTreeMap<usize, (Instant, bool)> = BTreeMap::new();
+    // Sent and not yet answered: file index → (sent at, a child started on it, is a suspect).
+    let mut in_flight: BTreeMap<usize, (Instant, bool, bool)> = BTreeMap::new();
     let guard = settings.timeout + worker::GUARD_SLACK;
     let mut done = 0;
     let mut emit = |idx: usize, mut result: FileResult, slots: &mut Vec<Option<FileResult>>| {
@@ -152,9 +152,13 @@ pub async fn compile_pipelines_with(
         });
         slots[idx] = Some(result);
     };
+    // The worker queues requests and runs `jobs` at a time; a few more than that are sent ahead
+    // so that it never waits for kfp-ci between two files.
+    // (Capped: the requests sent ahead must fit in the pipe buffer, ~300 bytes each.)
+    let window = (jobs + jobs.min(16) + 2).min(160);
     'run: loop {
-        let isolating = !suspects.is_empty() || in_flight.values().any(|(_, s)| *s);
-        let limit = if isolating { 1 } else { jobs };
+        let isolating = !suspects.is_empty() || in_flight.values().any(|(_, _, s)| *s);
+        let limit = if isolating { 1 } else { window };
         let mut died = None;
         while in_flight.len() < limit {
             let (idx, suspect) = match suspects.pop_front() {
@@ -173,7 +177,7 @@ pub async fn compile_pipelines_with(
                 function: file.function.as_deref(),
                 timeout: settings.timeout.as_secs_f64(),
             };
-            in_flight.insert(idx, (Instant::now(), suspect));
+            in_flight.insert(idx, (Instant::now(), false, suspect));
             if let Err(e) = worker.send(&req).await {
                 died = Some(e);
                 break;
@@ -184,11 +188,16 @@ pub async fn compile_pipelines_with(
                 break;
             }
             match worker.recv(guard).await {
+                Ok((id, Message::Started { .. })) => {
+                    if let Some(entry) = in_flight.get_mut(&(id as usize)) {
+                        entry.1 = true;
+                    }
+                }
                 Ok((id, msg)) => {
                     let idx = id as usize;
                     match in_flight.remove(&idx) {
-                        Some((started, _)) => {
-                            let result = to_result(files[idx].clone(), msg, started.elapsed());
+                        Some((sent, _, _)) => {
+                            let result = to_result(files[idx].clone(), msg, sent.elapsed());
                             emit(idx, result, &mut slots);
                         }
                         None => {
@@ -200,30 +209,37 @@ pub async fn compile_pipelines_with(
             }
         }
         let Some(died) = died else { continue };
-        let lost: Vec<(usize, Instant)> = std::mem::take(&mut in_flight)
-            .into_iter()
-            .map(|(idx, (started, _))| (idx, started))
+        // Files that were only queued go back to the queue; those being compiled are suspects.
+        let lost = std::mem::take(&mut in_flight);
+        let running: Vec<(usize, Instant)> = lost
+            .iter()
+            .filter(|(_, (_, started, _))| *started)
+            .map(|(idx, (sent, _, _))| (*idx, *sent))
             .collect();
-        if let [(idx, started)] = lost[..] {
+        for idx in lost.keys().rev().filter(|i| !lost[i].1) {
+            queue.push_front(*idx);
+        }
+        if let [(idx, sent)] = running[..] {
             let result = FileResult {
                 file: files[idx].clone(),
                 outcome: Err(error("crash", &died.to_string(), "")),
                 output: String::new(),
-                duration: started.elapsed(),
+                duration: sent.elapsed(),
             };
             emit(idx, result, &mut slots);
         } else {
             tracing::debug!(
-                "{died}; running the {} files it had again, one at a time",
-                lost.len()
+                "{died}; running the {} files it was compiling again, one at a time",
+                running.len()
             );
-            suspects.extend(lost.iter().map(|(idx, _)| *idx));
+            suspects.extend(running.iter().map(|(idx, _)| *idx));
         }
         worker = match Worker::start(
             &python,
             &script.path,
             script.dir.path(),
             &settings.kfp_version,
+            jobs,
         )
         .await
         {
@@ -270,12 +286,14 @@ async fn start_worker(
     settings: &CompileSettings,
     python: &std::path::Path,
     script: &Script,
+    jobs: usize,
 ) -> Result<(Worker, PathBuf)> {
     let found = match Worker::start(
         python,
         &script.path,
         script.dir.path(),
         &settings.kfp_version,
+        jobs,
     )
     .await?
     {
@@ -294,6 +312,7 @@ async fn start_worker(
         &script.path,
         script.dir.path(),
         &settings.kfp_version,
+        jobs,
     )
     .await?
     {

@@ -45,23 +45,40 @@ def send(msg):
     _CHANNEL.flush()
 
 
-# The pin: check the installed kfp version before paying for `import kfp`.
+# The pin (argv[2]): a worker with another kfp (or none) says so and exits; kfp-ci then uses a
+# virtualenv with the pinned version.
 EXPECTED_KFP = sys.argv[2] if len(sys.argv) > 2 else ""
-if EXPECTED_KFP:
-    import importlib.metadata
 
-    try:
-        _found = importlib.metadata.version("kfp")
-    except importlib.metadata.PackageNotFoundError:
-        _found = None
-    if _found != EXPECTED_KFP:
-        send({"type": "mismatch", "found": _found, "python": sys.executable})
-        sys.exit(0)
+
+def _mismatch(found):
+    send({"type": "mismatch", "found": found, "python": sys.executable})
+    sys.stdout.flush()
+    os._exit(0)
+
 
 try:
     import logging
 
     import kfp
+except ImportError:
+    if EXPECTED_KFP:
+        _mismatch(None)
+    send({"type": "fatal", "message": f"cannot import kfp: {traceback.format_exc(limit=1)}"})
+    sys.exit(3)
+except BaseException as e:  # noqa: BLE001 - a broken kfp install
+    if EXPECTED_KFP:
+        try:
+            import importlib.metadata
+
+            _mismatch(importlib.metadata.version("kfp"))
+        except Exception:  # noqa: BLE001
+            pass
+    send({"type": "fatal", "message": f"cannot import kfp: {type(e).__name__}: {e}"})
+    sys.exit(3)
+if EXPECTED_KFP and getattr(kfp, "__version__", None) != EXPECTED_KFP:
+    _mismatch(getattr(kfp, "__version__", None))
+
+try:
     from kfp import compiler
     from kfp.cli import compile_ as kfp_compile_cli
     from kfp.dsl import pipeline_context
@@ -179,6 +196,42 @@ def _deterministic_header():
         return original(pipeline_spec, pipeline_description)
 
     pipeline_spec_builder.extract_comments_from_pipeline_spec = extract
+
+
+def _fast_caller_name():
+    """kfp's PipelineTask._ensure_container_spec_exists (run by set_cpu_limit, set_env_variable &
+    co.) calls inspect.stack() only to name its caller in an error message; inspect.stack() reads
+    the source of every frame and scans every loaded module, the largest cost of compiling a small
+    pipeline. The same name is the caller frame's code name: use that. Only when kfp's function is
+    the one this replacement was written for (kfp 2.x); otherwise kfp's own runs."""
+    import inspect
+
+    from kfp.dsl import pipeline_task
+
+    original = pipeline_task.PipelineTask._ensure_container_spec_exists
+    try:
+        source = inspect.getsource(original)
+    except (OSError, TypeError):
+        return False
+    expected = (
+        "caller_method_name = inspect.stack()[1][3]",
+        "if self.container_spec is None:",
+        "can only be used on single-step components, not pipelines used as components, or special components like importers.",
+    )
+    if not all(e in source for e in expected) or source.count("\n") > 12:
+        return False
+
+    def _ensure_container_spec_exists(self) -> None:
+        """Ensures that the task has a container spec."""
+        caller_method_name = sys._getframe(1).f_code.co_name
+
+        if self.container_spec is None:
+            raise ValueError(
+                f"{caller_method_name} can only be used on single-step components, not pipelines used as components, or special components like importers."
+            )
+
+    pipeline_task.PipelineTask._ensure_container_spec_exists = _ensure_container_spec_exists
+    return True
 
 
 def _tail(text, lines=TRACEBACK_LINES):
@@ -525,19 +578,47 @@ class _Running:
         return result
 
 
+JOBS = max(1, int(sys.argv[3])) if len(sys.argv) > 3 else 1
+
+
 def serve():
-    """Start a child per request as it arrives (kfp-ci keeps at most --jobs in flight) and answer
-    each as its child finishes."""
+    """Queue the requests as they arrive, keep up to JOBS children compiling, start the next one as
+    soon as one finishes (before answering, so no round trip to kfp-ci sits between two files), and
+    answer each request when its child finishes. A {"type": "started", "id": N} line tells kfp-ci
+    which files were running, should the worker die."""
     running = {}  # fd -> _Running
+    queued = []
     pending = bytearray()
     stdin_open = True
-    while stdin_open or running:
+
+    def start_next():
+        while queued and len(running) < JOBS:
+            req = queued.pop(0)
+            try:
+                child = _Running(req)
+            except BaseException as e:  # noqa: BLE001 - e.g. fork failed (out of memory)
+                send(
+                    {
+                        "type": "error",
+                        "id": req.get("id"),
+                        "kind": "crash",
+                        "message": f"kfp-ci worker could not start a process for it: {type(e).__name__}: {e}",
+                        "detail": _tail(traceback.format_exc()),
+                        "output": "",
+                    }
+                )
+                continue
+            running[child.fd] = child
+            send({"type": "started", "id": child.id})
+
+    while stdin_open or running or queued:
         now = time.monotonic()
         wait = None
         if running:
             wait = max(0.0, min(r.deadline for r in running.values()) - now)
         fds = ([0] if stdin_open else []) + list(running)
         ready, _, _ = select.select(fds, [], [], wait)
+        answers = []
         for fd in ready:
             if fd == 0:
                 data = os.read(0, 1 << 16)
@@ -548,34 +629,21 @@ def serve():
                 while b"\n" in pending:
                     line, _, rest = bytes(pending).partition(b"\n")
                     pending = bytearray(rest)
-                    if not line.strip():
-                        continue
-                    req = json.loads(line)
-                    try:
-                        child = _Running(req)
-                    except BaseException as e:  # noqa: BLE001 - e.g. fork failed (out of memory)
-                        send(
-                            {
-                                "type": "error",
-                                "id": req.get("id"),
-                                "kind": "crash",
-                                "message": f"kfp-ci worker could not start a process for it: {type(e).__name__}: {e}",
-                                "detail": _tail(traceback.format_exc()),
-                                "output": "",
-                            }
-                        )
-                        continue
-                    running[child.fd] = child
+                    if line.strip():
+                        queued.append(json.loads(line))
             else:
                 child = running[fd]
                 if child.feed():
                     del running[fd]
-                    send(child.finish(timed_out=False))
+                    answers.append(child.finish(timed_out=False))
         now = time.monotonic()
         for fd, child in list(running.items()):
             if child.deadline <= now:
                 del running[fd]
-                send(child.finish(timed_out=True))
+                answers.append(child.finish(timed_out=True))
+        start_next()
+        for answer in answers:
+            send(answer)
 
 
 _WARMUP_SOURCE = """
@@ -596,11 +664,13 @@ def kfp_ci_warmup_train(data: dsl.Input[dsl.Dataset], epochs: int, model: dsl.Ou
 def kfp_ci_warmup(rows: int = 100, epochs: int = 3, options: dict = {"a": 1}):
     prep = kfp_ci_warmup_prepare(rows=rows)
     with dsl.If(prep.outputs["Output"] == "x"):
-        kfp_ci_warmup_train(data=prep.outputs["data"], epochs=epochs).set_retry(num_retries=2).set_caching_options(False)
+        train = kfp_ci_warmup_train(data=prep.outputs["data"], epochs=epochs)
+        train.set_retry(num_retries=2).set_caching_options(False)
+        train.set_cpu_limit("1").set_memory_limit("1G").set_env_variable("A", "b")
 """
 
 
-def _warm_up():
+def _warm_up(scan_modules):
     """Compile a small pipeline once in the parent, so every forked child inherits kfp's lazily
     built state (imports, caches) instead of building it again. Nothing of it stays visible to
     the files: the module is dropped and the recorded tasks are cleared."""
@@ -615,6 +685,12 @@ def _warm_up():
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         compiler.Compiler().compile(pipeline_func=module.kfp_ci_warmup, package_path=out)
+        if scan_modules:
+            # kfp calls inspect.stack() (set_cpu_limit & co.); its first call maps every loaded
+            # module to its file (~0.2 s). Done here, each child only maps its own new modules.
+            import inspect
+
+            inspect.stack()
     except BaseException as e:  # noqa: BLE001 - only a lost optimisation
         sys.stderr.write(f"kfp-ci worker: warm-up failed (compiles will be slower): {e}\n")
     finally:
@@ -634,7 +710,7 @@ def _warm_up():
 def main():
     _deterministic_archives()
     _deterministic_header()
-    _warm_up()
+    _warm_up(scan_modules=not _fast_caller_name())
     send(
         {
             "type": "ready",
@@ -647,6 +723,9 @@ def main():
     gc.collect()
     gc.freeze()
     serve()
+    # Nothing left to clean up: skip the interpreter's teardown of every kfp module.
+    _CHANNEL.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

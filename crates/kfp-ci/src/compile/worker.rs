@@ -44,6 +44,10 @@ pub(crate) enum Message {
     Fatal {
         message: String,
     },
+    /// A child started compiling request `id`.
+    Started {
+        id: u64,
+    },
     Ok {
         id: u64,
         yaml: String,
@@ -96,12 +100,13 @@ pub(crate) enum WorkerDied {
 }
 
 impl Worker {
-    /// Start `python -u -B worker.py TMPDIR KFP_VERSION` and wait for its handshake.
+    /// Start `python -u -B worker.py TMPDIR KFP_VERSION JOBS` and wait for its handshake.
     pub async fn start(
         python: &Path,
         script: &Path,
         tmp: &Path,
         kfp_version: &str,
+        jobs: usize,
     ) -> Result<Started> {
         let mut child = tokio::process::Command::new(python)
             .arg("-u")
@@ -109,6 +114,7 @@ impl Worker {
             .arg(script)
             .arg(tmp)
             .arg(kfp_version)
+            .arg(jobs.to_string())
             // Dict and set order in kfp's output depends on the hash seed: fix it.
             .env("PYTHONHASHSEED", "0")
             .env("PYTHONUNBUFFERED", "1")
@@ -221,6 +227,7 @@ impl Worker {
                     let id = match &msg {
                         Message::Ok { id, .. } => Some(*id),
                         Message::Error { id, .. } => *id,
+                        Message::Started { id } => Some(*id),
                         _ => None,
                     };
                     match id {

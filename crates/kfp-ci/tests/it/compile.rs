@@ -662,3 +662,41 @@ fn human_output() {
         insta::assert_snapshot!(stderr);
     });
 }
+
+/// A compile error carries kfp's own message, the same text `kfp dsl compile` prints (here from a
+/// task setting that kfp-ci's worker makes cheaper to call: the caller's name must stay right).
+#[test]
+fn compile_errors_carry_kfp_s_message() {
+    let ctx = TestContext::new();
+    let file = ctx.write(
+        "cpu_on_pipeline_pipeline.py",
+        "from kfp import dsl\n\n@dsl.component(base_image=\"python:3.11\")\ndef a() -> int:\n    return 1\n\n@dsl.pipeline\ndef inner():\n    a()\n\n@dsl.pipeline\ndef outer():\n    inner().set_memory_limit(\"1G\")\n",
+    );
+    let out = ctx
+        .cmd()
+        .args(["check", "--output", "json"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let got = outcomes(&parse_report(&out.stdout));
+    let (_, kind, message) = &got["cpu_on_pipeline_pipeline.py"];
+    assert_eq!(kind, "compile");
+    let kfp = Command::new(python().parent().expect("bin").join("kfp"))
+        .current_dir(ctx.root())
+        .args(["dsl", "compile", "--py"])
+        .arg(&file)
+        .args(["--output", "x.yaml"])
+        .output()
+        .expect("kfp");
+    assert!(!kfp.status.success());
+    let kfp_message = String::from_utf8_lossy(&kfp.stderr);
+    let kfp_message = kfp_message.trim().lines().last().expect("kfp's message");
+    assert!(
+        kfp_message.starts_with("set_memory_limit can only be used"),
+        "{kfp_message}"
+    );
+    assert!(
+        message.ends_with(kfp_message),
+        "{message:?} vs {kfp_message:?}"
+    );
+}
