@@ -12,18 +12,16 @@ use axum::response::{IntoResponse, Response};
 use kfp_api::spec;
 use kfp_api::wire::limits;
 
-use crate::AppState;
 use crate::api::{blocking, namespace, query_map, validate_tags};
 use crate::archive;
 use crate::error::ApiError;
 use crate::store::{self, NewPipeline, NewVersion};
+use crate::{AppState, MAX_DRAIN};
 
 const READ_FILE: &str = "Failed to read pipeline from file";
 const READ_SPEC: &str = "Failed to read a pipeline spec file";
 const CREATE_BOTH: &str = "Failed to create a pipeline and a pipeline version";
 const CREATE_VERSION: &str = "Failed to create a pipeline version";
-
-use crate::MAX_DRAIN;
 
 fn bad(context: &str, cause: impl std::fmt::Display) -> ApiError {
     ApiError::upload(StatusCode::BAD_REQUEST, format!("{context}: {cause}"))
@@ -207,13 +205,16 @@ async fn upload_pipeline_inner(
             limits::MAX_PIPELINE_NAME
         )));
     }
-    let ns = namespace(&state, q.get("namespace")).map_err(|e| {
-        ApiError::UploadText(
-            e.message()
-                .trim_start_matches("Invalid input error: ")
-                .to_string(),
-        )
-    })?;
+    // Checked before the single-user mode replaces the namespace, as the real handler does.
+    if q.get("namespace")
+        .is_some_and(|n| n.len() > limits::MAX_NAMESPACE)
+    {
+        return Err(ApiError::UploadText(format!(
+            "Pipeline.Namespace length cannot exceed {}",
+            limits::MAX_NAMESPACE
+        )));
+    }
+    let ns = namespace(&state, q.get("namespace"))?;
     let tags = tags(&q)?;
     let pipeline = NewPipeline {
         display_name: nonempty(&q, "display_name")
