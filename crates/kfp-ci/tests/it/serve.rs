@@ -1,6 +1,7 @@
 //! `kfp-ci serve` from the outside: the official kfp client, the official swagger (schemathesis),
 //! concurrent load, bad input, kill -9, auth, multi-user mode, testing aids, the web page.
 
+use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -85,23 +86,21 @@ fn db_in(dir: &tempfile::TempDir) -> std::path::PathBuf {
     dir.path().join("registry.db")
 }
 
-/// The official kfp client drives every pipeline method against the server, checking each field.
-#[test]
-fn kfp_python_client_against_serve() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(&db_in(&dir), &[]);
-    let home = dir.path().join("home");
-    let work = dir.path().join("work");
+/// Run a script of tests/python with the official kfp client against `server`.
+fn run_client_script(name: &str, server: &Server, dir: &Path) -> String {
+    let home = dir.join("home");
+    let work = dir.join("work");
     std::fs::create_dir_all(&home).expect("home");
     std::fs::create_dir_all(&work).expect("work");
-    let script = workspace_root().join("tests/python/kfp_client_against_serve.py");
+    let script = workspace_root().join("tests/python").join(name);
     let mut cmd = Command::new(python());
     cmd.arg("-W")
         .arg("ignore")
         .arg(&script)
         .arg(&server.url)
         .arg(&work)
-        // kfp.Client reads ~/.config/kfp and honours KF_PIPELINES_* variables.
+        // kfp.Client reads (and in multi-user mode writes) ~/.config/kfp and honours
+        // KF_PIPELINES_* variables.
         .env("HOME", &home);
     for (key, _) in std::env::vars() {
         if key.starts_with("KF_PIPELINES_") {
@@ -109,14 +108,31 @@ fn kfp_python_client_against_serve() {
         }
     }
     let out = cmd.output().expect("run the kfp client script");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "kfp client checks failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+        "{name} failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
     );
     assert!(stdout.contains("checks passed"), "{stdout}");
     eprintln!("{}", stdout.lines().last().unwrap_or_default());
+    stdout
+}
+
+/// The official kfp client drives every pipeline method against the server, checking each field.
+#[test]
+fn kfp_python_client_against_serve() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&db_in(&dir), &[]);
+    run_client_script("kfp_client_against_serve.py", &server, dir.path());
+}
+
+/// The official kfp client against `--multi-user`: namespaces kept, shared pipelines in "".
+#[test]
+fn kfp_python_client_against_multi_user_serve() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&db_in(&dir), &["--multi-user"]);
+    run_client_script("kfp_client_multi_user.py", &server, dir.path());
 }
 
 /// The three vendored swagger files as one document, with the dotted path parameters of the
