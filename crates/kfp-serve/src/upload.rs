@@ -157,6 +157,21 @@ fn stored_spec(file: &UploadFile, context: &str) -> Result<String, ApiError> {
     serde_json::to_string(&form).map_err(|e| ApiError::internal(e.to_string()))
 }
 
+/// [`stored_spec`] on the blocking pool: parsing a large spec must not stall other requests.
+async fn parse_off_thread(
+    file: UploadFile,
+    context: &'static str,
+) -> Result<(UploadFile, String), ApiError> {
+    tokio::task::spawn_blocking(move || stored_spec(&file, context).map(|spec| (file, spec)))
+        .await
+        .map_err(|e| {
+            ApiError::upload(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("{context}: request task failed: {e}"),
+            )
+        })?
+}
+
 fn tags(q: &HashMap<String, String>) -> Result<BTreeMap<String, String>, ApiError> {
     let Some(text) = q.get("tags").filter(|t| !t.is_empty()) else {
         return Ok(BTreeMap::new());
@@ -194,7 +209,7 @@ async fn upload_pipeline_inner(
 ) -> Result<kfp_api::wire::Pipeline, ApiError> {
     let q = query_map(req.uri().query().map(str::to_string));
     let file = read_upload(req, READ_FILE, READ_SPEC).await?;
-    let spec = stored_spec(&file, READ_SPEC)?;
+    let (file, spec) = parse_off_thread(file, READ_SPEC).await?;
     let name = nonempty(&q, "name")
         .or_else(|| nonempty(&q, "display_name"))
         .cloned()
@@ -256,7 +271,7 @@ async fn upload_version_inner(
 ) -> Result<kfp_api::wire::PipelineVersion, ApiError> {
     let q = query_map(req.uri().query().map(str::to_string));
     let file = read_upload(req, CREATE_VERSION, CREATE_VERSION).await?;
-    let spec = stored_spec(&file, CREATE_VERSION)?;
+    let (file, spec) = parse_off_thread(file, CREATE_VERSION).await?;
     let pipeline_id = nonempty(&q, "pipelineid").cloned().ok_or_else(|| {
         bad(
             CREATE_VERSION,

@@ -240,7 +240,11 @@ async fn load_1000_uploads_from_50_clients() {
     let server = Server::start(&db_in(&dir), &[]);
     let url = server.url.clone();
     let c = http();
-    let spec = compiled_spec().to_string();
+    // KFP_CI_LOAD_TEST_SPEC: measure with another compiled spec (e.g. a real 25 KB pipeline).
+    let spec = match std::env::var_os("KFP_CI_LOAD_TEST_SPEC") {
+        Some(path) => std::fs::read_to_string(path).expect("KFP_CI_LOAD_TEST_SPEC"),
+        None => compiled_spec().to_string(),
+    };
 
     // The race to create.
     let mut racers = Vec::new();
@@ -281,14 +285,17 @@ async fn load_1000_uploads_from_50_clients() {
             // One HTTP client (one connection) per simulated client.
             let c = http();
             let mut failures = Vec::new();
+            let mut latencies = Vec::new();
             for i in 0..EACH {
                 let name = format!("v-{client:02}-{i:02}");
+                let sent = Instant::now();
                 let resp = c
                     .post(format!("{url}{API}/pipelines/upload_version"))
                     .query(&[("pipelineid", pid.as_str()), ("name", name.as_str())])
                     .multipart(file_form("load_test.yaml", spec.clone()))
                     .send()
                     .await;
+                latencies.push(sent.elapsed());
                 match resp {
                     Ok(r) if r.status() == StatusCode::OK => {}
                     Ok(r) => failures.push(format!(
@@ -299,14 +306,19 @@ async fn load_1000_uploads_from_50_clients() {
                     Err(e) => failures.push(format!("{name}: {e}")),
                 }
             }
-            failures
+            (failures, latencies)
         }));
     }
     let mut failures = Vec::new();
+    let mut latencies = Vec::new();
     for t in tasks {
-        failures.extend(t.await.expect("join"));
+        let (f, l) = t.await.expect("join");
+        failures.extend(f);
+        latencies.extend(l);
     }
     let elapsed = start.elapsed();
+    latencies.sort();
+    let pct = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)];
     assert!(
         failures.is_empty(),
         "{} failed uploads: {failures:?}",
@@ -338,10 +350,12 @@ async fn load_1000_uploads_from_50_clients() {
     }
     assert_eq!(names.len(), CLIENTS * EACH);
     eprintln!(
-        "load: {} uploads from {CLIENTS} clients in {:.2} s = {:.0} uploads/s (spec {} bytes)",
+        "load: {} uploads from {CLIENTS} clients in {:.2} s = {:.0} uploads/s, latency p50 {} ms, p99 {} ms (spec {} bytes)",
         CLIENTS * EACH,
         elapsed.as_secs_f64(),
         (CLIENTS * EACH) as f64 / elapsed.as_secs_f64(),
+        pct(50).as_millis(),
+        pct(99).as_millis(),
         spec.len()
     );
 }
