@@ -187,7 +187,12 @@ pub async fn spawn(opts: ServeOptions) -> anyhow::Result<RunningServer> {
     }
     let listener = tokio::net::TcpListener::bind(resolved.as_slice())
         .await
-        .with_context(|| format!("cannot listen on {}", opts.addr))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {}: is another server using it? Pick another port with --addr (port 0 picks a free one)",
+                opts.addr
+            )
+        })?;
     let addr = listener.local_addr()?;
     let db = opts.db.clone();
     let store = {

@@ -12,18 +12,16 @@ use axum::response::{IntoResponse, Response};
 use kfp_api::spec;
 use kfp_api::wire::limits;
 
-use crate::AppState;
 use crate::api::{blocking, namespace, query_map, validate_tags};
 use crate::archive;
 use crate::error::ApiError;
 use crate::store::{self, NewPipeline, NewVersion};
+use crate::{AppState, MAX_DRAIN};
 
 const READ_FILE: &str = "Failed to read pipeline from file";
 const READ_SPEC: &str = "Failed to read a pipeline spec file";
 const CREATE_BOTH: &str = "Failed to create a pipeline and a pipeline version";
 const CREATE_VERSION: &str = "Failed to create a pipeline version";
-
-use crate::MAX_DRAIN;
 
 fn bad(context: &str, cause: impl std::fmt::Display) -> ApiError {
     ApiError::upload(StatusCode::BAD_REQUEST, format!("{context}: {cause}"))
@@ -159,6 +157,21 @@ fn stored_spec(file: &UploadFile, context: &str) -> Result<String, ApiError> {
     serde_json::to_string(&form).map_err(|e| ApiError::internal(e.to_string()))
 }
 
+/// [`stored_spec`] on the blocking pool: parsing a large spec must not stall other requests.
+async fn parse_off_thread(
+    file: UploadFile,
+    context: &'static str,
+) -> Result<(UploadFile, String), ApiError> {
+    tokio::task::spawn_blocking(move || stored_spec(&file, context).map(|spec| (file, spec)))
+        .await
+        .map_err(|e| {
+            ApiError::upload(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("{context}: request task failed: {e}"),
+            )
+        })?
+}
+
 fn tags(q: &HashMap<String, String>) -> Result<BTreeMap<String, String>, ApiError> {
     let Some(text) = q.get("tags").filter(|t| !t.is_empty()) else {
         return Ok(BTreeMap::new());
@@ -196,7 +209,7 @@ async fn upload_pipeline_inner(
 ) -> Result<kfp_api::wire::Pipeline, ApiError> {
     let q = query_map(req.uri().query().map(str::to_string));
     let file = read_upload(req, READ_FILE, READ_SPEC).await?;
-    let spec = stored_spec(&file, READ_SPEC)?;
+    let (file, spec) = parse_off_thread(file, READ_SPEC).await?;
     let name = nonempty(&q, "name")
         .or_else(|| nonempty(&q, "display_name"))
         .cloned()
@@ -207,13 +220,16 @@ async fn upload_pipeline_inner(
             limits::MAX_PIPELINE_NAME
         )));
     }
-    let ns = namespace(&state, q.get("namespace")).map_err(|e| {
-        ApiError::UploadText(
-            e.message()
-                .trim_start_matches("Invalid input error: ")
-                .to_string(),
-        )
-    })?;
+    // Checked before the single-user mode replaces the namespace, as the real handler does.
+    if q.get("namespace")
+        .is_some_and(|n| n.len() > limits::MAX_NAMESPACE)
+    {
+        return Err(ApiError::UploadText(format!(
+            "Pipeline.Namespace length cannot exceed {}",
+            limits::MAX_NAMESPACE
+        )));
+    }
+    let ns = namespace(&state, q.get("namespace"))?;
     let tags = tags(&q)?;
     let pipeline = NewPipeline {
         display_name: nonempty(&q, "display_name")
@@ -255,7 +271,7 @@ async fn upload_version_inner(
 ) -> Result<kfp_api::wire::PipelineVersion, ApiError> {
     let q = query_map(req.uri().query().map(str::to_string));
     let file = read_upload(req, CREATE_VERSION, CREATE_VERSION).await?;
-    let spec = stored_spec(&file, CREATE_VERSION)?;
+    let (file, spec) = parse_off_thread(file, CREATE_VERSION).await?;
     let pipeline_id = nonempty(&q, "pipelineid").cloned().ok_or_else(|| {
         bad(
             CREATE_VERSION,

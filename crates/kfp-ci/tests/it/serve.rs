@@ -1,6 +1,7 @@
 //! `kfp-ci serve` from the outside: the official kfp client, the official swagger (schemathesis),
 //! concurrent load, bad input, kill -9, auth, multi-user mode, testing aids, the web page.
 
+use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -85,23 +86,21 @@ fn db_in(dir: &tempfile::TempDir) -> std::path::PathBuf {
     dir.path().join("registry.db")
 }
 
-/// The official kfp client drives every pipeline method against the server, checking each field.
-#[test]
-fn kfp_python_client_against_serve() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(&db_in(&dir), &[]);
-    let home = dir.path().join("home");
-    let work = dir.path().join("work");
+/// Run a script of tests/python with the official kfp client against `server`.
+fn run_client_script(name: &str, server: &Server, dir: &Path) -> String {
+    let home = dir.join("home");
+    let work = dir.join("work");
     std::fs::create_dir_all(&home).expect("home");
     std::fs::create_dir_all(&work).expect("work");
-    let script = workspace_root().join("tests/python/kfp_client_against_serve.py");
+    let script = workspace_root().join("tests/python").join(name);
     let mut cmd = Command::new(python());
     cmd.arg("-W")
         .arg("ignore")
         .arg(&script)
         .arg(&server.url)
         .arg(&work)
-        // kfp.Client reads ~/.config/kfp and honours KF_PIPELINES_* variables.
+        // kfp.Client reads (and in multi-user mode writes) ~/.config/kfp and honours
+        // KF_PIPELINES_* variables.
         .env("HOME", &home);
     for (key, _) in std::env::vars() {
         if key.starts_with("KF_PIPELINES_") {
@@ -109,14 +108,31 @@ fn kfp_python_client_against_serve() {
         }
     }
     let out = cmd.output().expect("run the kfp client script");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "kfp client checks failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+        "{name} failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
     );
     assert!(stdout.contains("checks passed"), "{stdout}");
     eprintln!("{}", stdout.lines().last().unwrap_or_default());
+    stdout
+}
+
+/// The official kfp client drives every pipeline method against the server, checking each field.
+#[test]
+fn kfp_python_client_against_serve() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&db_in(&dir), &[]);
+    run_client_script("kfp_client_against_serve.py", &server, dir.path());
+}
+
+/// The official kfp client against `--multi-user`: namespaces kept, shared pipelines in "".
+#[test]
+fn kfp_python_client_against_multi_user_serve() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&db_in(&dir), &["--multi-user"]);
+    run_client_script("kfp_client_multi_user.py", &server, dir.path());
 }
 
 /// The three vendored swagger files as one document, with the dotted path parameters of the
@@ -224,7 +240,11 @@ async fn load_1000_uploads_from_50_clients() {
     let server = Server::start(&db_in(&dir), &[]);
     let url = server.url.clone();
     let c = http();
-    let spec = compiled_spec().to_string();
+    // KFP_CI_LOAD_TEST_SPEC: measure with another compiled spec (e.g. a real 25 KB pipeline).
+    let spec = match std::env::var_os("KFP_CI_LOAD_TEST_SPEC") {
+        Some(path) => std::fs::read_to_string(path).expect("KFP_CI_LOAD_TEST_SPEC"),
+        None => compiled_spec().to_string(),
+    };
 
     // The race to create.
     let mut racers = Vec::new();
@@ -265,14 +285,17 @@ async fn load_1000_uploads_from_50_clients() {
             // One HTTP client (one connection) per simulated client.
             let c = http();
             let mut failures = Vec::new();
+            let mut latencies = Vec::new();
             for i in 0..EACH {
                 let name = format!("v-{client:02}-{i:02}");
+                let sent = Instant::now();
                 let resp = c
                     .post(format!("{url}{API}/pipelines/upload_version"))
                     .query(&[("pipelineid", pid.as_str()), ("name", name.as_str())])
                     .multipart(file_form("load_test.yaml", spec.clone()))
                     .send()
                     .await;
+                latencies.push(sent.elapsed());
                 match resp {
                     Ok(r) if r.status() == StatusCode::OK => {}
                     Ok(r) => failures.push(format!(
@@ -283,14 +306,19 @@ async fn load_1000_uploads_from_50_clients() {
                     Err(e) => failures.push(format!("{name}: {e}")),
                 }
             }
-            failures
+            (failures, latencies)
         }));
     }
     let mut failures = Vec::new();
+    let mut latencies = Vec::new();
     for t in tasks {
-        failures.extend(t.await.expect("join"));
+        let (f, l) = t.await.expect("join");
+        failures.extend(f);
+        latencies.extend(l);
     }
     let elapsed = start.elapsed();
+    latencies.sort();
+    let pct = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)];
     assert!(
         failures.is_empty(),
         "{} failed uploads: {failures:?}",
@@ -322,10 +350,12 @@ async fn load_1000_uploads_from_50_clients() {
     }
     assert_eq!(names.len(), CLIENTS * EACH);
     eprintln!(
-        "load: {} uploads from {CLIENTS} clients in {:.2} s = {:.0} uploads/s (spec {} bytes)",
+        "load: {} uploads from {CLIENTS} clients in {:.2} s = {:.0} uploads/s, latency p50 {} ms, p99 {} ms (spec {} bytes)",
         CLIENTS * EACH,
         elapsed.as_secs_f64(),
         (CLIENTS * EACH) as f64 / elapsed.as_secs_f64(),
+        pct(50).as_millis(),
+        pct(99).as_millis(),
         spec.len()
     );
 }
