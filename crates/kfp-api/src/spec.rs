@@ -28,6 +28,9 @@ pub enum SpecError {
     BadName(String),
     #[error("invalid v2 pipeline spec: root component is empty")]
     EmptyRoot,
+    /// The strict protobuf parse failed: an unknown field or a wrongly shaped value.
+    #[error("unknown template format: {0}")]
+    NotProto(String),
 }
 
 /// A parsed spec file: the PipelineSpec document and an optional PlatformSpec document.
@@ -59,17 +62,21 @@ pub fn parse_yaml_documents(text: &str) -> Result<Vec<Value>, SpecError> {
     Ok(docs)
 }
 
-/// Parse and validate a spec file the way the server's upload handler does (§8 of the API notes).
+/// Parse and validate a spec file the way the server's upload handler does (§8 of the API notes),
+/// including its strict protobuf parse: an unknown field anywhere in the PipelineSpec (typically
+/// from a kfp SDK newer than the server) is an error.
 pub fn parse_spec(text: &str) -> Result<SpecDocuments, SpecError> {
     let docs = parse_yaml_documents(text)?;
     let mut pipeline_spec = None;
     let mut platform_spec = None;
     for doc in docs {
         if is_platform_spec(&doc) {
+            proto::check_platform_spec(&doc).map_err(SpecError::NotProto)?;
             if platform_spec.replace(doc).is_some() {
                 return Err(SpecError::MultipleSpecs);
             }
         } else if is_pipeline_spec(&doc) {
+            proto::check_pipeline_spec(&doc).map_err(SpecError::NotProto)?;
             if pipeline_spec.replace(doc).is_some() {
                 return Err(SpecError::MultipleSpecs);
             }
@@ -169,6 +176,118 @@ pub fn spec_hash(value: &Value) -> String {
     format!("{HASH_VERSION}-{}", &hex[..40])
 }
 
+/// The server's strict `protojson` parse of PipelineSpec / PlatformSpec, from a table of the
+/// proto's field names (`data/pipeline_spec_fields.json`, generated from kfp-pipeline-spec 2.17.0).
+mod proto {
+    use std::sync::OnceLock;
+
+    use serde_json::Value;
+
+    fn fields() -> &'static Value {
+        static FIELDS: OnceLock<Value> = OnceLock::new();
+        FIELDS.get_or_init(|| {
+            serde_json::from_str(include_str!("../data/pipeline_spec_fields.json"))
+                .unwrap_or(Value::Null)
+        })
+    }
+
+    pub fn check_pipeline_spec(doc: &Value) -> Result<(), String> {
+        check("ml_pipelines.PipelineSpec", doc, "")
+    }
+
+    pub fn check_platform_spec(doc: &Value) -> Result<(), String> {
+        check("ml_pipelines.PlatformSpec", doc, "")
+    }
+
+    fn at(path: &str) -> String {
+        if path.is_empty() {
+            "at the top level".into()
+        } else {
+            format!("at {path}")
+        }
+    }
+
+    fn join(path: &str, key: &str) -> String {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        }
+    }
+
+    fn check(kind: &str, v: &Value, path: &str) -> Result<(), String> {
+        if v.is_null() {
+            return Ok(());
+        }
+        if let Some(inner) = kind.strip_prefix("list:") {
+            let items = v
+                .as_array()
+                .ok_or_else(|| format!("expected a list {}", at(path)))?;
+            for (i, item) in items.iter().enumerate() {
+                check(inner, item, &format!("{path}[{i}]"))?;
+            }
+            return Ok(());
+        }
+        if let Some(inner) = kind.strip_prefix("map:") {
+            let map = v
+                .as_object()
+                .ok_or_else(|| format!("expected a mapping {}", at(path)))?;
+            for (k, item) in map {
+                check(inner, item, &join(path, k))?;
+            }
+            return Ok(());
+        }
+        if let Some(names) = kind.strip_prefix("enum:") {
+            return match v {
+                Value::String(s) if names.split('|').any(|n| n == s) => Ok(()),
+                Value::Number(_) => Ok(()),
+                other => Err(format!(
+                    "invalid value {other} {}: expected one of {}",
+                    at(path),
+                    names.replace('|', ", ")
+                )),
+            };
+        }
+        match kind {
+            "scalar" => {
+                if v.is_object() || v.is_array() {
+                    return Err(format!("expected a single value {}", at(path)));
+                }
+                Ok(())
+            }
+            "google.protobuf.Struct" => v
+                .is_object()
+                .then_some(())
+                .ok_or_else(|| format!("expected a mapping {}", at(path))),
+            "google.protobuf.ListValue" => v
+                .is_array()
+                .then_some(())
+                .ok_or_else(|| format!("expected a list {}", at(path))),
+            "google.protobuf.Value" | "google.protobuf.Duration" => Ok(()),
+            message => {
+                let Some(known) = fields().get(message).and_then(Value::as_object) else {
+                    // No table (cannot happen with the embedded file): accept, as before.
+                    return Ok(());
+                };
+                let map = v
+                    .as_object()
+                    .ok_or_else(|| format!("expected a mapping {}", at(path)))?;
+                let short = message.trim_start_matches("ml_pipelines.");
+                for (k, item) in map {
+                    let Some(field_kind) = known.get(k).and_then(Value::as_str) else {
+                        return Err(format!(
+                            "{short} has no field {k:?} ({}): a spec compiled by a newer kfp SDK than the server (KFP 2.17.0), or edited by hand",
+                            at(path)
+                        ));
+                    };
+                    check(field_kind, item, &join(path, k))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,5 +329,40 @@ mod tests {
         assert_eq!(parse_spec("a: 1\n"), Err(SpecError::UnknownFormat));
         let twice = format!("{ONE_DOC}---\n{ONE_DOC}");
         assert_eq!(parse_spec(&twice), Err(SpecError::MultipleSpecs));
+    }
+
+    #[test]
+    fn unknown_fields_fail_like_the_servers_strict_parse() {
+        let top = ONE_DOC.replace("sdkVersion:", "bogusField: 1\nsdkVersion:");
+        let err = parse_spec(&top).expect_err("unknown top-level field");
+        assert!(
+            err.to_string()
+                .contains("PipelineSpec has no field \"bogusField\""),
+            "{err}"
+        );
+        let deep = ONE_DOC.replace(
+            "    tasks: {}",
+            "    tasks:\n      t:\n        taskInfo:\n          name: t\n          colour: red",
+        );
+        let err = parse_spec(&deep).expect_err("unknown nested field");
+        assert!(
+            err.to_string().contains("root.dag.tasks.t.taskInfo"),
+            "{err}"
+        );
+        // Struct-typed fields (deploymentSpec) are free-form; snake_case names are accepted.
+        let snake = ONE_DOC.replace(
+            "schemaVersion:",
+            "default_pipeline_root: gs://b\nschemaVersion:",
+        );
+        assert!(parse_spec(&snake).is_ok());
+        let platform = format!(
+            "{ONE_DOC}---\nplatforms:\n  kubernetes:\n    deploymentSpec:\n      executors:\n        e:\n          anything: [1]\n"
+        );
+        assert!(parse_spec(&platform).is_ok());
+        let bad_platform = format!("{ONE_DOC}---\nplatforms:\n  kubernetes:\n    nope: 1\n");
+        assert!(matches!(
+            parse_spec(&bad_platform),
+            Err(SpecError::NotProto(_))
+        ));
     }
 }

@@ -126,6 +126,22 @@ pub struct UploadError {
     pub error_details: String,
 }
 
+/// The human message of an error response body, whichever of the server's shapes it has:
+/// grpc-gateway's `{code, message, details}`, the upload handlers' `{error_message,
+/// error_details}`, or `text/plain` (`Invalid input error: …`). Falls back to the trimmed body.
+pub fn error_message(body: &str) -> String {
+    if let Ok(value) = serde_json::from_str::<serde_json::Value>(body) {
+        for key in ["message", "error_message", "error"] {
+            if let Some(text) = value.get(key).and_then(serde_json::Value::as_str)
+                && !text.is_empty()
+            {
+                return text.to_string();
+            }
+        }
+    }
+    body.trim().to_string()
+}
+
 /// gRPC status codes the server uses, with their HTTP mapping (grpc-gateway's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(i32)]
@@ -211,6 +227,24 @@ mod tests {
     fn empty_list_serialises_as_empty_object() {
         let json = serde_json::to_string(&ListPipelinesResponse::default()).unwrap_or_default();
         assert_eq!(json, "{}");
+    }
+
+    #[test]
+    fn error_message_reads_every_shape() {
+        assert_eq!(
+            error_message(r#"{"code":5,"message":"Pipeline x not found","details":[]}"#),
+            "Pipeline x not found"
+        );
+        assert_eq!(
+            error_message(
+                r#"{"error_message":"Failed to create a pipeline version","error_details":"…"}"#
+            ),
+            "Failed to create a pipeline version"
+        );
+        assert_eq!(
+            error_message("Invalid input error: Pipeline.Name length cannot exceed 128\n"),
+            "Invalid input error: Pipeline.Name length cannot exceed 128"
+        );
     }
 
     #[test]

@@ -32,11 +32,13 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::internal(format!("request task failed: {e}")))?
 }
 
-/// Query parameters, last value wins (as Go's `r.URL.Query().Get` takes the first: rare enough).
+/// Query parameters; the first value of a repeated key wins, as Go's `r.URL.Query().Get`.
 pub fn query_map(raw: Option<String>) -> HashMap<String, String> {
-    url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
-        .into_owned()
-        .collect()
+    let mut map = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        map.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+    }
+    map
 }
 
 pub fn path_param<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
@@ -389,7 +391,8 @@ pub async fn patch_pipeline(
         validate_tags(tags).map_err(|e| ApiError::invalid(format!("Invalid input error: {e}")))?;
     }
     let display = body.display_name.filter(|d| !d.is_empty());
-    let tags = body.tags.filter(|t| !t.is_empty());
+    // Present tags replace the old ones; `{}` clears them (as later KFP releases do).
+    let tags = body.tags;
     let p = blocking(&state, move |s| {
         s.write(|tx| {
             pipeline_or_404(tx, &id)?;
@@ -465,7 +468,8 @@ pub async fn patch_version(
         validate_tags(tags).map_err(|e| ApiError::invalid(format!("Invalid input error: {e}")))?;
     }
     let display = body.display_name.filter(|d| !d.is_empty());
-    let tags = body.tags.filter(|t| !t.is_empty());
+    // Present tags replace the old ones; `{}` clears them (as later KFP releases do).
+    let tags = body.tags;
     let v = blocking(&state, move |s| {
         s.write(|tx| {
             version_or_404(tx, &pid, &vid)?;

@@ -9,6 +9,7 @@
 //! The library prints nothing: it logs through `tracing`.
 
 mod api;
+mod archive;
 mod error;
 mod list;
 mod store;
@@ -186,7 +187,12 @@ pub async fn spawn(opts: ServeOptions) -> anyhow::Result<RunningServer> {
     }
     let listener = tokio::net::TcpListener::bind(resolved.as_slice())
         .await
-        .with_context(|| format!("cannot listen on {}", opts.addr))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {}: is another server using it? Pick another port with --addr (port 0 picks a free one)",
+                opts.addr
+            )
+        })?;
     let addr = listener.local_addr()?;
     let db = opts.db.clone();
     let store = {
@@ -449,5 +455,77 @@ pub(crate) fn protojson_numbers(value: Value) -> Value {
                 .collect(),
         ),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `kfp-ci deploy` does: spawn in-process on a file, talk HTTP, shut down, reopen.
+    #[tokio::test]
+    async fn spawn_serves_http_and_shuts_down_gracefully() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join(".kfp-ci/registry.db");
+        let server = spawn(ServeOptions::ephemeral(&db)).await.expect("spawn");
+        let url = server.url();
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        let c = reqwest::Client::new();
+        let created: Value = c
+            .post(format!("{url}/apis/v2beta1/pipelines"))
+            .json(&serde_json::json!({"name": "in-process"}))
+            .send()
+            .await
+            .expect("create")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(created["display_name"], "in-process");
+        server.shutdown().await.expect("shutdown");
+        assert!(
+            c.get(format!("{url}/apis/v2beta1/healthz"))
+                .send()
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            fs_err::read_to_string(dir.path().join(".kfp-ci/.gitignore")).expect("gitignore"),
+            "*\n"
+        );
+
+        let again = spawn(ServeOptions::ephemeral(&db)).await.expect("respawn");
+        let list: Value = c
+            .get(format!("{}/apis/v2beta1/pipelines", again.url()))
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(list["total_size"], 1);
+        drop(again);
+    }
+
+    #[tokio::test]
+    async fn refuses_open_addresses_without_auth_and_bad_fail_rates() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("r.db");
+        let mut open = ServeOptions::new(&db);
+        open.addr = "0.0.0.0:0".into();
+        let err = spawn(open).await.err().expect("refused");
+        assert!(err.to_string().contains("--token"), "{err}");
+        let mut bad = ServeOptions::ephemeral(&db);
+        bad.fail_rate = 1.5;
+        assert!(spawn(bad).await.is_err());
+        assert!(!db.exists());
+    }
+
+    #[test]
+    fn protojson_numbers_drop_integral_fractions() {
+        let v = serde_json::json!({"a": 1.0, "b": [2.5, 3.0], "c": "1.0"});
+        assert_eq!(
+            protojson_numbers(kfp_api::spec::numbers_as_doubles(v)).to_string(),
+            r#"{"a":1,"b":[2.5,3],"c":"1.0"}"#
+        );
     }
 }

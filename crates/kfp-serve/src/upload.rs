@@ -12,17 +12,16 @@ use axum::response::{IntoResponse, Response};
 use kfp_api::spec;
 use kfp_api::wire::limits;
 
-use crate::AppState;
 use crate::api::{blocking, namespace, query_map, validate_tags};
+use crate::archive;
 use crate::error::ApiError;
 use crate::store::{self, NewPipeline, NewVersion};
+use crate::{AppState, MAX_DRAIN};
 
 const READ_FILE: &str = "Failed to read pipeline from file";
 const READ_SPEC: &str = "Failed to read a pipeline spec file";
 const CREATE_BOTH: &str = "Failed to create a pipeline and a pipeline version";
 const CREATE_VERSION: &str = "Failed to create a pipeline version";
-
-use crate::MAX_DRAIN;
 
 fn bad(context: &str, cause: impl std::fmt::Display) -> ApiError {
     ApiError::upload(StatusCode::BAD_REQUEST, format!("{context}: {cause}"))
@@ -35,7 +34,12 @@ struct UploadFile {
 }
 
 /// Read the first `uploadfile` part that has a filename; drain everything else.
-async fn read_upload(req: Request, missing: &str) -> Result<UploadFile, ApiError> {
+/// `missing` and `unreadable` are the route's generic texts for a missing and a bad file.
+async fn read_upload(
+    req: Request,
+    missing: &str,
+    unreadable: &str,
+) -> Result<UploadFile, ApiError> {
     let mut multipart = Multipart::from_request(req, &())
         .await
         .map_err(|e| {
@@ -95,7 +99,7 @@ async fn read_upload(req: Request, missing: &str) -> Result<UploadFile, ApiError
     }
     if let Some(name) = oversized {
         return Err(bad(
-            READ_SPEC,
+            unreadable,
             format!(
                 "file {name:?} exceeds the maximum upload size of {} bytes (32 MiB)",
                 limits::MAX_UPLOAD_BYTES
@@ -110,41 +114,62 @@ async fn read_upload(req: Request, missing: &str) -> Result<UploadFile, ApiError
     })
 }
 
-/// The file's text by the real server's rules: the filename decides the format.
-fn spec_text(file: &UploadFile) -> Result<String, ApiError> {
+/// The file's text by the real server's rules: the filename decides the format. `context` is the
+/// route's generic error text.
+fn spec_text(file: &UploadFile, context: &str) -> Result<String, ApiError> {
     let name = &file.name;
     if name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json") {
         return String::from_utf8(file.bytes.clone())
-            .map_err(|_| bad(READ_SPEC, format!("file {name:?} is not UTF-8 text")));
+            .map_err(|_| bad(context, format!("file {name:?} is not UTF-8 text")));
     }
-    if file.bytes.starts_with(b"PK") || file.bytes.starts_with(&[0x1f, 0x8b]) {
+    let extracted = if archive::is_zip(&file.bytes) {
+        archive::from_zip(&file.bytes)
+    } else if archive::is_tar_gz(&file.bytes) {
+        archive::from_tar_gz(&file.bytes)
+    } else {
         return Err(bad(
-            READ_SPEC,
+            context,
             format!(
-                "file {name:?} is a zip or tar.gz archive: kfp-ci serve reads only YAML files (.yaml, .yml, .json); upload the pipeline YAML itself"
+                "unexpected format of file {name:?}: the filename must end in .yaml, .yml or .json, or the file be a .zip or .tar.gz archive"
             ),
         ));
-    }
-    Err(bad(
-        READ_SPEC,
-        format!(
-            "unexpected format of file {name:?}: the filename must end in .yaml, .yml or .json (or be a .zip/.tar.gz archive)"
-        ),
-    ))
+    };
+    let bytes = extracted.map_err(|e| bad(context, format!("file {name:?}: {e}")))?;
+    String::from_utf8(bytes).map_err(|_| {
+        bad(
+            context,
+            format!("the pipeline in archive {name:?} is not UTF-8 text"),
+        )
+    })
 }
 
 /// Validate the spec and return the JSON text to store (the server form, protojson numbers).
-fn stored_spec(file: &UploadFile) -> Result<String, ApiError> {
-    let text = spec_text(file)?;
+fn stored_spec(file: &UploadFile, context: &str) -> Result<String, ApiError> {
+    let text = spec_text(file, context)?;
     let docs = spec::parse_spec(&text).map_err(|e| {
         let message = match e {
-            spec::SpecError::Yaml(_) => format!("{READ_SPEC}: file {:?}: {e}", file.name),
+            spec::SpecError::Yaml(_) => format!("{context}: file {:?}: {e}", file.name),
             other => format!("Invalid input error: {other}"),
         };
         ApiError::upload(StatusCode::BAD_REQUEST, message)
     })?;
     let form = crate::protojson_numbers(spec::server_form(&docs));
     serde_json::to_string(&form).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// [`stored_spec`] on the blocking pool: parsing a large spec must not stall other requests.
+async fn parse_off_thread(
+    file: UploadFile,
+    context: &'static str,
+) -> Result<(UploadFile, String), ApiError> {
+    tokio::task::spawn_blocking(move || stored_spec(&file, context).map(|spec| (file, spec)))
+        .await
+        .map_err(|e| {
+            ApiError::upload(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("{context}: request task failed: {e}"),
+            )
+        })?
 }
 
 fn tags(q: &HashMap<String, String>) -> Result<BTreeMap<String, String>, ApiError> {
@@ -183,8 +208,8 @@ async fn upload_pipeline_inner(
     req: Request,
 ) -> Result<kfp_api::wire::Pipeline, ApiError> {
     let q = query_map(req.uri().query().map(str::to_string));
-    let file = read_upload(req, READ_FILE).await?;
-    let spec = stored_spec(&file)?;
+    let file = read_upload(req, READ_FILE, READ_SPEC).await?;
+    let (file, spec) = parse_off_thread(file, READ_SPEC).await?;
     let name = nonempty(&q, "name")
         .or_else(|| nonempty(&q, "display_name"))
         .cloned()
@@ -195,13 +220,16 @@ async fn upload_pipeline_inner(
             limits::MAX_PIPELINE_NAME
         )));
     }
-    let ns = namespace(&state, q.get("namespace")).map_err(|e| {
-        ApiError::UploadText(
-            e.message()
-                .trim_start_matches("Invalid input error: ")
-                .to_string(),
-        )
-    })?;
+    // Checked before the single-user mode replaces the namespace, as the real handler does.
+    if q.get("namespace")
+        .is_some_and(|n| n.len() > limits::MAX_NAMESPACE)
+    {
+        return Err(ApiError::UploadText(format!(
+            "Pipeline.Namespace length cannot exceed {}",
+            limits::MAX_NAMESPACE
+        )));
+    }
+    let ns = namespace(&state, q.get("namespace"))?;
     let tags = tags(&q)?;
     let pipeline = NewPipeline {
         display_name: nonempty(&q, "display_name")
@@ -212,14 +240,15 @@ async fn upload_pipeline_inner(
         namespace: ns,
         tags,
     };
-    // The first version carries the pipeline's own name, display name and description.
+    // The first version carries the pipeline's own name, display name and description (the
+    // tags are the pipeline's only).
     let version = NewVersion {
         name: pipeline.name.clone(),
         display_name: pipeline.display_name.clone(),
         description: pipeline.description.clone(),
         code_source_url: q.get("code_source_url").cloned().unwrap_or_default(),
         spec,
-        tags: pipeline.tags.clone(),
+        tags: BTreeMap::new(),
     };
     blocking(&state, move |s| {
         s.write(|tx| {
@@ -241,8 +270,8 @@ async fn upload_version_inner(
     req: Request,
 ) -> Result<kfp_api::wire::PipelineVersion, ApiError> {
     let q = query_map(req.uri().query().map(str::to_string));
-    let file = read_upload(req, CREATE_VERSION).await?;
-    let spec = stored_spec(&file)?;
+    let file = read_upload(req, CREATE_VERSION, CREATE_VERSION).await?;
+    let (file, spec) = parse_off_thread(file, CREATE_VERSION).await?;
     let pipeline_id = nonempty(&q, "pipelineid").cloned().ok_or_else(|| {
         bad(
             CREATE_VERSION,

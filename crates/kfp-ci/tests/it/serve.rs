@@ -1,6 +1,7 @@
 //! `kfp-ci serve` from the outside: the official kfp client, the official swagger (schemathesis),
 //! concurrent load, bad input, kill -9, auth, multi-user mode, testing aids, the web page.
 
+use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -85,23 +86,21 @@ fn db_in(dir: &tempfile::TempDir) -> std::path::PathBuf {
     dir.path().join("registry.db")
 }
 
-/// The official kfp client drives every pipeline method against the server, checking each field.
-#[test]
-fn kfp_python_client_against_serve() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(&db_in(&dir), &[]);
-    let home = dir.path().join("home");
-    let work = dir.path().join("work");
+/// Run a script of tests/python with the official kfp client against `server`.
+fn run_client_script(name: &str, server: &Server, dir: &Path) -> String {
+    let home = dir.join("home");
+    let work = dir.join("work");
     std::fs::create_dir_all(&home).expect("home");
     std::fs::create_dir_all(&work).expect("work");
-    let script = workspace_root().join("tests/python/kfp_client_against_serve.py");
+    let script = workspace_root().join("tests/python").join(name);
     let mut cmd = Command::new(python());
     cmd.arg("-W")
         .arg("ignore")
         .arg(&script)
         .arg(&server.url)
         .arg(&work)
-        // kfp.Client reads ~/.config/kfp and honours KF_PIPELINES_* variables.
+        // kfp.Client reads (and in multi-user mode writes) ~/.config/kfp and honours
+        // KF_PIPELINES_* variables.
         .env("HOME", &home);
     for (key, _) in std::env::vars() {
         if key.starts_with("KF_PIPELINES_") {
@@ -109,14 +108,31 @@ fn kfp_python_client_against_serve() {
         }
     }
     let out = cmd.output().expect("run the kfp client script");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "kfp client checks failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+        "{name} failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
     );
     assert!(stdout.contains("checks passed"), "{stdout}");
     eprintln!("{}", stdout.lines().last().unwrap_or_default());
+    stdout
+}
+
+/// The official kfp client drives every pipeline method against the server, checking each field.
+#[test]
+fn kfp_python_client_against_serve() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&db_in(&dir), &[]);
+    run_client_script("kfp_client_against_serve.py", &server, dir.path());
+}
+
+/// The official kfp client against `--multi-user`: namespaces kept, shared pipelines in "".
+#[test]
+fn kfp_python_client_against_multi_user_serve() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&db_in(&dir), &["--multi-user"]);
+    run_client_script("kfp_client_multi_user.py", &server, dir.path());
 }
 
 /// The three vendored swagger files as one document, with the dotted path parameters of the
@@ -224,7 +240,11 @@ async fn load_1000_uploads_from_50_clients() {
     let server = Server::start(&db_in(&dir), &[]);
     let url = server.url.clone();
     let c = http();
-    let spec = compiled_spec().to_string();
+    // KFP_CI_LOAD_TEST_SPEC: measure with another compiled spec (e.g. a real 25 KB pipeline).
+    let spec = match std::env::var_os("KFP_CI_LOAD_TEST_SPEC") {
+        Some(path) => std::fs::read_to_string(path).expect("KFP_CI_LOAD_TEST_SPEC"),
+        None => compiled_spec().to_string(),
+    };
 
     // The race to create.
     let mut racers = Vec::new();
@@ -265,14 +285,17 @@ async fn load_1000_uploads_from_50_clients() {
             // One HTTP client (one connection) per simulated client.
             let c = http();
             let mut failures = Vec::new();
+            let mut latencies = Vec::new();
             for i in 0..EACH {
                 let name = format!("v-{client:02}-{i:02}");
+                let sent = Instant::now();
                 let resp = c
                     .post(format!("{url}{API}/pipelines/upload_version"))
                     .query(&[("pipelineid", pid.as_str()), ("name", name.as_str())])
                     .multipart(file_form("load_test.yaml", spec.clone()))
                     .send()
                     .await;
+                latencies.push(sent.elapsed());
                 match resp {
                     Ok(r) if r.status() == StatusCode::OK => {}
                     Ok(r) => failures.push(format!(
@@ -283,14 +306,19 @@ async fn load_1000_uploads_from_50_clients() {
                     Err(e) => failures.push(format!("{name}: {e}")),
                 }
             }
-            failures
+            (failures, latencies)
         }));
     }
     let mut failures = Vec::new();
+    let mut latencies = Vec::new();
     for t in tasks {
-        failures.extend(t.await.expect("join"));
+        let (f, l) = t.await.expect("join");
+        failures.extend(f);
+        latencies.extend(l);
     }
     let elapsed = start.elapsed();
+    latencies.sort();
+    let pct = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)];
     assert!(
         failures.is_empty(),
         "{} failed uploads: {failures:?}",
@@ -322,10 +350,12 @@ async fn load_1000_uploads_from_50_clients() {
     }
     assert_eq!(names.len(), CLIENTS * EACH);
     eprintln!(
-        "load: {} uploads from {CLIENTS} clients in {:.2} s = {:.0} uploads/s (spec {} bytes)",
+        "load: {} uploads from {CLIENTS} clients in {:.2} s = {:.0} uploads/s, latency p50 {} ms, p99 {} ms (spec {} bytes)",
         CLIENTS * EACH,
         elapsed.as_secs_f64(),
         (CLIENTS * EACH) as f64 / elapsed.as_secs_f64(),
+        pct(50).as_millis(),
+        pct(99).as_millis(),
         spec.len()
     );
 }
@@ -931,16 +961,166 @@ fn default_database_is_in_the_repository() {
     let _ = child.kill();
     let _ = child.wait();
     let text = seen.join("\n");
-    assert!(text.contains("listening on http://127.0.0.1:"), "{text}");
-    assert!(text.contains("local stand-in"), "{text}");
     let db = ctx.root().join(".kfp-ci/registry.db");
     assert!(db.exists(), "{text}");
-    assert!(
-        text.contains(&db.display().to_string()) || text.contains("registry.db"),
-        "{text}"
-    );
+    insta::with_settings!({filters => vec![
+        (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
+        (r"/\S*/\.kfp-ci/registry\.db", "[REPO]/.kfp-ci/registry.db"),
+    ]}, {
+        insta::assert_snapshot!(text, @r"
+        kfp-ci serve: listening on http://127.0.0.1:[PORT]
+          database: [REPO]/.kfp-ci/registry.db
+          a local stand-in for the Kubeflow Pipelines API v2beta1 (pipelines, versions, healthz), answering like KFP 2.17.0: no runs, no experiments, no cluster
+          mode: single-user (namespaces ignored); auth: none
+          pipelines page: http://127.0.0.1:[PORT]/ · API: http://127.0.0.1:[PORT]/apis/v2beta1/pipelines · Ctrl-C stops
+        ");
+    });
     assert_eq!(
         std::fs::read_to_string(ctx.root().join(".kfp-ci/.gitignore")).expect("gitignore"),
         "*\n"
     );
+}
+
+/// `.zip` and `.tar.gz` packages made by Python's zipfile/tarfile: `pipeline.yaml` wins, else
+/// the first entry, which must be YAML.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archives_are_read_like_the_real_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&db_in(&dir), &[]);
+    let spec_path = dir.path().join("spec.yaml");
+    std::fs::write(&spec_path, compiled_spec()).expect("spec");
+    let script = r#"
+import sys, tarfile, zipfile
+d, spec = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(f"{d}/named.zip", "w", zipfile.ZIP_DEFLATED) as z:
+    z.writestr("README.md", "not the pipeline")
+    z.write(spec, "pipeline.yaml")
+with zipfile.ZipFile(f"{d}/first.zip", "w", zipfile.ZIP_STORED) as z:
+    z.write(spec, "my_pipeline.yml")
+    z.writestr("other.txt", "x")
+with zipfile.ZipFile(f"{d}/bad.zip", "w") as z:
+    z.writestr("notes.txt", "x")
+with tarfile.open(f"{d}/named.tar.gz", "w:gz") as t:
+    t.add(spec, "docs.txt")
+    t.add(spec, "pipeline.yaml")
+with tarfile.open(f"{d}/first.tgz", "w:gz") as t:
+    t.add(spec, "a/very/" + "long/" * 30 + "first.yaml")
+with tarfile.open(f"{d}/bad.tar.gz", "w:gz") as t:
+    t.add(spec, "spec.txt")
+"#;
+    let status = Command::new(python())
+        .args(["-c", script])
+        .arg(dir.path())
+        .arg(&spec_path)
+        .status()
+        .expect("python");
+    assert!(status.success());
+    let c = http();
+    for (file, expected) in [
+        ("named.zip", StatusCode::OK),
+        ("first.zip", StatusCode::OK),
+        ("bad.zip", StatusCode::BAD_REQUEST),
+        ("named.tar.gz", StatusCode::OK),
+        ("first.tgz", StatusCode::OK),
+        ("bad.tar.gz", StatusCode::BAD_REQUEST),
+    ] {
+        let bytes = std::fs::read(dir.path().join(file)).expect("archive");
+        let resp = c
+            .post(format!("{}{API}/pipelines/upload", server.url))
+            .query(&[("name", file)])
+            .multipart(file_form(file, bytes))
+            .send()
+            .await
+            .expect("upload");
+        let status = resp.status();
+        let body: Value = resp.json().await.expect("json");
+        assert_eq!(status, expected, "{file}: {body}");
+        if status == StatusCode::OK {
+            let pid = body["pipeline_id"].as_str().expect("id");
+            let (_, versions) =
+                get_json(&c, &format!("{}{API}/pipelines/{pid}/versions", server.url)).await;
+            let spec = &versions["pipeline_versions"][0]["pipeline_spec"];
+            assert_eq!(spec["pipelineInfo"]["name"], json!("load-test"), "{file}");
+        } else {
+            let message = body["error_message"].as_str().unwrap_or_default();
+            assert!(
+                message.contains("Expecting a pipeline.yaml file"),
+                "{file}: {message}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patch_changes_display_name_and_tags() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&db_in(&dir), &[]);
+    let c = http();
+    let (_, p) = upload(
+        &c,
+        &server.url,
+        &[("name", "patched"), ("tags", r#"{"team":"ml"}"#)],
+    )
+    .await;
+    assert_eq!(p["tags"], json!({"team": "ml"}));
+    let pid = p["pipeline_id"].as_str().expect("id");
+    let (_, versions) =
+        get_json(&c, &format!("{}{API}/pipelines/{pid}/versions", server.url)).await;
+    assert!(
+        versions["pipeline_versions"][0].get("tags").is_none(),
+        "upload tags are the pipeline's"
+    );
+    let vid = versions["pipeline_versions"][0]["pipeline_version_id"]
+        .as_str()
+        .expect("vid");
+    let patched: Value = c
+        .patch(format!("{}{API}/pipelines/{pid}", server.url))
+        .json(&json!({"display_name": "Patched", "tags": {"env": "prod"}}))
+        .send()
+        .await
+        .expect("patch")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(patched["display_name"], json!("Patched"));
+    assert_eq!(patched["name"], json!("patched"), "name is the identity");
+    assert_eq!(patched["tags"], json!({"env": "prod"}));
+    let cleared: Value = c
+        .patch(format!("{}{API}/pipelines/{pid}", server.url))
+        .json(&json!({"tags": {}}))
+        .send()
+        .await
+        .expect("patch")
+        .json()
+        .await
+        .expect("json");
+    assert!(cleared.get("tags").is_none(), "{cleared}");
+    assert_eq!(cleared["display_name"], json!("Patched"));
+    let v: Value = c
+        .patch(format!(
+            "{}{API}/pipelines/{pid}/versions/{vid}",
+            server.url
+        ))
+        .json(&json!({"displayName": "v-display", "tags": {"spec-sha": "c1-abc"}}))
+        .send()
+        .await
+        .expect("patch version")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(v["display_name"], json!("v-display"));
+    assert_eq!(v["tags"], json!({"spec-sha": "c1-abc"}));
+    // The tag is filterable.
+    let filter =
+        r#"{"predicates":[{"operation":"EQUALS","key":"tags.spec-sha","string_value":"c1-abc"}]}"#;
+    let (_, found) = get_json(
+        &c,
+        &format!(
+            "{}{API}/pipelines/{pid}/versions?filter={}",
+            server.url,
+            url::form_urlencoded::byte_serialize(filter.as_bytes()).collect::<String>()
+        ),
+    )
+    .await;
+    assert_eq!(found["total_size"], json!(1), "{found}");
 }
