@@ -729,6 +729,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn cookie_and_extra_headers_go_with_every_request() {
+        let (url, _) = serve(|_, req| {
+            let h = |name: &str| {
+                req.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            if h("cookie") == "authservice_session=cookie-value-123"
+                && h("x-team") == "header-value-456"
+                && h("authorization") == "Bearer env-token-789"
+            {
+                json(StatusCode::OK, r#"{"tag_name":"2.17.0"}"#)
+            } else {
+                json(StatusCode::FORBIDDEN, r#"{"code":7,"message":"denied"}"#)
+            }
+        })
+        .await;
+        let auth = Auth {
+            token: Some(Secret::new("env-token-789")),
+            token_file: None,
+            cookie: Some(Secret::new("authservice_session=cookie-value-123")),
+            headers: vec![("X-Team".into(), Secret::new("header-value-456"))],
+        };
+        assert!(format!("{auth:?}").contains("[redacted]"));
+        assert!(!format!("{auth:?}").contains("value-456"));
+        client(url, auth).healthz().await.expect("authorised");
+    }
+
+    #[tokio::test]
     async fn upload_sends_multipart_and_query_metadata() {
         let (url, _) = serve(|_, req| {
             let q = req.uri().query().unwrap_or_default().to_string();
