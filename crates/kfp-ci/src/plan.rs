@@ -58,6 +58,66 @@ impl LocalSpec {
     }
 }
 
+impl LocalSpec {
+    /// Where this spec differs from a server version's: up to three dotted paths
+    /// (`root.inputDefinitions.parameters.message.defaultValue`), for the plan's reason.
+    pub fn differences(&self, version: &PipelineVersion) -> Vec<String> {
+        let (Ok(local), Some(remote)) = (
+            serde_json::from_str::<serde_json::Value>(&self.canonical),
+            version.pipeline_spec.as_ref(),
+        ) else {
+            return Vec::new();
+        };
+        let remote = kfp_api::spec::numbers_as_doubles(remote.clone());
+        let mut paths = Vec::new();
+        diff_paths(&local, &remote, &mut String::new(), &mut paths, 0);
+        let more = paths.len().saturating_sub(MAX_DIFF_PATHS);
+        paths.truncate(MAX_DIFF_PATHS);
+        if more > 0 {
+            paths.push(format!("{more} more"));
+        }
+        paths
+    }
+}
+
+const MAX_DIFF_PATHS: usize = 3;
+const MAX_DIFF_DEPTH: usize = 8;
+
+fn diff_paths(
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+    prefix: &mut String,
+    out: &mut Vec<String>,
+    depth: usize,
+) {
+    use serde_json::Value;
+    if a == b {
+        return;
+    }
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) if depth < MAX_DIFF_DEPTH => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for key in keys {
+                let len = prefix.len();
+                if !prefix.is_empty() {
+                    prefix.push('.');
+                }
+                prefix.push_str(key);
+                match (x.get(key), y.get(key)) {
+                    (Some(va), Some(vb)) => diff_paths(va, vb, prefix, out, depth + 1),
+                    _ => out.push(prefix.clone()),
+                }
+                prefix.truncate(len);
+            }
+        }
+        _ => out.push(if prefix.is_empty() {
+            "(whole spec)".to_string()
+        } else {
+            prefix.clone()
+        }),
+    }
+}
+
 /// One pipeline as compiled locally.
 #[derive(Debug, Clone)]
 pub struct LocalPipeline {
@@ -218,7 +278,18 @@ fn plan_one(
                         (false, _) if latest.pipeline_spec.is_none() => {
                             format!("{label} has no readable spec")
                         }
-                        (false, _) => format!("spec differs from {label}"),
+                        (false, _) => {
+                            let paths = item
+                                .spec
+                                .as_ref()
+                                .map(|s| s.differences(&latest))
+                                .unwrap_or_default();
+                            if paths.is_empty() {
+                                format!("spec differs from {label}")
+                            } else {
+                                format!("spec differs from {label}: {}", paths.join(", "))
+                            }
+                        }
                     };
                 }
             }
@@ -317,7 +388,10 @@ mod tests {
             false,
         );
         assert_eq!(items[0].action, Action::NewVersion);
-        assert_eq!(items[0].reason, "spec differs from v20260101-000000");
+        assert_eq!(
+            items[0].reason,
+            "spec differs from v20260101-000000: deploymentSpec.executors.e.container.resources.cpuLimit"
+        );
     }
 
     #[test]
