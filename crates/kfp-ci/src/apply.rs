@@ -276,7 +276,7 @@ async fn ensure_pipeline(client: &Client, body: &Pipeline) -> Result<(String, bo
                 if e.is_conflict() || attempt >= crate::client::MAX_ATTEMPTS {
                     return Err(e);
                 }
-                client.backoff.sleep(attempt).await;
+                client.backoff.sleep_after(attempt, &e).await;
                 attempt += 1;
             }
             Err(e) => return Err(e),
@@ -392,7 +392,7 @@ async fn upload_checked(
                     meta.name,
                     e.server_message()
                 );
-                client.backoff.sleep(attempt).await;
+                client.backoff.sleep_after(attempt, &e).await;
                 attempt += 1;
                 match client.version_by_name(pipeline_id, &meta.name).await {
                     Ok(Some(v)) if spec.same_as(&v) => return Ok((v, false)),
@@ -420,6 +420,7 @@ impl ApiError {
                 status: 409,
                 message: "version name taken".into(),
                 body,
+                retry_after: None,
             },
             ApiError::Transport { method, url, .. } | ApiError::Decode { method, url, .. } => {
                 ApiError::Status {
@@ -428,6 +429,7 @@ impl ApiError {
                     status: 409,
                     message: "version name taken".into(),
                     body: String::new(),
+                    retry_after: None,
                 }
             }
             other => other,

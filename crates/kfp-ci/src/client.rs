@@ -43,6 +43,8 @@ pub enum ApiError {
         message: String,
         /// The raw body (redacted, truncated), for `-v` and reports.
         body: String,
+        /// `Retry-After` of a 429 or 503, in seconds.
+        retry_after: Option<Duration>,
     },
     /// A success status whose body is not what the API promises.
     #[error("{method} {url}: unexpected response body: {message}")]
@@ -156,8 +158,18 @@ impl Backoff {
         Duration::from_millis(millis / 2 + rand::random_range(0..=millis / 2))
     }
 
-    pub async fn sleep(&self, attempt: u32) {
-        let d = self.delay(attempt);
+    /// Sleep before the next attempt after `err`: the backoff, or the server's `Retry-After`
+    /// when that is longer (at most 30 s).
+    pub async fn sleep_after(&self, attempt: u32, err: &ApiError) {
+        let mut d = self.delay(attempt);
+        if let ApiError::Status {
+            retry_after: Some(after),
+            ..
+        } = err
+            && !self.base.is_zero()
+        {
+            d = d.max((*after).min(Duration::from_secs(30)));
+        }
         if !d.is_zero() {
             tokio::time::sleep(d).await;
         }
@@ -293,6 +305,12 @@ impl Client {
             timeout: e.is_timeout(),
         })?;
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let bytes =
             response
                 .bytes()
@@ -314,6 +332,7 @@ impl Client {
             status: status.as_u16(),
             message: redact(&server_message(&text, status)),
             body: redact(&truncate(&text, 4000)),
+            retry_after,
         })
     }
 
@@ -331,7 +350,7 @@ impl Client {
                 Ok(b) => return Ok(b),
                 Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
                     tracing::debug!("attempt {attempt} failed, retrying: {e}");
-                    self.backoff.sleep(attempt).await;
+                    self.backoff.sleep_after(attempt, &e).await;
                     attempt += 1;
                 }
                 Err(e) => return Err(e),
@@ -639,6 +658,32 @@ mod tests {
             .expect("healthz");
         assert_eq!(h.tag_name, "2.17.0");
         assert_eq!(count.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn retry_after_is_honoured() {
+        let (url, count) = serve(|n, _| {
+            if n == 0 {
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [("retry-after", "1")],
+                    "slow down",
+                )
+                    .into_response()
+            } else {
+                json(StatusCode::OK, r#"{"tag_name":"2.17.0"}"#)
+            }
+        })
+        .await;
+        let mut c = client(url, Auth::default());
+        c.backoff = Backoff {
+            base: Duration::from_millis(1),
+            max: Duration::from_millis(2),
+        };
+        let started = std::time::Instant::now();
+        c.healthz().await.expect("second attempt");
+        assert!(started.elapsed() >= Duration::from_millis(950));
+        assert_eq!(count.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
