@@ -278,6 +278,13 @@ fn plan_one(
                         (false, _) if latest.pipeline_spec.is_none() => {
                             format!("{label} has no readable spec")
                         }
+                        (false, _) if item.spec.as_ref().is_some_and(|s| s.same_as(&latest)) => {
+                            let others: Vec<String> = tied.iter().map(version_label).collect();
+                            format!(
+                                "{label} holds this spec, but {} was created in the same second with another spec (which is newest is unknown)",
+                                others.join(", ")
+                            )
+                        }
                         (false, _) => {
                             let paths = item
                                 .spec
@@ -415,6 +422,11 @@ mod tests {
         };
         let items = plan(vec![local("hello", SPEC)], vec![remote], false);
         assert_eq!(items[0].action, Action::NewVersion);
+        assert!(
+            items[0].reason.contains("same second"),
+            "{}",
+            items[0].reason
+        );
     }
 
     #[test]

@@ -230,6 +230,9 @@ fn one_edited_pipeline_gets_exactly_one_new_version() {
         });
     });
 
+    // KFP timestamps have second precision: versions of different specs created in the same
+    // second leave "the newest" undecided, and kfp-ci then plans a new version to be safe.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let out = run(
         &ctx,
         &[
