@@ -502,10 +502,14 @@ pub fn managed_by_kfp_ci(v: &PipelineVersion) -> bool {
 /// the pipeline's newest version. `versions` are newest first.
 pub fn versions_to_prune(versions: &[PipelineVersion], keep: usize) -> Vec<&PipelineVersion> {
     let keep = keep.max(1);
+    // Timestamps have second precision: a version created in the same second as the newest
+    // might be the newest, so it is never deleted either.
+    let newest_at = versions.first().and_then(|v| v.created_at.clone());
     versions
         .iter()
         .skip(1)
         .filter(|v| managed_by_kfp_ci(v))
+        .filter(|v| newest_at.is_none() || v.created_at != newest_at)
         .skip(keep.saturating_sub(usize::from(versions.first().is_some_and(managed_by_kfp_ci))))
         .collect()
 }
@@ -575,6 +579,15 @@ mod tests {
         assert_eq!(names(1), vec!["v3", "v2", "v1"]);
         assert_eq!(names(0), vec!["v3", "v2", "v1"], "never the newest");
         assert!(names(10).is_empty());
+        // A version from the same second as the newest is never deleted.
+        let mut tied = versions.clone();
+        tied[0].created_at = Some("2026-01-01T00:00:05Z".into());
+        tied[2].created_at = Some("2026-01-01T00:00:05Z".into());
+        let pruned: Vec<_> = versions_to_prune(&tied, 1)
+            .iter()
+            .map(|v| v.name.clone())
+            .collect();
+        assert_eq!(pruned, vec!["v2", "v1"]);
         // The newest is foreign: it is kept anyway and does not count against N.
         let versions = vec![
             version("hand", false),
