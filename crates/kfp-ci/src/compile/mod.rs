@@ -1,4 +1,4 @@
-//! The compile engine: Python workers that import kfp once and fork per file.
+//! The compile engine: a Python worker that imports kfp once and forks per file.
 //!
 //! [`compile_pipelines`] is discovery plus compile: it finds the pipeline files
 //! ([`crate::discover`]), starts one Python worker (the embedded `worker.py`: it imports kfp once
@@ -9,7 +9,7 @@
 //!
 //! Exactness: the worker loads and compiles each file with kfp's own functions, the way
 //! `kfp dsl compile --py FILE --output OUT` does, so the YAML is byte-identical to it (under the
-//! same `PYTHONHASHSEED`; the workers use 0). Embedded archives get fixed gzip and tar timestamps.
+//! same `PYTHONHASHSEED`; the worker uses 0). Embedded archives get fixed gzip and tar timestamps.
 
 mod worker;
 
@@ -31,7 +31,7 @@ pub(crate) const WORKER_PY: &str = include_str!("worker.py");
 /// What one `compile_pipelines` run produced.
 #[derive(Debug, Clone)]
 pub struct CompileRun {
-    /// The kfp SDK version the workers imported.
+    /// The kfp SDK version the worker imported.
     pub kfp_version: String,
     /// The Python interpreter used (the cached venv's, when one was needed).
     pub python: PathBuf,
@@ -78,7 +78,7 @@ pub struct Compiled {
 /// Progress of a run, for output while it works.
 #[derive(Debug)]
 pub enum Progress<'a> {
-    /// Discovery is done; the workers are starting.
+    /// Discovery is done; the worker is starting.
     Started { files: usize },
     /// One file finished (in completion order); `done` of `total`.
     Finished {

@@ -56,6 +56,25 @@ def _mismatch(found):
     os._exit(0)
 
 
+def _installed_kfp_version():
+    """The version of the kfp distribution on sys.path, from its .dist-info directory name (what
+    importlib.metadata reads, without its import cost); None when not found this way."""
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if name.startswith("kfp-") and name.endswith(".dist-info"):
+                return name[len("kfp-") : -len(".dist-info")]
+    return None
+
+
+if EXPECTED_KFP:
+    _listed = _installed_kfp_version()
+    if _listed is not None and _listed != EXPECTED_KFP:
+        _mismatch(_listed)
+
 try:
     import logging
 

@@ -661,6 +661,21 @@ fn human_output() {
     insta::with_settings!({filters => vec![(r"\d+\.\d\ds", "[TIME]")]}, {
         insta::assert_snapshot!(stderr);
     });
+
+    // The same run as a JSON report on stdout: what CI steps consume.
+    let out = ctx
+        .cmd()
+        .args(["check", "--output", "json"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let report = parse_report(&out.stdout);
+    insta::assert_json_snapshot!(report, {
+        ".started_at" => "[started_at]",
+        ".duration_ms" => "[duration_ms]",
+        ".kfp_ci_version" => "[version]",
+        ".pipelines[].error.detail" => "[traceback]",
+    });
 }
 
 /// A compile error carries kfp's own message, the same text `kfp dsl compile` prints (here from a
