@@ -1,7 +1,7 @@
 //! The Python interpreter and the cached virtualenv with the pinned kfp.
 //!
 //! The interpreter is `--python`, else `KFP_CI_PYTHON`, else the configuration's `python`, else
-//! `python3` on PATH. The compile workers check its kfp version themselves before importing
+//! `python3` on PATH. The compile worker checks its kfp version itself (from the dist-info) before importing
 //! anything (so a matching interpreter costs no extra start-up). When it lacks kfp, or has another
 //! version than the pin, [`ensure_venv`] creates (once) a virtualenv in the user cache directory,
 //! keyed by Python version, kfp version and extra requirements, installs

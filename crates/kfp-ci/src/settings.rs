@@ -336,6 +336,59 @@ mod tests {
     }
 
     #[test]
+    fn compile_settings_flags_over_file_over_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let loaded = LoadedConfig {
+            config: Config {
+                include: Some(vec!["pipelines/**/*.py".into()]),
+                exclude: Some(vec!["**/old_*".into()]),
+                jobs: Some(3),
+                timeout: Some(30),
+                python: Some(PathBuf::from(".venv/bin/python")),
+                ..Config::default()
+            },
+            path: Some(dir.path().join("kfp-ci.toml")),
+            root: dir.path().to_path_buf(),
+        };
+        let args = crate::cli::CompileArgs {
+            exclude: vec!["**/tmp_*".into()],
+            timeout: Some(5),
+            ..Default::default()
+        };
+        let s = CompileSettings::resolve(&args, &loaded).expect("valid");
+        assert_eq!(s.include, ["pipelines/**/*.py"]);
+        assert_eq!(s.exclude, ["**/old_*", "**/tmp_*"]);
+        assert_eq!((s.jobs, s.timeout.as_secs()), (3, 5));
+        assert_eq!(s.python, Some(dir.path().join(".venv/bin/python")));
+        assert_eq!(s.kfp_version, DEFAULT_KFP_VERSION);
+
+        let defaults = CompileSettings::resolve(
+            &crate::cli::CompileArgs::default(),
+            &LoadedConfig {
+                root: dir.path().to_path_buf(),
+                ..LoadedConfig::default()
+            },
+        )
+        .expect("valid");
+        assert_eq!(defaults.include, [DEFAULT_INCLUDE]);
+        assert_eq!(defaults.timeout.as_secs(), DEFAULT_TIMEOUT_SECS);
+        assert!(defaults.jobs >= 1 && defaults.python.is_none());
+
+        let bad = crate::cli::CompileArgs {
+            include: vec!["[oops".into()],
+            ..Default::default()
+        };
+        let err = format!(
+            "{:#}",
+            CompileSettings::resolve(&bad, &loaded).expect_err("bad glob")
+        );
+        assert!(
+            err.contains("[oops") && err.contains("kfp-ci.toml"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn pyproject_tool_table_is_read() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("pyproject.toml");

@@ -186,7 +186,7 @@ fn summary(
 ) -> String {
     let secs = run.duration.as_secs_f64();
     if run.discovered == 0 {
-        return "no pipeline files found (include globs, PATHs and max_depth decide where kfp-ci looks; see docs/compile.md)".to_string();
+        return "warning: no pipeline files found (the PATHs, `include`/`exclude` globs and `max_depth` decide where kfp-ci looks; see docs/compile.md)".to_string();
     }
     let failed = run.failed();
     let verb = if command == "compile" {

@@ -1,20 +1,20 @@
-//! The compile engine: Python workers that import kfp once and fork per file.
+//! The compile engine: a Python worker that imports kfp once and forks per file.
 //!
 //! [`compile_pipelines`] is discovery plus compile: it finds the pipeline files
-//! ([`crate::discover`]), starts `settings.jobs` workers (the embedded `worker.py`), sends each file
-//! to the next free worker and collects one [`FileResult`] per file, in discovery order. A file that
+//! ([`crate::discover`]), starts one Python worker (the embedded `worker.py`: it imports kfp once
+//! and forks a child per file), keeps up to `settings.jobs` files in flight and collects one
+//! [`FileResult`] per file, in discovery order. A file that
 //! fails never stops the others; only a broken environment (no Python, no kfp and no way to
 //! install it) is an `Err`.
 //!
 //! Exactness: the worker loads and compiles each file with kfp's own functions, the way
 //! `kfp dsl compile --py FILE --output OUT` does, so the YAML is byte-identical to it (under the
-//! same `PYTHONHASHSEED`; the workers use 0). Embedded archives get fixed gzip and tar timestamps.
+//! same `PYTHONHASHSEED`; the worker uses 0). Embedded archives get fixed gzip and tar timestamps.
 
 mod worker;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -31,7 +31,7 @@ pub(crate) const WORKER_PY: &str = include_str!("worker.py");
 /// What one `compile_pipelines` run produced.
 #[derive(Debug, Clone)]
 pub struct CompileRun {
-    /// The kfp SDK version the workers imported.
+    /// The kfp SDK version the worker imported.
     pub kfp_version: String,
     /// The Python interpreter used (the cached venv's, when one was needed).
     pub python: PathBuf,
@@ -78,7 +78,7 @@ pub struct Compiled {
 /// Progress of a run, for output while it works.
 #[derive(Debug)]
 pub enum Progress<'a> {
-    /// Discovery is done; the workers are starting.
+    /// Discovery is done; the worker is starting.
     Started { files: usize },
     /// One file finished (in completion order); `done` of `total`.
     Finished {
@@ -121,42 +121,24 @@ pub async fn compile_pipelines_with(
     }
     let script = Script::write().context("cannot write the compile worker script")?;
     let jobs = settings.jobs.clamp(1, total);
-    let (workers, python) = start_workers(settings, &python, &script, jobs).await?;
-    let kfp_version = workers
-        .first()
-        .map(|w| w.kfp_version.clone())
-        .unwrap_or_default();
+    let (mut worker, python) = start_worker(settings, &python, &script, jobs).await?;
+    let kfp_version = worker.kfp_version.clone();
     tracing::debug!(
-        "{} compile workers: {} (Python {}, kfp {kfp_version})",
-        workers.len(),
+        "compile worker: {} (Python {}, kfp {kfp_version}), {jobs} files at a time",
         python.display(),
-        workers
-            .first()
-            .map(|w| w.python_version.as_str())
-            .unwrap_or("?")
+        worker.python_version,
     );
 
-    let queue: Arc<Mutex<VecDeque<(usize, PipelineFile)>>> =
-        Arc::new(Mutex::new(files.iter().cloned().enumerate().collect()));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, FileResult)>();
-    let mut tasks = Vec::new();
-    for w in workers {
-        let ctx = PoolContext {
-            queue: queue.clone(),
-            tx: tx.clone(),
-            python: python.clone(),
-            script_path: script.path.clone(),
-            tmp: script.dir.path().to_path_buf(),
-            kfp_version: settings.kfp_version.clone(),
-            timeout: settings.timeout,
-        };
-        tasks.push(tokio::spawn(worker_loop(w, ctx)));
-    }
-    drop(tx);
-
     let mut slots: Vec<Option<FileResult>> = vec![None; total];
+    let mut queue: VecDeque<usize> = (0..total).collect();
+    // Files that were in flight when the worker died: each runs again on its own, so that only the
+    // file that kills the worker is reported for it.
+    let mut suspects: VecDeque<usize> = VecDeque::new();
+    // Sent and not yet answered: file index → (sent at, a child started on it, is a suspect).
+    let mut in_flight: BTreeMap<usize, (Instant, bool, bool)> = BTreeMap::new();
+    let guard = settings.timeout + worker::GUARD_SLACK;
     let mut done = 0;
-    while let Some((idx, mut result)) = rx.recv().await {
+    let mut emit = |idx: usize, mut result: FileResult, slots: &mut Vec<Option<FileResult>>| {
         if settings.name_from == NameFrom::Pipeline
             && let Ok(c) = &result.outcome
         {
@@ -169,10 +151,107 @@ pub async fn compile_pipelines_with(
             total,
         });
         slots[idx] = Some(result);
+    };
+    // The worker queues requests and runs `jobs` at a time; a few more than that are sent ahead
+    // so that it never waits for kfp-ci between two files.
+    // (Capped: the requests sent ahead must fit in the pipe buffer, ~300 bytes each.)
+    let window = (jobs + jobs.min(16) + 2).min(160);
+    'run: loop {
+        let isolating = !suspects.is_empty() || in_flight.values().any(|(_, _, s)| *s);
+        let limit = if isolating { 1 } else { window };
+        let mut died = None;
+        while in_flight.len() < limit {
+            let (idx, suspect) = match suspects.pop_front() {
+                Some(i) => (i, true),
+                None if isolating => break,
+                None => match queue.pop_front() {
+                    Some(i) => (i, false),
+                    None => break,
+                },
+            };
+            let file = &files[idx];
+            let req = Request {
+                id: idx as u64,
+                path: &file.path,
+                rel: &file.rel,
+                function: file.function.as_deref(),
+                timeout: settings.timeout.as_secs_f64(),
+            };
+            in_flight.insert(idx, (Instant::now(), false, suspect));
+            if let Err(e) = worker.send(&req).await {
+                died = Some(e);
+                break;
+            }
+        }
+        if died.is_none() {
+            if in_flight.is_empty() {
+                break;
+            }
+            match worker.recv(guard).await {
+                Ok((id, Message::Started { .. })) => {
+                    if let Some(entry) = in_flight.get_mut(&(id as usize)) {
+                        entry.1 = true;
+                    }
+                }
+                Ok((id, msg)) => {
+                    let idx = id as usize;
+                    match in_flight.remove(&idx) {
+                        Some((sent, _, _)) => {
+                            let result = to_result(files[idx].clone(), msg, sent.elapsed());
+                            emit(idx, result, &mut slots);
+                        }
+                        None => {
+                            tracing::warn!("the compile worker answered an unknown request {id}")
+                        }
+                    }
+                }
+                Err(e) => died = Some(e),
+            }
+        }
+        let Some(died) = died else { continue };
+        // Files that were only queued go back to the queue; those being compiled are suspects.
+        let lost = std::mem::take(&mut in_flight);
+        let running: Vec<(usize, Instant)> = lost
+            .iter()
+            .filter(|(_, (_, started, _))| *started)
+            .map(|(idx, (sent, _, _))| (*idx, *sent))
+            .collect();
+        for idx in lost.keys().rev().filter(|i| !lost[i].1) {
+            queue.push_front(*idx);
+        }
+        if let [(idx, sent)] = running[..] {
+            let result = FileResult {
+                file: files[idx].clone(),
+                outcome: Err(error("crash", &died.to_string(), "")),
+                output: String::new(),
+                duration: sent.elapsed(),
+            };
+            emit(idx, result, &mut slots);
+        } else {
+            tracing::debug!(
+                "{died}; running the {} files it was compiling again, one at a time",
+                running.len()
+            );
+            suspects.extend(running.iter().map(|(idx, _)| *idx));
+        }
+        worker = match Worker::start(
+            &python,
+            &script.path,
+            script.dir.path(),
+            &settings.kfp_version,
+            jobs,
+        )
+        .await
+        {
+            Ok(Started::Ready(w)) => *w,
+            Ok(Started::Mismatch { .. }) => break 'run,
+            Err(e) => {
+                tracing::error!("cannot restart the compile worker: {e:#}");
+                break 'run;
+            }
+        };
     }
-    for t in tasks {
-        let _ = t.await;
-    }
+    worker.shutdown().await;
     drop(script);
 
     let mut results: Vec<FileResult> = slots
@@ -183,7 +262,7 @@ pub async fn compile_pipelines_with(
                 file,
                 outcome: Err(error(
                     "crash",
-                    "no compile worker was left to compile it (see the errors above)",
+                    "not compiled: the compile worker could not be restarted (see the error above)",
                     "",
                 )),
                 output: String::new(),
@@ -201,106 +280,50 @@ pub async fn compile_pipelines_with(
     })
 }
 
-/// Start `jobs` workers with the configured interpreter; if it lacks the pinned kfp, with the
+/// Start the worker with the configured interpreter; if that lacks the pinned kfp, with the
 /// cached venv's.
-async fn start_workers(
+async fn start_worker(
     settings: &CompileSettings,
     python: &std::path::Path,
     script: &Script,
     jobs: usize,
-) -> Result<(Vec<Worker>, PathBuf)> {
-    let mut python = python.to_path_buf();
-    for attempt in 0..2 {
-        let starts = (0..jobs).map(|_| {
-            Worker::start(
-                &python,
-                &script.path,
-                script.dir.path(),
-                &settings.kfp_version,
-            )
-        });
-        let mut workers = Vec::new();
-        let mut mismatch = None;
-        for started in futures_util::future::join_all(starts).await {
-            match started? {
-                Started::Ready(w) => workers.push(*w),
-                Started::Mismatch { found } => mismatch = Some(found),
-            }
-        }
-        let Some(found) = mismatch else {
-            return Ok((workers, python));
-        };
-        for w in workers {
-            w.shutdown().await;
-        }
-        if attempt > 0 {
-            anyhow::bail!(
-                "the virtualenv's Python {} still has kfp {} instead of {}",
-                python.display(),
-                found.as_deref().unwrap_or("(none)"),
-                settings.kfp_version
-            );
-        }
-        python = pyenv::ensure_venv(
-            &python,
-            found.as_deref(),
-            &settings.kfp_version,
-            &settings.requirements,
-        )
-        .await?;
+) -> Result<(Worker, PathBuf)> {
+    let found = match Worker::start(
+        python,
+        &script.path,
+        script.dir.path(),
+        &settings.kfp_version,
+        jobs,
+    )
+    .await?
+    {
+        Started::Ready(w) => return Ok((*w, python.to_path_buf())),
+        Started::Mismatch { found } => found,
+    };
+    let venv_python = pyenv::ensure_venv(
+        python,
+        found.as_deref(),
+        &settings.kfp_version,
+        &settings.requirements,
+    )
+    .await?;
+    match Worker::start(
+        &venv_python,
+        &script.path,
+        script.dir.path(),
+        &settings.kfp_version,
+        jobs,
+    )
+    .await?
+    {
+        Started::Ready(w) => Ok((*w, venv_python)),
+        Started::Mismatch { found } => anyhow::bail!(
+            "the virtualenv's Python {} has kfp {} instead of {}",
+            venv_python.display(),
+            found.as_deref().unwrap_or("(none)"),
+            settings.kfp_version
+        ),
     }
-    unreachable!("the loop returns or fails on its second attempt")
-}
-
-struct PoolContext {
-    queue: Arc<Mutex<VecDeque<(usize, PipelineFile)>>>,
-    tx: tokio::sync::mpsc::UnboundedSender<(usize, FileResult)>,
-    python: PathBuf,
-    script_path: PathBuf,
-    tmp: PathBuf,
-    kfp_version: String,
-    timeout: Duration,
-}
-
-async fn worker_loop(mut worker: Worker, ctx: PoolContext) {
-    loop {
-        let next = ctx.queue.lock().ok().and_then(|mut q| q.pop_front());
-        let Some((idx, file)) = next else { break };
-        let req = Request {
-            id: idx as u64,
-            path: &file.path,
-            rel: &file.rel,
-            function: file.function.as_deref(),
-            timeout: ctx.timeout.as_secs_f64(),
-        };
-        let started = Instant::now();
-        let answer = worker.compile(&req, ctx.timeout).await;
-        let (result, alive) = match answer {
-            Ok(msg) => (to_result(file, msg, started.elapsed()), true),
-            Err(died) => (
-                FileResult {
-                    file,
-                    outcome: Err(error("crash", &died.to_string(), "")),
-                    output: String::new(),
-                    duration: started.elapsed(),
-                },
-                false,
-            ),
-        };
-        let _ = ctx.tx.send((idx, result));
-        if !alive {
-            // Replace the dead worker; if that fails, the other workers take the rest.
-            match Worker::start(&ctx.python, &ctx.script_path, &ctx.tmp, &ctx.kfp_version).await {
-                Ok(Started::Ready(w)) => worker = *w,
-                Ok(Started::Mismatch { .. }) => return,
-                Err(e) => {
-                    tracing::error!("cannot restart a compile worker: {e:#}");
-                    return;
-                }
-            }
-        }
-    }
-    worker.shutdown().await;
 }
 
 fn error(kind: &str, message: &str, detail: &str) -> PipelineError {

@@ -5,7 +5,9 @@ Protocol (one JSON document per line):
     fd 1 itself is pointed at stderr, so nothing printed by kfp or by user code can reach the channel.
   * the first line is {"type": "ready", "kfp_version": ..., "python": ...}.
   * requests arrive on stdin: {"id": N, "path": "/abs/file.py", "function": null | "name", "timeout": S}.
-  * each request is answered by {"type": "ok", ...} or {"type": "error", ...}.
+  * each request is answered, when its child finishes, by {"type": "ok", "id": N, ...} or
+    {"type": "error", "id": N, ...}; kfp-ci keeps at most --jobs requests in flight, so up to that
+    many children compile at the same time.
 
 Each file compiles in a forked child: the parent imported kfp once, the child gets a copy of that
 interpreter and nothing else any earlier file did (module cache, sys.path, globals). The child loads the
@@ -43,23 +45,59 @@ def send(msg):
     _CHANNEL.flush()
 
 
-# The pin: check the installed kfp version before paying for `import kfp`.
+# The pin (argv[2]): a worker with another kfp (or none) says so and exits; kfp-ci then uses a
+# virtualenv with the pinned version.
 EXPECTED_KFP = sys.argv[2] if len(sys.argv) > 2 else ""
-if EXPECTED_KFP:
-    import importlib.metadata
 
-    try:
-        _found = importlib.metadata.version("kfp")
-    except importlib.metadata.PackageNotFoundError:
-        _found = None
-    if _found != EXPECTED_KFP:
-        send({"type": "mismatch", "found": _found, "python": sys.executable})
-        sys.exit(0)
+
+def _mismatch(found):
+    send({"type": "mismatch", "found": found, "python": sys.executable})
+    sys.stdout.flush()
+    os._exit(0)
+
+
+def _installed_kfp_version():
+    """The version of the kfp distribution on sys.path, from its .dist-info directory name (what
+    importlib.metadata reads, without its import cost); None when not found this way."""
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if name.startswith("kfp-") and name.endswith(".dist-info"):
+                return name[len("kfp-") : -len(".dist-info")]
+    return None
+
+
+if EXPECTED_KFP:
+    _listed = _installed_kfp_version()
+    if _listed is not None and _listed != EXPECTED_KFP:
+        _mismatch(_listed)
 
 try:
     import logging
 
     import kfp
+except ImportError:
+    if EXPECTED_KFP:
+        _mismatch(None)
+    send({"type": "fatal", "message": f"cannot import kfp: {traceback.format_exc(limit=1)}"})
+    sys.exit(3)
+except BaseException as e:  # noqa: BLE001 - a broken kfp install
+    if EXPECTED_KFP:
+        try:
+            import importlib.metadata
+
+            _mismatch(importlib.metadata.version("kfp"))
+        except Exception:  # noqa: BLE001
+            pass
+    send({"type": "fatal", "message": f"cannot import kfp: {type(e).__name__}: {e}"})
+    sys.exit(3)
+if EXPECTED_KFP and getattr(kfp, "__version__", None) != EXPECTED_KFP:
+    _mismatch(getattr(kfp, "__version__", None))
+
+try:
     from kfp import compiler
     from kfp.cli import compile_ as kfp_compile_cli
     from kfp.dsl import pipeline_context
@@ -179,6 +217,42 @@ def _deterministic_header():
     pipeline_spec_builder.extract_comments_from_pipeline_spec = extract
 
 
+def _fast_caller_name():
+    """kfp's PipelineTask._ensure_container_spec_exists (run by set_cpu_limit, set_env_variable &
+    co.) calls inspect.stack() only to name its caller in an error message; inspect.stack() reads
+    the source of every frame and scans every loaded module, the largest cost of compiling a small
+    pipeline. The same name is the caller frame's code name: use that. Only when kfp's function is
+    the one this replacement was written for (kfp 2.x); otherwise kfp's own runs."""
+    import inspect
+
+    from kfp.dsl import pipeline_task
+
+    original = pipeline_task.PipelineTask._ensure_container_spec_exists
+    try:
+        source = inspect.getsource(original)
+    except (OSError, TypeError):
+        return False
+    expected = (
+        "caller_method_name = inspect.stack()[1][3]",
+        "if self.container_spec is None:",
+        "can only be used on single-step components, not pipelines used as components, or special components like importers.",
+    )
+    if not all(e in source for e in expected) or source.count("\n") > 12:
+        return False
+
+    def _ensure_container_spec_exists(self) -> None:
+        """Ensures that the task has a container spec."""
+        caller_method_name = sys._getframe(1).f_code.co_name
+
+        if self.container_spec is None:
+            raise ValueError(
+                f"{caller_method_name} can only be used on single-step components, not pipelines used as components, or special components like importers."
+            )
+
+    pipeline_task.PipelineTask._ensure_container_spec_exists = _ensure_container_spec_exists
+    return True
+
+
 def _tail(text, lines=TRACEBACK_LINES):
     parts = text.rstrip("\n").split("\n")
     return "\n".join(parts[-lines:])
@@ -276,6 +350,8 @@ def _compile_in_child(req, out_path):
     """Runs in the forked child. Returns the result dict."""
     path = req["path"]
     function_name = req.get("function")
+    # What the file sees of its command line, as under `kfp dsl compile --py FILE --output OUT`.
+    sys.argv = [os.path.join(os.path.dirname(sys.executable), "kfp"), "dsl", "compile", "--py", path, "--output", out_path]
     # As kfp.cli.compile_.compile_: the caching default is set before the module is imported.
     Pipeline._execution_caching_default = not CLI_OPTIONS["disable_execution_caching_by_default"]
     filename = os.path.basename(path)
@@ -440,87 +516,153 @@ def _describe_status(status):
     return f"exited with status {code}", code
 
 
-def handle(req):
-    rid = req["id"]
-    timeout = float(req.get("timeout") or 120)
-    capture_path = os.path.join(TMPDIR, f"output-{os.getpid()}-{rid}.txt")
-    out_path = os.path.join(TMPDIR, f"spec-{os.getpid()}-{rid}.yaml")
-    r, w = os.pipe()
-    started = time.monotonic()
-    parent_pid = os.getpid()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        try:
-            _child(req, w, capture_path, out_path, parent_pid)
-        finally:
-            os._exit(70)
-    os.close(w)
-    deadline = started + timeout
-    buf = bytearray()
-    need = None
-    timed_out = False
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            timed_out = True
-            break
-        ready, _, _ = select.select([r], [], [], remaining)
-        if not ready:
-            timed_out = True
-            break
-        chunk = os.read(r, 1 << 20)
+class _Running:
+    """One forked child compiling one file."""
+
+    def __init__(self, req):
+        self.req = req
+        self.id = req["id"]
+        self.timeout = float(req.get("timeout") or 120)
+        self.capture_path = os.path.join(TMPDIR, f"output-{os.getpid()}-{self.id}.txt")
+        self.out_path = os.path.join(TMPDIR, f"spec-{os.getpid()}-{self.id}.yaml")
+        r, w = os.pipe()
+        self.started = time.monotonic()
+        self.deadline = self.started + self.timeout
+        parent_pid = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            try:
+                _child(req, w, self.capture_path, self.out_path, parent_pid)
+            finally:
+                os._exit(70)
+        os.close(w)
+        self.pid = pid
+        self.fd = r
+        self.buf = bytearray()
+        self.need = None
+
+    def feed(self):
+        """Read what the child sent; True when its answer is complete or the pipe closed."""
+        chunk = os.read(self.fd, 1 << 20)
         if not chunk:
-            break
-        buf += chunk
-        if need is None and len(buf) >= 8:
-            need = struct.unpack(">Q", bytes(buf[:8]))[0]
-        if need is not None and len(buf) >= 8 + need:
-            break
-    os.close(r)
-    if timed_out:
+            return True
+        self.buf += chunk
+        if self.need is None and len(self.buf) >= 8:
+            self.need = struct.unpack(">Q", bytes(self.buf[:8]))[0]
+        return self.need is not None and len(self.buf) >= 8 + self.need
+
+    def finish(self, timed_out):
+        os.close(self.fd)
+        if timed_out:
+            for kill in (os.killpg, os.kill):
+                try:
+                    kill(self.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        _, status = os.waitpid(self.pid, 0)
+        # Whatever the file started (daemons, subprocesses) ends with it.
         try:
-            os.killpg(pid, signal.SIGKILL)
+            os.killpg(self.pid, signal.SIGKILL)
         except OSError:
             pass
+        elapsed = time.monotonic() - self.started
+        output = _read_capture(self.capture_path)
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.unlink(self.out_path)
         except OSError:
             pass
-    _, status = os.waitpid(pid, 0)
-    # Whatever the file started (daemons, subprocesses) ends with it.
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        pass
-    elapsed = time.monotonic() - started
-    output = _read_capture(capture_path)
-    try:
-        os.unlink(out_path)
-    except OSError:
-        pass
-    if timed_out:
-        result = {
-            "type": "error",
-            "kind": "timeout",
-            "message": f"did not finish within {timeout:g}s and was killed (raise --timeout if it is just slow)",
-            "detail": "",
-        }
-    elif need is not None and len(buf) >= 8 + need:
-        result = json.loads(bytes(buf[8 : 8 + need]).decode("utf-8"))
-    else:
-        text, code = _describe_status(status)
-        result = {
-            "type": "error",
-            "kind": "crash",
-            "message": f"the process compiling it {text} before it finished (os._exit, a crash or a signal)",
-            "detail": "",
-            "exit_status": code,
-        }
-    result["id"] = rid
-    result["output"] = output
-    result["duration_ms"] = int(elapsed * 1000)
-    return result
+        complete = self.need is not None and len(self.buf) >= 8 + self.need
+        if timed_out:
+            result = {
+                "type": "error",
+                "kind": "timeout",
+                "message": f"did not finish within {self.timeout:g}s and was killed (raise --timeout if it is just slow)",
+                "detail": "",
+            }
+        elif complete:
+            result = json.loads(bytes(self.buf[8 : 8 + self.need]).decode("utf-8"))
+        else:
+            text, code = _describe_status(status)
+            result = {
+                "type": "error",
+                "kind": "crash",
+                "message": f"the process compiling it {text} before it finished (os._exit, a crash or a signal)",
+                "detail": "",
+                "exit_status": code,
+            }
+        result["id"] = self.id
+        result["output"] = output
+        result["duration_ms"] = int(elapsed * 1000)
+        return result
+
+
+JOBS = max(1, int(sys.argv[3])) if len(sys.argv) > 3 else 1
+
+
+def serve():
+    """Queue the requests as they arrive, keep up to JOBS children compiling, start the next one as
+    soon as one finishes (before answering, so no round trip to kfp-ci sits between two files), and
+    answer each request when its child finishes. A {"type": "started", "id": N} line tells kfp-ci
+    which files were running, should the worker die."""
+    running = {}  # fd -> _Running
+    queued = []
+    pending = bytearray()
+    stdin_open = True
+
+    def start_next():
+        while queued and len(running) < JOBS:
+            req = queued.pop(0)
+            try:
+                child = _Running(req)
+            except BaseException as e:  # noqa: BLE001 - e.g. fork failed (out of memory)
+                send(
+                    {
+                        "type": "error",
+                        "id": req.get("id"),
+                        "kind": "crash",
+                        "message": f"kfp-ci worker could not start a process for it: {type(e).__name__}: {e}",
+                        "detail": _tail(traceback.format_exc()),
+                        "output": "",
+                    }
+                )
+                continue
+            running[child.fd] = child
+            send({"type": "started", "id": child.id})
+
+    while stdin_open or running or queued:
+        now = time.monotonic()
+        wait = None
+        if running:
+            wait = max(0.0, min(r.deadline for r in running.values()) - now)
+        fds = ([0] if stdin_open else []) + list(running)
+        ready, _, _ = select.select(fds, [], [], wait)
+        answers = []
+        for fd in ready:
+            if fd == 0:
+                data = os.read(0, 1 << 16)
+                if not data:
+                    stdin_open = False
+                    continue
+                pending += data
+                while b"\n" in pending:
+                    line, _, rest = bytes(pending).partition(b"\n")
+                    pending = bytearray(rest)
+                    if line.strip():
+                        queued.append(json.loads(line))
+            else:
+                child = running[fd]
+                if child.feed():
+                    del running[fd]
+                    answers.append(child.finish(timed_out=False))
+        now = time.monotonic()
+        for fd, child in list(running.items()):
+            if child.deadline <= now:
+                del running[fd]
+                answers.append(child.finish(timed_out=True))
+        start_next()
+        for answer in answers:
+            send(answer)
 
 
 _WARMUP_SOURCE = """
@@ -541,11 +683,13 @@ def kfp_ci_warmup_train(data: dsl.Input[dsl.Dataset], epochs: int, model: dsl.Ou
 def kfp_ci_warmup(rows: int = 100, epochs: int = 3, options: dict = {"a": 1}):
     prep = kfp_ci_warmup_prepare(rows=rows)
     with dsl.If(prep.outputs["Output"] == "x"):
-        kfp_ci_warmup_train(data=prep.outputs["data"], epochs=epochs).set_retry(num_retries=2).set_caching_options(False)
+        train = kfp_ci_warmup_train(data=prep.outputs["data"], epochs=epochs)
+        train.set_retry(num_retries=2).set_caching_options(False)
+        train.set_cpu_limit("1").set_memory_limit("1G").set_env_variable("A", "b")
 """
 
 
-def _warm_up():
+def _warm_up(scan_modules):
     """Compile a small pipeline once in the parent, so every forked child inherits kfp's lazily
     built state (imports, caches) instead of building it again. Nothing of it stays visible to
     the files: the module is dropped and the recorded tasks are cleared."""
@@ -560,11 +704,21 @@ def _warm_up():
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         compiler.Compiler().compile(pipeline_func=module.kfp_ci_warmup, package_path=out)
+        if scan_modules:
+            # kfp calls inspect.stack() (set_cpu_limit & co.); its first call maps every loaded
+            # module to its file (~0.2 s). Done here, each child only maps its own new modules.
+            import inspect
+
+            inspect.stack()
     except BaseException as e:  # noqa: BLE001 - only a lost optimisation
         sys.stderr.write(f"kfp-ci worker: warm-up failed (compiles will be slower): {e}\n")
     finally:
         _USED_SPECS.clear()
         sys.modules.pop("kfp_ci_warmup", None)
+        # Warnings seen during the warm-up must still be shown (once) to each file.
+        import warnings
+
+        warnings._filters_mutated()
         for p in (path, out):
             try:
                 os.unlink(p)
@@ -575,7 +729,7 @@ def _warm_up():
 def main():
     _deterministic_archives()
     _deterministic_header()
-    _warm_up()
+    _warm_up(scan_modules=not _fast_caller_name())
     send(
         {
             "type": "ready",
@@ -587,23 +741,10 @@ def main():
     # Objects alive now are shared with every child; keep the collector from touching (copying) them.
     gc.collect()
     gc.freeze()
-    for line in sys.stdin:
-        line = line.strip()
-        if not line:
-            continue
-        req = json.loads(line)
-        try:
-            result = handle(req)
-        except BaseException as e:  # noqa: BLE001
-            result = {
-                "type": "error",
-                "id": req.get("id"),
-                "kind": "crash",
-                "message": f"kfp-ci worker failed: {type(e).__name__}: {e}",
-                "detail": _tail(traceback.format_exc()),
-                "output": "",
-            }
-        send(result)
+    serve()
+    # Nothing left to clean up: skip the interpreter's teardown of every kfp module.
+    _CHANNEL.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout};
 /// How long a worker may take to start and import kfp.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(180);
 /// Extra time beyond the per-file timeout before the worker itself is considered hung.
-const GUARD_SLACK: Duration = Duration::from_secs(30);
+pub(crate) const GUARD_SLACK: Duration = Duration::from_secs(30);
 /// How much of a worker's stderr is kept for error messages.
 const STDERR_KEEP: usize = 16 * 1024;
 
@@ -43,6 +43,10 @@ pub(crate) enum Message {
     },
     Fatal {
         message: String,
+    },
+    /// A child started compiling request `id`.
+    Started {
+        id: u64,
     },
     Ok {
         id: u64,
@@ -96,12 +100,13 @@ pub(crate) enum WorkerDied {
 }
 
 impl Worker {
-    /// Start `python -u -B worker.py TMPDIR KFP_VERSION` and wait for its handshake.
+    /// Start `python -u -B worker.py TMPDIR KFP_VERSION JOBS` and wait for its handshake.
     pub async fn start(
         python: &Path,
         script: &Path,
         tmp: &Path,
         kfp_version: &str,
+        jobs: usize,
     ) -> Result<Started> {
         let mut child = tokio::process::Command::new(python)
             .arg("-u")
@@ -109,6 +114,7 @@ impl Worker {
             .arg(script)
             .arg(tmp)
             .arg(kfp_version)
+            .arg(jobs.to_string())
             // Dict and set order in kfp's output depends on the hash seed: fix it.
             .env("PYTHONHASHSEED", "0")
             .env("PYTHONUNBUFFERED", "1")
@@ -193,12 +199,8 @@ impl Worker {
         }
     }
 
-    /// Compile one file. The worker enforces `timeout` itself; the guard here catches a hung worker.
-    pub async fn compile(
-        &mut self,
-        req: &Request<'_>,
-        timeout: Duration,
-    ) -> Result<Message, WorkerDied> {
+    /// Send one request; the worker forks a child for it at once.
+    pub async fn send(&mut self, req: &Request<'_>) -> Result<(), WorkerDied> {
         let mut line = serde_json::to_string(req).map_err(|e| self.died(e.to_string()))?;
         line.push('\n');
         if let Err(e) = self.stdin.write_all(line.as_bytes()).await {
@@ -207,7 +209,12 @@ impl Worker {
         if let Err(e) = self.stdin.flush().await {
             return Err(self.died_after(e.to_string()).await);
         }
-        let guard = timeout + GUARD_SLACK;
+        Ok(())
+    }
+
+    /// The next answer, `(id, message)`. The worker enforces each file's timeout itself; `guard`
+    /// catches a worker that stopped answering.
+    pub async fn recv(&mut self, guard: Duration) -> Result<(u64, Message), WorkerDied> {
         match tokio::time::timeout(guard, self.results.next_line()).await {
             Err(_) => {
                 let _ = self.child.start_kill();
@@ -220,15 +227,16 @@ impl Worker {
                     let id = match &msg {
                         Message::Ok { id, .. } => Some(*id),
                         Message::Error { id, .. } => *id,
+                        Message::Started { id } => Some(*id),
                         _ => None,
                     };
-                    if id != Some(req.id) {
-                        let _ = self.child.start_kill();
-                        return Err(
-                            self.died(format!("answered request {id:?} instead of {}", req.id))
-                        );
+                    match id {
+                        Some(id) => Ok((id, msg)),
+                        None => {
+                            let _ = self.child.start_kill();
+                            Err(self.died(format!("answer without a request id: {text:.200}")))
+                        }
                     }
-                    Ok(msg)
                 }
                 Err(e) => {
                     let _ = self.child.start_kill();

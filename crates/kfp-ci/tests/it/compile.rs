@@ -565,23 +565,32 @@ fn a_killed_worker_is_restarted() {
         "c_pipeline.py",
         &good.replace("name=\"kept\"", "name=\"kept-c\""),
     );
-    let out = ctx
-        .cmd()
-        .args(["check", "--jobs", "1", "--output", "json"])
-        .output()
-        .expect("run");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let got = outcomes(&parse_report(&out.stdout));
-    let (status, kind, message) = &got["a_kill_pipeline.py"];
-    assert_eq!(
-        (status.as_str(), kind.as_str()),
-        ("failed", "crash"),
-        "{message}"
+    ctx.write(
+        "d_pipeline.py",
+        &good.replace("name=\"kept\"", "name=\"kept-d\""),
     );
-    assert!(message.contains("worker died"), "{message}");
-    assert_eq!(got["b_pipeline.py"].0, "done", "{stderr}");
-    assert_eq!(got["c_pipeline.py"].0, "done", "{stderr}");
+    // One file at a time, and several: then the files in flight with the killer run again one by
+    // one, and only the killer is reported.
+    for jobs in ["1", "3"] {
+        let out = ctx
+            .cmd()
+            .args(["check", "--jobs", jobs, "--output", "json"])
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        let got = outcomes(&parse_report(&out.stdout));
+        let (status, kind, message) = &got["a_kill_pipeline.py"];
+        assert_eq!(
+            (status.as_str(), kind.as_str()),
+            ("failed", "crash"),
+            "{message}"
+        );
+        assert!(message.contains("worker died"), "{message}");
+        for f in ["b_pipeline.py", "c_pipeline.py", "d_pipeline.py"] {
+            assert_eq!(got[f].0, "done", "--jobs {jobs} {f}: {stderr}");
+        }
+    }
 }
 
 /// `KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT` changes kfp's output; kfp-ci reads it the way
@@ -652,4 +661,57 @@ fn human_output() {
     insta::with_settings!({filters => vec![(r"\d+\.\d\ds", "[TIME]")]}, {
         insta::assert_snapshot!(stderr);
     });
+
+    // The same run as a JSON report on stdout: what CI steps consume.
+    let out = ctx
+        .cmd()
+        .args(["check", "--output", "json"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let report = parse_report(&out.stdout);
+    insta::assert_json_snapshot!(report, {
+        ".started_at" => "[started_at]",
+        ".duration_ms" => "[duration_ms]",
+        ".kfp_ci_version" => "[version]",
+        ".pipelines[].error.detail" => "[traceback]",
+    });
+}
+
+/// A compile error carries kfp's own message, the same text `kfp dsl compile` prints (here from a
+/// task setting that kfp-ci's worker makes cheaper to call: the caller's name must stay right).
+#[test]
+fn compile_errors_carry_kfp_s_message() {
+    let ctx = TestContext::new();
+    let file = ctx.write(
+        "cpu_on_pipeline_pipeline.py",
+        "from kfp import dsl\n\n@dsl.component(base_image=\"python:3.11\")\ndef a() -> int:\n    return 1\n\n@dsl.pipeline\ndef inner():\n    a()\n\n@dsl.pipeline\ndef outer():\n    inner().set_memory_limit(\"1G\")\n",
+    );
+    let out = ctx
+        .cmd()
+        .args(["check", "--output", "json"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let got = outcomes(&parse_report(&out.stdout));
+    let (_, kind, message) = &got["cpu_on_pipeline_pipeline.py"];
+    assert_eq!(kind, "compile");
+    let kfp = Command::new(python().parent().expect("bin").join("kfp"))
+        .current_dir(ctx.root())
+        .args(["dsl", "compile", "--py"])
+        .arg(&file)
+        .args(["--output", "x.yaml"])
+        .output()
+        .expect("kfp");
+    assert!(!kfp.status.success());
+    let kfp_message = String::from_utf8_lossy(&kfp.stderr);
+    let kfp_message = kfp_message.trim().lines().last().expect("kfp's message");
+    assert!(
+        kfp_message.starts_with("set_memory_limit can only be used"),
+        "{kfp_message}"
+    );
+    assert!(
+        message.ends_with(kfp_message),
+        "{message:?} vs {kfp_message:?}"
+    );
 }
