@@ -110,6 +110,9 @@ impl ApiError {
             Some(401) | Some(403) => Some(
                 "the server wants credentials: set KF_PIPELINES_TOKEN, or --token-file / KF_PIPELINES_SA_TOKEN_PATH (a projected service-account token with audience pipelines.kubeflow.org), or KFP_CI_COOKIE behind an auth proxy".into(),
             ),
+            Some(400) if self.server_message().contains("Failed to create a pipeline") => Some(
+                "KFP gives this generic 400 for several causes: an invalid spec, an unknown pipeline id, or (multi-user KFP) a token not allowed to create pipelines in this namespace; the server log has the detail".into(),
+            ),
             Some(404) => Some(
                 "is the endpoint the KFP API base URL? kfp-ci appends /apis/v2beta1/...; behind the Kubeflow gateway it is https://<host>/pipeline".into(),
             ),
