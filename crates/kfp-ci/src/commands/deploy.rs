@@ -60,7 +60,9 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
             // (JSON, report file) and notify, then exit 2 with the error. The CI outputs stay
             // empty: the separate notify job reads an empty report as "failed before it could
             // report" (docs/ci.md).
-            report.errors.push(crate::redact::redact(&format!("{err:#}")));
+            report
+                .errors
+                .push(crate::redact::redact(&format!("{err:#}")));
             report.recount();
             report.duration_ms = started.elapsed().as_millis() as u64;
             emit(

@@ -217,7 +217,33 @@ pub(super) struct CompiledAll {
 /// Compile with the one compile engine (every option of `kfp-ci compile`).
 async fn compile_all(compile: &CompileArgs, loaded: &LoadedConfig) -> Result<CompiledAll> {
     let settings = crate::compile::CompileSettings::resolve(compile, loaded)?;
-    let run = crate::compile::compile_pipelines(&settings).await?;
+    // A progress bar on an interactive terminal only (never in CI logs, tests or with -q).
+    let bar = (crate::logging::show_progress()
+        && tracing::enabled!(tracing::Level::INFO)
+        && !tracing::enabled!(tracing::Level::DEBUG))
+    .then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} compiling [{bar:30}] {pos}/{len}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    });
+    let mut on_progress = |progress: crate::compile::Progress<'_>| {
+        if let Some(bar) = &bar {
+            match progress {
+                crate::compile::Progress::Started { files } => bar.set_length(files as u64),
+                crate::compile::Progress::Finished { done, .. } => bar.set_position(done as u64),
+            }
+        }
+    };
+    let run = crate::compile::compile_pipelines_with(&settings, &mut on_progress).await;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let run = run?;
     Ok(CompiledAll {
         kfp_version: (!run.kfp_version.is_empty()).then(|| run.kfp_version.clone()),
         discovered: run.discovered,

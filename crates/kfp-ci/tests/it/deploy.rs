@@ -426,7 +426,10 @@ fn bad_request_is_not_retried_and_the_servers_message_is_shown() {
         stderr.contains("HTTP 400: Failed to create a pipeline version"),
         "{stderr}"
     );
-    assert!(stderr.contains("hint: KFP gives this generic 400"), "{stderr}");
+    assert!(
+        stderr.contains("hint: KFP gives this generic 400"),
+        "{stderr}"
+    );
     // The empty pipeline created for the failed first version was removed again.
     assert_eq!(proxy.count("DELETE", ""), 1, "{:#?}", proxy.log());
     let view = kfp_client_view(&server.url, None);
