@@ -890,3 +890,41 @@ fn older_server_gets_no_tags_and_a_version_skew_warning() {
             .starts_with("Deployed by kfp-ci ")
     );
 }
+
+#[test]
+fn named_target_from_the_configuration_with_its_own_token_variable() {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    let server = Server::start(
+        &ctx.root().join("registry.db"),
+        &["--token", "team-token-abcdef", "--multi-user"],
+    );
+    ctx.write(
+        "kfp-ci.toml",
+        &format!(
+            "default_target = \"dev\"\n\n[targets.dev]\nendpoint = \"{}\"\nnamespace = \"ml-dev\"\ntoken_env = \"DEV_KFP_TOKEN\"\n",
+            server.url
+        ),
+    );
+    let out = ctx
+        .cmd()
+        .args(["deploy", "--version-tag", TAG, "--output", "json"])
+        .env("DEV_KFP_TOKEN", "team-token-abcdef")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report = json(&out);
+    assert_eq!(report["target"]["name"], "dev");
+    assert_eq!(report["target"]["namespace"], "ml-dev");
+    assert_eq!(report["counts"]["created"], 1);
+    assert!(!text(&out.stdout).contains("team-token-abcdef"));
+    assert!(!text(&out.stderr).contains("team-token-abcdef"));
+    // An unknown target is a configuration error naming the known ones.
+    let out = run(&ctx, &["plan", "--target", "prod"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("[targets.dev]"),
+        "{}",
+        text(&out.stderr)
+    );
+}
