@@ -284,19 +284,31 @@ async fn ensure_pipeline(client: &Client, body: &Pipeline) -> Result<(String, bo
     }
 }
 
-/// Candidate version names: the tag, then the tag with the short git sha, then `-2`, `-3`.
+/// Candidate version names: the tag, then the tag with the short git sha, then `-2`, `-3`, `-4`.
+/// Each stays within KFP's 127 bytes by shortening the tag, never the suffix (a 127-byte tag
+/// would otherwise make every candidate the same name).
 pub fn version_names(tag: &str, short_sha: Option<&str>) -> Vec<String> {
-    let mut names = vec![tag.to_string()];
+    let with_suffix = |suffix: &str| {
+        let room = limits::MAX_VERSION_NAME.saturating_sub(suffix.len());
+        format!("{}{suffix}", truncate_bytes(tag, room))
+    };
+    let mut names = vec![with_suffix("")];
     if let Some(sha) = short_sha.filter(|s| !s.is_empty() && !tag.contains(*s)) {
-        names.push(format!("{tag}-{sha}"));
+        names.push(with_suffix(&format!("-{sha}")));
     }
     for n in 2..=4 {
-        names.push(format!("{tag}-{n}"));
+        names.push(with_suffix(&format!("-{n}")));
     }
     names
-        .into_iter()
-        .map(|n| truncate_bytes(&n, limits::MAX_VERSION_NAME))
-        .collect()
+}
+
+/// The end of `s`, at most `max` bytes, cut on a character boundary.
+fn last_bytes(s: &str, max: usize) -> String {
+    let mut start = s.len().saturating_sub(max);
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    s[start..].to_string()
 }
 
 fn truncate_bytes(s: &str, max: usize) -> String {
@@ -480,14 +492,13 @@ pub fn tags(spec: &LocalSpec, opts: &ApplyOptions) -> BTreeMap<String, String> {
         .take(limits::MAX_TAGS)
         .map(|(k, v)| {
             let k = k.replace('.', "-");
-            // Keep the end of long values (a ref's branch name is more telling than its prefix).
-            let v = if v.chars().count() > limits::MAX_TAG_LEN {
-                let skip = v.chars().count() - limits::MAX_TAG_LEN;
-                v.chars().skip(skip).collect()
-            } else {
-                v
-            };
-            (truncate_bytes(&k, limits::MAX_TAG_LEN), v)
+            // Keep the end of long values (a ref's branch name is more telling than its prefix),
+            // within 63 bytes: the server's Go `len` counts bytes, so a non-ASCII branch name of
+            // 63 characters would still be refused.
+            (
+                truncate_bytes(&k, limits::MAX_TAG_LEN),
+                last_bytes(&v, limits::MAX_TAG_LEN),
+            )
         })
         .collect()
 }
@@ -613,12 +624,22 @@ mod tests {
                 "v20260101-000000-4"
             ]
         );
-        let long = "x".repeat(200);
-        assert!(
-            version_names(&long, None)
-                .iter()
-                .all(|n| n.len() <= limits::MAX_VERSION_NAME)
-        );
+        // A tag at the limit (or beyond) still gives distinct names within 127 bytes.
+        for len in [127, 200] {
+            let long = "x".repeat(len);
+            let names = version_names(&long, Some("abc1234"));
+            assert!(
+                names.iter().all(|n| n.len() <= limits::MAX_VERSION_NAME),
+                "{names:?}"
+            );
+            let distinct: std::collections::BTreeSet<_> = names.iter().collect();
+            assert_eq!(distinct.len(), 5, "{names:?}");
+            assert!(names[1].ends_with("-abc1234") && names[4].ends_with("-4"));
+        }
+        // Multi-byte characters are cut on a character boundary.
+        let names = version_names(&"é".repeat(64), None);
+        assert!(names.iter().all(|n| n.len() <= limits::MAX_VERSION_NAME));
+        assert!(names[1].ends_with("-2"));
     }
 
     #[test]
@@ -646,8 +667,15 @@ mod tests {
         assert!(tags.len() <= limits::MAX_TAGS);
         for (k, v) in &tags {
             assert!(!k.contains('.') && !k.is_empty() && k.len() <= 63, "{k}");
-            assert!(v.chars().count() <= 63, "{k}={v}");
+            assert!(v.len() <= 63, "{k}={v}");
         }
+        assert!(tags["git-ref"].ends_with("feature/feature/"), "{tags:?}");
+        // A non-ASCII branch name: within 63 bytes, cut on a character boundary, end kept.
+        let mut opts = opts;
+        opts.provenance.git_ref = Some(format!("refs/heads/{}-end", "ü".repeat(40)));
+        let tags = super::tags(&spec, &opts);
+        assert!(tags["git-ref"].len() <= 63, "{tags:?}");
+        assert!(tags["git-ref"].ends_with("ü-end"), "{tags:?}");
         assert_eq!(tags["managed-by"], "kfp-ci");
         assert_eq!(tags["spec-hash"], spec.hash);
     }
