@@ -66,13 +66,19 @@ impl ApiError {
         }
     }
 
-    /// Connect errors, timeouts, 429 and 5xx may succeed when tried again.
+    /// Connect errors, timeouts, 429 and 5xx may succeed when tried again; an untrusted TLS
+    /// certificate will not.
     pub fn is_retryable(&self) -> bool {
         match self {
-            ApiError::Transport { .. } => true,
+            ApiError::Transport { .. } => !self.is_certificate_error(),
             ApiError::Status { status, .. } => *status == 429 || *status >= 500,
             _ => false,
         }
+    }
+
+    /// The TLS handshake failed on the server's certificate (unknown issuer, wrong name, expired).
+    pub fn is_certificate_error(&self) -> bool {
+        matches!(self, ApiError::Transport { message, .. } if message.contains("certificate"))
     }
 
     pub fn is_conflict(&self) -> bool {
@@ -117,6 +123,9 @@ impl ApiError {
                 "is the endpoint the KFP API base URL? kfp-ci appends /apis/v2beta1/...; behind the Kubeflow gateway it is https://<host>/pipeline".into(),
             ),
             _ => match self {
+                ApiError::Transport { .. } if self.is_certificate_error() => Some(
+                    "the server's TLS certificate is not trusted here: pass the CA bundle that signed it with --ca-cert FILE (or `ca_cert` in [targets.NAME]); --insecure-skip-tls-verify turns verification off (never in production)".into(),
+                ),
                 ApiError::Transport { .. } => Some(
                     "is the endpoint reachable from here? `kfp-ci doctor` checks endpoint, token and namespace".into(),
                 ),
@@ -214,6 +223,14 @@ impl Client {
             let pem = fs_err::read(path).context("cannot read the CA bundle given by --ca-cert")?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
                 .with_context(|| format!("{} is not a PEM certificate bundle", path.display()))?;
+            if certs.is_empty() {
+                // reqwest accepts a file without a single certificate; verification would then
+                // fail later with a misleading "unknown issuer".
+                anyhow::bail!(
+                    "the CA bundle {} (--ca-cert) holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                    path.display()
+                );
+            }
             builder = builder.tls_certs_merge(certs);
         }
         if tls.insecure_skip_verify {

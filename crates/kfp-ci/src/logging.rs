@@ -16,8 +16,10 @@ use crate::cli::GlobalArgs;
 
 pub fn init(global: &GlobalArgs) {
     let default = match (global.quiet, global.verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn,kfp_ci=info,kfp_serve=info",
+        // The TLS verifier logs each refused certificate as an error of its own; kfp-ci's error
+        // already says why, with a hint (`-v` shows them).
+        (true, _) => "error,rustls_platform_verifier=off",
+        (false, 0) => "warn,kfp_ci=info,kfp_serve=info,rustls_platform_verifier=off",
         (false, 1) => "info,kfp_ci=debug,kfp_serve=debug",
         (false, _) => "debug",
     };

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::common::{Server, TestContext, python};
 use crate::faulty::{Fault, Faulty, Rule};
 
-const HELLO: &str = r#"from kfp import dsl
+pub(crate) const HELLO: &str = r#"from kfp import dsl
 
 
 @dsl.component(base_image="python:3.11-slim")
@@ -22,7 +22,7 @@ def hello_pipeline(message: str = "hello"):
     say(message=message)
 "#;
 
-const GOODBYE: &str = r#"from kfp import dsl
+pub(crate) const GOODBYE: &str = r#"from kfp import dsl
 
 
 @dsl.component(base_image="python:3.11-slim")
@@ -37,17 +37,17 @@ def goodbye_pipeline(times: int = 2):
 
 const BROKEN: &str = "from kfp import dsl\nimport module_that_does_not_exist\n";
 
-const TAG: &str = "v20260101-120000";
+pub(crate) const TAG: &str = "v20260101-120000";
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).to_string()
 }
 
-fn run(ctx: &TestContext, args: &[&str]) -> Output {
+pub(crate) fn run(ctx: &TestContext, args: &[&str]) -> Output {
     ctx.cmd().args(args).output().expect("run kfp-ci")
 }
 
-fn json(out: &Output) -> Value {
+pub(crate) fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
@@ -91,7 +91,7 @@ fn regex_escape(s: &str) -> String {
 }
 
 /// What the official `kfp.Client` sees: pipeline name → sorted version names.
-fn kfp_client_view(url: &str, namespace: Option<&str>) -> Value {
+pub(crate) fn kfp_client_view(url: &str, namespace: Option<&str>) -> Value {
     let script = r#"
 import json, sys
 import kfp

@@ -19,6 +19,11 @@ pub enum Fault {
     /// Hold matching requests until this many have arrived (or 10 s passed), then forward them
     /// together: two runs that both planned the same change really race.
     Barrier(usize),
+    /// Never answer (until the proxy shuts down): the client hangs mid-request and can be killed.
+    /// With `forward` the request lands upstream first (a lost answer), else it never arrives.
+    Hang { forward: bool },
+    /// Hold matching requests until [`Faulty::release`], then forward them.
+    Hold,
 }
 
 #[derive(Debug, Clone)]
@@ -35,17 +40,35 @@ pub struct Rule {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Logged {
     pub method: String,
+    /// The path as the client sent it (before any prefix is stripped).
     pub path: String,
     pub status: u16,
+    /// Request headers as received (lower-case names), for auth assertions.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Logged {
+    /// The value of a request header, if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 struct Shared {
     upstream: String,
+    /// A path prefix the proxy serves under (`/pipeline`, as the Kubeflow gateway): stripped
+    /// before forwarding; anything outside it is a plain-text 404, as from a gateway.
+    prefix: String,
     http: reqwest::Client,
     rules: Mutex<Vec<Rule>>,
     log: Mutex<Vec<Logged>>,
     arrived: Mutex<usize>,
     barrier: tokio::sync::Notify,
+    stop: tokio::sync::watch::Sender<bool>,
+    released: tokio::sync::watch::Sender<bool>,
 }
 
 pub struct Faulty {
@@ -57,13 +80,22 @@ pub struct Faulty {
 
 impl Faulty {
     pub fn start(upstream: &str, rules: Vec<Rule>) -> Faulty {
+        Faulty::start_with_prefix(upstream, "", rules)
+    }
+
+    /// Serve under a path prefix (`/pipeline`): `url` includes it, and it is stripped before
+    /// forwarding, as the Kubeflow gateway does.
+    pub fn start_with_prefix(upstream: &str, prefix: &str, rules: Vec<Rule>) -> Faulty {
         let shared = Arc::new(Shared {
             upstream: upstream.trim_end_matches('/').to_string(),
+            prefix: prefix.trim_end_matches('/').to_string(),
             http: reqwest::Client::new(),
             rules: Mutex::new(rules),
             log: Mutex::new(Vec::new()),
             arrived: Mutex::new(0),
             barrier: tokio::sync::Notify::new(),
+            stop: tokio::sync::watch::Sender::new(false),
+            released: tokio::sync::watch::Sender::new(false),
         });
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
@@ -91,7 +123,7 @@ impl Faulty {
         });
         let addr = addr_rx.recv().expect("proxy address");
         Faulty {
-            url: format!("http://{addr}"),
+            url: format!("http://{addr}{}", shared.prefix),
             shared,
             shutdown: Some(shutdown_tx),
             thread: Some(thread),
@@ -100,6 +132,25 @@ impl Faulty {
 
     pub fn log(&self) -> Vec<Logged> {
         self.shared.log.lock().expect("log").clone()
+    }
+
+    /// Let requests held by [`Fault::Hold`] through.
+    pub fn release(&self) {
+        self.shared.released.send_replace(true);
+    }
+
+    /// Wait (up to 60 s) until `n` requests matching `method` and `suffix` have arrived (held
+    /// and hung requests count on arrival).
+    pub fn wait_for(&self, method: &str, suffix: &str, n: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while self.count(method, suffix) < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "waited 60 s for {n} × {method} …{suffix}: {:#?}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     /// Requests whose method is `method` and whose path ends with `suffix`.
@@ -113,6 +164,7 @@ impl Faulty {
 
 impl Drop for Faulty {
     fn drop(&mut self) {
+        self.shared.stop.send_replace(true);
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -130,6 +182,24 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| path.clone());
+    let logged_headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).to_string(),
+            )
+        })
+        .collect();
+    let outside_prefix = !shared.prefix.is_empty()
+        && !path
+            .strip_prefix(&shared.prefix)
+            .is_some_and(|rest| rest.starts_with('/'));
+    let path_and_query = path_and_query
+        .strip_prefix(&shared.prefix)
+        .unwrap_or(&path_and_query)
+        .to_string();
     let fault = {
         let mut rules = shared.rules.lock().expect("rules");
         rules
@@ -149,7 +219,51 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         .await
         .unwrap_or_default();
     let response = match fault {
+        _ if outside_prefix => (StatusCode::NOT_FOUND, "404 page not found\n").into_response(),
         Some(Fault::Reply(status, body)) => reply(status, body),
+        Some(Fault::Hold) => {
+            shared.log.lock().expect("log").push(Logged {
+                method: method.to_string(),
+                path: path.clone(),
+                status: 0,
+                headers: logged_headers.clone(),
+            });
+            let mut released = shared.released.subscribe();
+            let mut stop = shared.stop.subscribe();
+            tokio::select! {
+                _ = released.wait_for(|r| *r) => {}
+                _ = stop.wait_for(|s| *s) => return reply(502, "proxy shut down"),
+            }
+            let response = forward(&shared, &method, &path_and_query, &headers, body)
+                .await
+                .unwrap_or_else(|e| reply(502, &format!("proxy: {e}")));
+            if let Some(l) = shared
+                .log
+                .lock()
+                .expect("log")
+                .iter_mut()
+                .rev()
+                .find(|l| l.status == 0 && l.path == path)
+            {
+                l.status = response.status().as_u16();
+            }
+            return response;
+        }
+        Some(Fault::Hang { forward: send }) => {
+            if send {
+                let _ = forward(&shared, &method, &path_and_query, &headers, body).await;
+            }
+            shared.log.lock().expect("log").push(Logged {
+                method: method.to_string(),
+                path: path.clone(),
+                status: 0,
+                headers: logged_headers.clone(),
+            });
+            // Released when the proxy is dropped (graceful shutdown waits for handlers).
+            let mut stop = shared.stop.subscribe();
+            let _ = stop.wait_for(|stopped| *stopped).await;
+            return reply(502, "proxy shut down");
+        }
         Some(Fault::Barrier(n)) => {
             let target = {
                 let mut arrived = shared.arrived.lock().expect("arrived");
@@ -183,6 +297,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         method: method.to_string(),
         path,
         status: response.status().as_u16(),
+        headers: logged_headers,
     });
     response
 }

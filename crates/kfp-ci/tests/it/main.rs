@@ -4,6 +4,8 @@ mod ci;
 mod common;
 mod compile;
 mod deploy;
+mod deploy_target;
 mod faulty;
 mod ntfy_server;
 mod serve;
+mod tls;

@@ -68,7 +68,12 @@ impl TestContext {
 
     /// `kfp-ci` in this repository, with the test Python, no colour, no progress, not in CI.
     pub fn cmd(&self) -> assert_cmd::Command {
-        let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_kfp-ci"));
+        assert_cmd::Command::from_std(self.std_cmd())
+    }
+
+    /// [`TestContext::cmd`] as a `std::process::Command`, for tests that spawn and kill it.
+    pub fn std_cmd(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kfp-ci"));
         cmd.current_dir(self.root())
             .env("KFP_CI_PYTHON", python())
             .env("NO_COLOR", "1")

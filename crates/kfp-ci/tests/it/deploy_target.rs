@@ -1,0 +1,424 @@
+//! plan/deploy as a platform engineer meets them: TLS with a private CA, the Kubeflow gateway's
+//! path prefix, auth proxies (cookie, extra headers, a rotating token file), a deploy killed in
+//! the middle of an apply and rerun, and specs uploaded by the official kfp client.
+
+use crate::common::{Server, TestContext, python};
+use crate::deploy::{GOODBYE, HELLO, TAG, json, kfp_client_view, run, text};
+use crate::faulty::{Fault, Faulty, Rule};
+use crate::tls::TlsProxy;
+
+#[test]
+fn tls_with_a_private_ca_without_it_and_with_verification_off() {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    let tls = TlsProxy::start(&server.url);
+    let ca = tls.ca_pem.to_str().expect("utf-8 path");
+
+    // The private CA given: deployed over TLS.
+    let out = run(
+        &ctx,
+        &[
+            "deploy",
+            "--endpoint",
+            &tls.url,
+            "--ca-cert",
+            ca,
+            "--version-tag",
+            TAG,
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(json(&out)["counts"]["created"], 1);
+    assert_eq!(tls.handshake_failures(), 0);
+
+    // Without it: the certificate is refused, at once (no retries of a certificate error), exit
+    // 2, naming the endpoint and saying what to do.
+    let out = run(&ctx, &["deploy", "--endpoint", &tls.url]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(&tls.url), "{stderr}");
+    assert!(stderr.contains("certificate"), "{stderr}");
+    assert!(stderr.contains("--ca-cert"), "{stderr}");
+    assert_eq!(
+        tls.handshake_failures(),
+        1,
+        "a certificate error is not retried"
+    );
+
+    // Verification off: works, with a loud warning.
+    let out = run(
+        &ctx,
+        &[
+            "deploy",
+            "--endpoint",
+            &tls.url,
+            "--insecure-skip-tls-verify",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(json(&out)["counts"]["unchanged"], 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("warning: TLS certificate verification is off"),
+        "{stderr}"
+    );
+
+    // A CA file that is not PEM: a configuration error naming the file.
+    let bogus = ctx.write("not-a-ca.pem", "hello\n");
+    let out = run(
+        &ctx,
+        &["plan", "--endpoint", &tls.url, "--ca-cert"]
+            .into_iter()
+            .chain([bogus.to_str().expect("utf-8")])
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not-a-ca.pem"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn endpoint_with_the_gateways_path_prefix_with_and_without_trailing_slash() {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    let gateway = Faulty::start_with_prefix(&server.url, "/pipeline", vec![]);
+    assert!(gateway.url.ends_with("/pipeline"));
+
+    let out = run(
+        &ctx,
+        &[
+            "deploy",
+            "--endpoint",
+            &gateway.url,
+            "--version-tag",
+            TAG,
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(json(&out)["counts"]["created"], 1);
+    // The trailing-slash spelling (and KF_PIPELINES_ENDPOINT) reaches the same API.
+    let out = ctx
+        .cmd()
+        .args(["deploy", "--output", "json"])
+        .env("KF_PIPELINES_ENDPOINT", format!("{}/", gateway.url))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(json(&out)["counts"]["unchanged"], 1);
+    let log = gateway.log();
+    assert!(
+        log.iter()
+            .all(|l| l.path.starts_with("/pipeline/apis/v2beta1/")
+                && (l.status == 200 || (l.status == 404 && l.path.contains("/names/")))),
+        "{log:#?}"
+    );
+    assert!(!log.iter().any(|l| l.path.contains("//")), "{log:#?}");
+    assert_eq!(
+        kfp_client_view(&server.url, None)["hello_pipeline"]["versions"],
+        serde_json::json!([TAG])
+    );
+
+    // The gateway's host without the prefix: a 404 with a hint about the base URL, exit 2.
+    let host = gateway.url.trim_end_matches("/pipeline").to_string();
+    let out = run(&ctx, &["plan", "--endpoint", &host]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("404"), "{stderr}");
+    assert!(stderr.contains("https://<host>/pipeline"), "{stderr}");
+}
+
+#[test]
+fn cookie_extra_headers_and_a_token_file_rotated_mid_run() {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    ctx.write("goodbye_pipeline.py", GOODBYE);
+    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    // The health check is held until the token file has been rewritten: everything after it
+    // must carry the new token.
+    let proxy = Faulty::start(
+        &server.url,
+        vec![Rule {
+            method: "GET",
+            path_suffix: "/healthz",
+            times: 1,
+            fault: Fault::Hold,
+        }],
+    );
+    let token_file = ctx.write("token", "first-sa-token-AAAA\n");
+    let cookie = "oauth2_proxy_kubeflow=cookie-secret-BBBB; other=1";
+    let mut cmd = ctx.std_cmd();
+    cmd.args(["deploy", "--endpoint", &proxy.url, "--version-tag", TAG])
+        .args(["--output", "json", "--report-file", "report.json", "-v"])
+        .arg("--token-file")
+        .arg(&token_file)
+        .args(["--header", "kubeflow-userid: alice@example.com"])
+        .args(["--header", "X-Api-Key: header-secret-CCCC"])
+        .env("KFP_CI_COOKIE", cookie)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("spawn kfp-ci deploy");
+    proxy.wait_for("GET", "/healthz", 1);
+    std::fs::write(&token_file, "second-sa-token-DDDD\n").expect("rotate the token");
+    proxy.release();
+    let out = child.wait_with_output().expect("deploy");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(json(&out)["counts"]["created"], 2);
+
+    let log = proxy.log();
+    assert!(log.len() >= 7, "{log:#?}");
+    for (i, l) in log.iter().enumerate() {
+        let expected_token = if i == 0 {
+            "Bearer first-sa-token-AAAA"
+        } else {
+            "Bearer second-sa-token-DDDD"
+        };
+        assert_eq!(l.header("authorization"), Some(expected_token), "{l:#?}");
+        assert_eq!(l.header("cookie"), Some(cookie), "{l:#?}");
+        assert_eq!(l.header("kubeflow-userid"), Some("alice@example.com"));
+        assert_eq!(l.header("x-api-key"), Some("header-secret-CCCC"));
+    }
+    assert_eq!(log[0].path, "/apis/v2beta1/healthz");
+
+    // No secret in any output: stdout, stderr (at -v), the report file.
+    let report = std::fs::read_to_string(ctx.root().join("report.json")).expect("report");
+    for output in [text(&out.stdout), text(&out.stderr), report] {
+        for secret in [
+            "AAAA",
+            "DDDD",
+            "cookie-secret",
+            "header-secret",
+            "alice@example.com",
+        ] {
+            assert!(!output.contains(secret), "{secret} leaked:\n{output}");
+        }
+    }
+}
+
+/// Spawn `kfp-ci deploy` against `endpoint`, wait until the proxy has `n` requests matching
+/// `POST …suffix` hanging, then SIGKILL it.
+fn deploy_killed_mid_apply(ctx: &TestContext, proxy: &Faulty, suffix: &str, n: usize, tag: &str) {
+    let mut child = ctx
+        .std_cmd()
+        .args(["deploy", "--endpoint", &proxy.url, "--version-tag", tag])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn kfp-ci deploy");
+    proxy.wait_for("POST", suffix, n);
+    child.kill().expect("SIGKILL");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), None, "killed by a signal");
+}
+
+/// Pipeline name → (number of pipelines of that name, version names sorted) from the store.
+fn store_state(url: &str) -> serde_json::Value {
+    kfp_client_view(url, None)
+}
+
+#[test]
+fn rerun_after_a_kill_mid_upload_converges() {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    ctx.write("goodbye_pipeline.py", GOODBYE);
+    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    let out = run(
+        &ctx,
+        &["deploy", "--endpoint", &server.url, "--version-tag", "v1"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    // goodbye changes, a new pipeline appears; every upload hangs without reaching the server,
+    // and the deploy is killed. The new pipeline was created (POST /pipelines) just before.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    ctx.write(
+        "goodbye_pipeline.py",
+        &GOODBYE.replace("times: int = 2", "times: int = 3"),
+    );
+    ctx.write(
+        "fresh_pipeline.py",
+        &HELLO.replace("hello-pipeline", "fresh-pipeline"),
+    );
+    let proxy = Faulty::start(
+        &server.url,
+        vec![Rule {
+            method: "POST",
+            path_suffix: "/upload_version",
+            times: 100,
+            fault: Fault::Hang { forward: false },
+        }],
+    );
+    deploy_killed_mid_apply(&ctx, &proxy, "/upload_version", 2, "v2");
+    assert_eq!(proxy.count("POST", "/apis/v2beta1/pipelines"), 1);
+    let state = store_state(&server.url);
+    assert_eq!(
+        state["fresh_pipeline"]["versions"],
+        serde_json::json!([]),
+        "the leftover: an empty pipeline\n{state:#}"
+    );
+
+    // The rerun (a new run, a new tag) sees the empty pipeline as present without versions:
+    // it uploads its first version instead of creating it again.
+    let out = run(
+        &ctx,
+        &[
+            "deploy",
+            "--endpoint",
+            &server.url,
+            "--version-tag",
+            "v3",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report = json(&out);
+    assert_eq!(report["counts"]["created"], 0, "{report:#}");
+    assert_eq!(report["counts"]["updated"], 2, "{report:#}");
+    assert_eq!(report["counts"]["unchanged"], 1, "{report:#}");
+    let fresh = report["pipelines"]
+        .as_array()
+        .expect("pipelines")
+        .iter()
+        .find(|p| p["name"] == "fresh_pipeline")
+        .expect("fresh_pipeline")
+        .clone();
+    assert_eq!(fresh["reason"], "the pipeline has no version", "{fresh:#}");
+    let state = store_state(&server.url);
+    assert_eq!(
+        state,
+        serde_json::json!({
+            "fresh_pipeline": {"display_name": "fresh_pipeline", "versions": ["v3"]},
+            "goodbye_pipeline": {"display_name": "goodbye_pipeline", "versions": ["v1", "v3"]},
+            "hello_pipeline": {"display_name": "hello_pipeline", "versions": ["v1"]},
+        })
+    );
+}
+
+#[test]
+fn rerun_after_a_kill_when_the_uploads_had_landed_uploads_nothing() {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    ctx.write("goodbye_pipeline.py", GOODBYE);
+    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    // Both uploads reach the server, but the answers never come back; the deploy is killed.
+    let proxy = Faulty::start(
+        &server.url,
+        vec![Rule {
+            method: "POST",
+            path_suffix: "/upload_version",
+            times: 100,
+            fault: Fault::Hang { forward: true },
+        }],
+    );
+    deploy_killed_mid_apply(&ctx, &proxy, "/upload_version", 2, "v1");
+    // The rerun, same commit, a new tag: everything is already there.
+    let out = run(
+        &ctx,
+        &[
+            "deploy",
+            "--endpoint",
+            &server.url,
+            "--version-tag",
+            "v2",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        json(&out)["counts"]["unchanged"],
+        2,
+        "{}",
+        text(&out.stdout)
+    );
+    let state = store_state(&server.url);
+    assert_eq!(
+        state["hello_pipeline"]["versions"],
+        serde_json::json!(["v1"])
+    );
+    assert_eq!(
+        state["goodbye_pipeline"]["versions"],
+        serde_json::json!(["v1"])
+    );
+}
+
+/// Compile `file` with the kfp SDK and upload it with `kfp.Client.upload_pipeline`, the way a
+/// team deployed before kfp-ci; returns nothing, panics on failure.
+fn upload_with_the_official_client(ctx: &TestContext, url: &str, file: &str, name: &str) {
+    let script = r#"
+import importlib.util, sys
+import kfp
+from kfp import compiler
+url, path, name, out = sys.argv[1:5]
+spec = importlib.util.spec_from_file_location("p", path)
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+compiler.Compiler().compile(getattr(module, name), out)
+kfp.Client(host=url).upload_pipeline(out, pipeline_name=name)
+"#;
+    let out = std::process::Command::new(python())
+        .current_dir(ctx.root())
+        .args(["-c", script, url, file, name, "official.yaml"])
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "kfp.Client upload failed:\n{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_spec_uploaded_by_the_official_client_plans_unchanged() {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    // Two documents (a kfp-kubernetes platform spec) and numbers the server turns into doubles.
+    ctx.write(
+        "secret_pipeline.py",
+        r#"from kfp import dsl, kubernetes
+
+
+@dsl.component(base_image="python:3.11-slim")
+def train(epochs: int, rate: float) -> float:
+    return rate * epochs
+
+
+@dsl.pipeline(name="secret-pipeline")
+def secret_pipeline(epochs: int = 3, rate: float = 0.5):
+    task = train(epochs=epochs, rate=rate)
+    task.set_cpu_limit("2").set_memory_limit("1G").set_retry(num_retries=2)
+    kubernetes.use_secret_as_env(task, secret_name="creds", secret_key_to_env={"key": "KEY"})
+"#,
+    );
+    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    upload_with_the_official_client(&ctx, &server.url, "hello_pipeline.py", "hello_pipeline");
+    upload_with_the_official_client(&ctx, &server.url, "secret_pipeline.py", "secret_pipeline");
+    let out = run(
+        &ctx,
+        &[
+            "plan",
+            "--endpoint",
+            &server.url,
+            "--detailed-exitcode",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report = json(&out);
+    assert_eq!(report["counts"]["unchanged"], 2, "{report:#}");
+    for p in report["pipelines"].as_array().expect("pipelines") {
+        assert_eq!(p["action"], "unchanged", "{p:#}");
+    }
+}
