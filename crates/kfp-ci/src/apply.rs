@@ -78,19 +78,23 @@ fn api_failure(kind: &str, what: &str, err: &ApiError, auth_configured: bool) ->
 
 /// Look up every valid local pipeline on the server: the pipeline by name and namespace, then its
 /// newest version. Same order as `locals`.
+///
+/// A 401 or 403 on a lookup is returned as the run's error instead: the credentials are
+/// rejected for every pipeline alike (KFP's health check needs none, so this is where a wrong or
+/// expired token shows), and that is a configuration problem (exit 2), not N pipeline failures.
 pub async fn fetch_remote(
     client: &Client,
     locals: &[LocalPipeline],
     namespace: &str,
-) -> Vec<RemoteState> {
+) -> Result<Vec<RemoteState>, ApiError> {
     let auth = client.auth().is_configured();
-    in_order(futures_util::stream::iter(locals.iter().enumerate())
-        .map(|(index, local)| async move {
-            (index, lookup(client, local, namespace, auth).await)
-        })
+    let mut results = futures_util::stream::iter(locals.iter().enumerate())
+        .map(|(index, local)| async move { (index, lookup(client, local, namespace, auth).await) })
         .buffer_unordered(LOOKUP_JOBS)
-        .collect()
-        .await)
+        .collect::<Vec<_>>()
+        .await;
+    results.sort_by_key(|(index, _)| *index);
+    results.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Results of `buffer_unordered` back in input order.
@@ -104,16 +108,18 @@ async fn lookup(
     local: &LocalPipeline,
     namespace: &str,
     auth: bool,
-) -> RemoteState {
+) -> Result<RemoteState, ApiError> {
     if local.spec.is_err() {
-        return RemoteState::Unknown;
+        return Ok(RemoteState::Unknown);
     }
+    let rejected = |e: &ApiError| matches!(e.status(), Some(401 | 403));
     let pipeline = match client.pipeline_by_name(&local.name, namespace).await {
-        Ok(None) => return RemoteState::Absent,
+        Ok(None) => return Ok(RemoteState::Absent),
         Ok(Some(p)) => p,
-        Err(e) => return RemoteState::Failed(api_failure("plan", "lookup", &e, auth)),
+        Err(e) if rejected(&e) => return Err(e),
+        Err(e) => return Ok(RemoteState::Failed(api_failure("plan", "lookup", &e, auth))),
     };
-    match client.latest_versions(&pipeline.pipeline_id).await {
+    Ok(match client.latest_versions(&pipeline.pipeline_id).await {
         Ok(found) => {
             let (latest, tied) = match found {
                 Some((latest, tied)) => (Some(Box::new(latest)), tied),
@@ -125,8 +131,9 @@ async fn lookup(
                 tied,
             }
         }
+        Err(e) if rejected(&e) => return Err(e),
         Err(e) => RemoteState::Failed(api_failure("plan", "listing versions", &e, auth)),
-    }
+    })
 }
 
 /// Carry out the plan: one outcome per item, in the same order. Items that need no change get
@@ -398,18 +405,24 @@ async fn upload_checked(
     loop {
         match client.upload_version(pipeline_id, meta, &spec.yaml).await {
             Ok(v) => return Ok((v, false)),
-            Err(e) if e.is_retryable() && attempt < crate::client::MAX_ATTEMPTS => {
+            Err(e) if e.is_retryable() => {
                 tracing::debug!(
                     "upload of {} failed ({}), checking whether it landed",
                     meta.name,
                     e.server_message()
                 );
-                client.backoff.sleep_after(attempt, &e).await;
+                // The last attempt may have landed too: check before giving up.
+                let last = attempt >= crate::client::MAX_ATTEMPTS;
+                if !last {
+                    client.backoff.sleep_after(attempt, &e).await;
+                }
                 attempt += 1;
                 match client.version_by_name(pipeline_id, &meta.name).await {
                     Ok(Some(v)) if spec.same_as(&v) => return Ok((v, false)),
                     // Taken by something else: let the caller try the next name.
                     Ok(Some(_)) => return Err(e.into_conflict()),
+                    Ok(None) if last => return Err(e),
+                    Err(check) if last && check.is_retryable() => return Err(e),
                     Ok(None) => {}
                     Err(check) if check.is_retryable() => {}
                     Err(check) => return Err(check),

@@ -136,7 +136,19 @@ pub(super) async fn prepare(
             }
         })
         .collect();
-    let remotes = apply::fetch_remote(&client, &locals, &target.namespace).await;
+    let remotes = apply::fetch_remote(&client, &locals, &target.namespace)
+        .await
+        .map_err(|e| {
+            let hint = e
+                .hint(client.auth().is_configured())
+                .map(|h| format!("\nhint: {h}"))
+                .unwrap_or_default();
+            anyhow::anyhow!(
+                "the KFP API at {} rejected the credentials: {}{hint}",
+                endpoint_label(&target),
+                e.server_message()
+            )
+        })?;
     let items = plan::plan(locals, remotes, force);
     report.timings = Some(crate::report::Timings {
         compile_ms: compile_time.as_millis() as u64,

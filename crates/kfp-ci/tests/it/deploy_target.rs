@@ -422,3 +422,90 @@ def secret_pipeline(epochs: int = 3, rate: float = 0.5):
         assert_eq!(p["action"], "unchanged", "{p:#}");
     }
 }
+
+#[test]
+fn an_upload_whose_last_retry_landed_is_found_not_failed() {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    // Four uploads fail outright; the fifth (the last attempt) lands, but its answer is lost.
+    let proxy = Faulty::start(
+        &server.url,
+        vec![
+            Rule {
+                method: "POST",
+                path_suffix: "/upload_version",
+                times: 4,
+                fault: Fault::Reply(503, r#"{"code":14,"message":"injected"}"#),
+            },
+            Rule {
+                method: "POST",
+                path_suffix: "/upload_version",
+                times: 1,
+                fault: Fault::ForwardThenReply(503),
+            },
+        ],
+    );
+    let out = run(
+        &ctx,
+        &[
+            "deploy",
+            "--endpoint",
+            &proxy.url,
+            "--version-tag",
+            TAG,
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(json(&out)["counts"]["created"], 1);
+    assert_eq!(proxy.count("POST", "/upload_version"), 5);
+    assert_eq!(proxy.count("DELETE", ""), 0, "{:#?}", proxy.log());
+    assert_eq!(
+        kfp_client_view(&server.url, None)["hello_pipeline"]["versions"],
+        serde_json::json!([TAG])
+    );
+}
+
+#[test]
+fn credentials_rejected_at_lookup_are_a_run_error_not_per_pipeline_failures() {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    ctx.write("goodbye_pipeline.py", GOODBYE);
+    let server = Server::start(
+        &ctx.root().join("registry.db"),
+        &["--token", "the-right-token-1234"],
+    );
+    // KFP's own health check needs no credentials; the lookups do.
+    let proxy = Faulty::start(
+        &server.url,
+        vec![Rule {
+            method: "GET",
+            path_suffix: "/healthz",
+            times: 100,
+            fault: Fault::Reply(
+                200,
+                r#"{"commit_sha":"abc","tag_name":"2.17.0","multi_user":true,"pipeline_store":"database"}"#,
+            ),
+        }],
+    );
+    let out = ctx
+        .cmd()
+        .args(["deploy", "--endpoint", &proxy.url, "--namespace", "ml"])
+        .args(["--report-file", "report.json"])
+        .env("KF_PIPELINES_TOKEN", "an-expired-token-5678")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("rejected the credentials"), "{stderr}");
+    assert!(stderr.contains(&proxy.url), "{stderr}");
+    assert!(stderr.contains("hint:"), "{stderr}");
+    assert!(!stderr.contains("an-expired-token-5678"), "{stderr}");
+    // Nothing was written, and the report says why.
+    assert_eq!(proxy.count("POST", ""), 0, "{:#?}", proxy.log());
+    let report = std::fs::read_to_string(ctx.root().join("report.json")).expect("report");
+    assert!(report.contains("rejected the credentials"), "{report}");
+    assert!(!report.contains("an-expired-token-5678"));
+}
