@@ -47,6 +47,53 @@ pub(crate) fn run(ctx: &TestContext, args: &[&str]) -> Output {
     ctx.cmd().args(args).output().expect("run kfp-ci")
 }
 
+/// A repository holding `files` (path, content) and a `kfp-ci serve` on its own store.
+pub(crate) fn repo_and_server(files: &[(&str, &str)]) -> (TestContext, Server) {
+    let ctx = TestContext::new();
+    for (path, content) in files {
+        ctx.write(path, content);
+    }
+    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    (ctx, server)
+}
+
+/// Fail with the run's stderr unless it exited with `code`.
+#[track_caller]
+pub(crate) fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(out.status.code(), Some(code), "{}", text(&out.stderr));
+}
+
+/// `kfp-ci <command> --endpoint ENDPOINT [args…] --output json`, which must exit with `code`.
+#[track_caller]
+pub(crate) fn json_run(
+    ctx: &TestContext,
+    command: &str,
+    endpoint: &str,
+    args: &[&str],
+    code: i32,
+) -> Output {
+    let mut all = vec![command, "--endpoint", endpoint];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--output", "json"]);
+    let out = run(ctx, &all);
+    assert_exit(&out, code);
+    out
+}
+
+/// A proxy in front of `upstream` whose health check answers `healthz`: a KFP release, store or
+/// mode that `kfp-ci serve` does not have.
+pub(crate) fn with_healthz(upstream: &str, healthz: &'static str) -> Faulty {
+    Faulty::start(
+        upstream,
+        vec![Rule {
+            method: "GET",
+            path_suffix: "/healthz",
+            times: 100,
+            fault: Fault::Reply(200, healthz),
+        }],
+    )
+}
+
 pub(crate) fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
@@ -142,7 +189,7 @@ fn fresh_deploy_of_the_examples_then_unchanged_redeploy() {
             "json",
         ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_exit(&out, 0);
     let report = json(&out);
     assert_eq!(report["counts"]["discovered"], 6);
     assert_eq!(report["counts"]["created"], 6, "{report:#}");
@@ -172,7 +219,7 @@ fn fresh_deploy_of_the_examples_then_unchanged_redeploy() {
             "json",
         ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_exit(&out, 0);
     let report = json(&out);
     assert_eq!(report["counts"]["unchanged"], 6, "{report:#}");
     assert_eq!(report["counts"]["created"], 0);
@@ -194,25 +241,14 @@ fn one_edited_pipeline_gets_exactly_one_new_version() {
         &ctx,
         &["deploy", "--endpoint", endpoint, "--version-tag", "v1"],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_exit(&out, 0);
 
     ctx.write(
         "pipelines/hello_pipeline.py",
         &HELLO.replace("message: str = \"hello\"", "message: str = \"bonjour\""),
     );
     // plan shows it, and --detailed-exitcode says something would change.
-    let out = run(
-        &ctx,
-        &[
-            "plan",
-            "--endpoint",
-            endpoint,
-            "--detailed-exitcode",
-            "--output",
-            "json",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out = json_run(&ctx, "plan", endpoint, &["--detailed-exitcode"], 2);
     let plan = json(&out);
     snapshot_settings(&ctx).bind(|| {
         insta::assert_snapshot!("plan_one_edited_stderr", text(&out.stderr));
@@ -233,19 +269,7 @@ fn one_edited_pipeline_gets_exactly_one_new_version() {
     // KFP timestamps have second precision: versions of different specs created in the same
     // second leave "the newest" undecided, and kfp-ci then plans a new version to be safe.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let out = run(
-        &ctx,
-        &[
-            "deploy",
-            "--endpoint",
-            endpoint,
-            "--version-tag",
-            "v2",
-            "--output",
-            "json",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = json_run(&ctx, "deploy", endpoint, &["--version-tag", "v2"], 0);
     let report = json(&out);
     assert_eq!(report["counts"]["updated"], 1, "{report:#}");
     assert_eq!(report["counts"]["unchanged"], 1);
@@ -264,15 +288,15 @@ fn one_edited_pipeline_gets_exactly_one_new_version() {
         &ctx,
         &["plan", "--endpoint", endpoint, "--detailed-exitcode"],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_exit(&out, 0);
 }
 
 #[test]
 fn two_racing_deploys_converge_without_duplicates() {
-    let ctx = TestContext::new();
-    ctx.write("hello_pipeline.py", HELLO);
-    ctx.write("goodbye_pipeline.py", GOODBYE);
-    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    let (ctx, server) = repo_and_server(&[
+        ("hello_pipeline.py", HELLO),
+        ("goodbye_pipeline.py", GOODBYE),
+    ]);
     // Both runs plan "create" for both pipelines; the proxy holds the creates, then the first
     // uploads, until both runs have sent theirs, so they really collide.
     let proxy = Faulty::start(
@@ -307,7 +331,7 @@ fn two_racing_deploys_converge_without_duplicates() {
         (a.join().expect("a"), b.join().expect("b"))
     });
     for out in [&a, &b] {
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_exit(out, 0);
     }
     assert_eq!(proxy.count("POST", "/apis/v2beta1/pipelines"), 4);
     assert_eq!(proxy.count("POST", "/upload_version"), 4);
@@ -333,10 +357,10 @@ fn two_racing_deploys_converge_without_duplicates() {
 
 #[test]
 fn server_errors_are_retried_and_a_landed_upload_is_not_duplicated() {
-    let ctx = TestContext::new();
-    ctx.write("hello_pipeline.py", HELLO);
-    ctx.write("goodbye_pipeline.py", GOODBYE);
-    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    let (ctx, server) = repo_and_server(&[
+        ("hello_pipeline.py", HELLO),
+        ("goodbye_pipeline.py", GOODBYE),
+    ]);
     let proxy = Faulty::start(
         &server.url,
         vec![
@@ -362,19 +386,7 @@ fn server_errors_are_retried_and_a_landed_upload_is_not_duplicated() {
             },
         ],
     );
-    let out = run(
-        &ctx,
-        &[
-            "deploy",
-            "--endpoint",
-            &proxy.url,
-            "--version-tag",
-            TAG,
-            "--output",
-            "json",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = json_run(&ctx, "deploy", &proxy.url, &["--version-tag", TAG], 0);
     let report = json(&out);
     assert_eq!(report["counts"]["created"], 2, "{report:#}");
     assert_eq!(proxy.count("GET", "/names/hello_pipeline"), 3);
@@ -387,9 +399,7 @@ fn server_errors_are_retried_and_a_landed_upload_is_not_duplicated() {
 
 #[test]
 fn bad_request_is_not_retried_and_the_servers_message_is_shown() {
-    let ctx = TestContext::new();
-    ctx.write("hello_pipeline.py", HELLO);
-    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    let (ctx, server) = repo_and_server(&[("hello_pipeline.py", HELLO)]);
     let proxy = Faulty::start(
         &server.url,
         vec![Rule {
@@ -402,19 +412,7 @@ fn bad_request_is_not_retried_and_the_servers_message_is_shown() {
             ),
         }],
     );
-    let out = run(
-        &ctx,
-        &[
-            "deploy",
-            "--endpoint",
-            &proxy.url,
-            "--version-tag",
-            TAG,
-            "--output",
-            "json",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let out = json_run(&ctx, "deploy", &proxy.url, &["--version-tag", TAG], 1);
     assert_eq!(
         proxy.count("POST", "/upload_version"),
         1,
@@ -450,7 +448,7 @@ fn rejected_token_gets_a_hint_and_is_never_printed() {
         .env("KF_PIPELINES_TOKEN", "a-wrong-token-5678")
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert_exit(&out, 2);
     let stderr = text(&out.stderr);
     assert!(stderr.contains("401"), "{stderr}");
     assert!(stderr.contains("KF_PIPELINES_TOKEN"), "{stderr}");
@@ -465,7 +463,7 @@ fn rejected_token_gets_a_hint_and_is_never_printed() {
         .arg(&token_file)
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_exit(&out, 0);
     assert!(!text(&out.stderr).contains("the-right-token-1234"));
 }
 
@@ -475,21 +473,13 @@ fn namespaces_are_kept_apart() {
     ctx.write("hello_pipeline.py", HELLO);
     let server = Server::start(&ctx.root().join("registry.db"), &["--multi-user"]);
     for (ns, tag) in [("team-a", "v1"), ("team-b", "v2")] {
-        let out = run(
+        let out = json_run(
             &ctx,
-            &[
-                "deploy",
-                "--endpoint",
-                &server.url,
-                "--namespace",
-                ns,
-                "--version-tag",
-                tag,
-                "--output",
-                "json",
-            ],
+            "deploy",
+            &server.url,
+            &["--namespace", ns, "--version-tag", tag],
+            0,
         );
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
         assert_eq!(json(&out)["counts"]["created"], 1, "{ns}");
     }
     // Each namespace has its own pipeline with its own first version.
@@ -522,23 +512,9 @@ fn namespaces_are_kept_apart() {
 
 #[test]
 fn a_pipeline_that_fails_to_compile_does_not_stop_the_others() {
-    let ctx = TestContext::new();
-    ctx.write("hello_pipeline.py", HELLO);
-    ctx.write("broken_pipeline.py", BROKEN);
-    let server = Server::start(&ctx.root().join("registry.db"), &[]);
-    let out = run(
-        &ctx,
-        &[
-            "deploy",
-            "--endpoint",
-            &server.url,
-            "--version-tag",
-            TAG,
-            "--output",
-            "json",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let (ctx, server) =
+        repo_and_server(&[("hello_pipeline.py", HELLO), ("broken_pipeline.py", BROKEN)]);
+    let out = json_run(&ctx, "deploy", &server.url, &["--version-tag", TAG], 1);
     let report = json(&out);
     assert_eq!(report["counts"]["created"], 1, "{report:#}");
     assert_eq!(report["counts"]["failed"], 1);
@@ -549,18 +525,7 @@ fn a_pipeline_that_fails_to_compile_does_not_stop_the_others() {
 
     // --atomic: nothing applied.
     ctx.write("goodbye_pipeline.py", GOODBYE);
-    let out = run(
-        &ctx,
-        &[
-            "deploy",
-            "--endpoint",
-            &server.url,
-            "--atomic",
-            "--output",
-            "json",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    json_run(&ctx, "deploy", &server.url, &["--atomic"], 1);
     let view = kfp_client_view(&server.url, None);
     assert_eq!(view.as_object().expect("object").len(), 1, "{view:#}");
 }
@@ -575,7 +540,7 @@ fn ci_without_an_endpoint_is_a_configuration_error() {
         .env("CI", "true")
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert_exit(&out, 2);
     assert!(text(&out.stderr).contains("KF_PIPELINES_ENDPOINT"));
     assert!(!ctx.root().join(".kfp-ci").exists());
 }
@@ -585,7 +550,7 @@ fn embedded_default_store_outside_ci() {
     let ctx = TestContext::new();
     ctx.write("hello_pipeline.py", HELLO);
     let out = run(&ctx, &["deploy", "--output", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_exit(&out, 0);
     assert_eq!(json(&out)["counts"]["created"], 1);
     assert!(
         text(&out.stderr).contains("local store"),
@@ -594,28 +559,15 @@ fn embedded_default_store_outside_ci() {
     );
     assert!(ctx.root().join(".kfp-ci/registry.db").exists());
     let out = run(&ctx, &["deploy", "--output", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_exit(&out, 0);
     assert_eq!(json(&out)["counts"]["unchanged"], 1);
 }
 
 #[test]
 fn dry_run_force_keep_versions_and_links() {
-    let ctx = TestContext::new();
-    ctx.write("hello_pipeline.py", HELLO);
-    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    let (ctx, server) = repo_and_server(&[("hello_pipeline.py", HELLO)]);
     let endpoint = server.url.as_str();
-    let out = run(
-        &ctx,
-        &[
-            "deploy",
-            "--endpoint",
-            endpoint,
-            "--dry-run",
-            "--output",
-            "json",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = json_run(&ctx, "deploy", endpoint, &["--dry-run"], 0);
     assert_eq!(json(&out)["pipelines"][0]["status"], "planned");
     assert_eq!(kfp_client_view(endpoint, None), serde_json::json!({}));
     for tag in ["v1", "v2", "v3", "v4"] {
@@ -623,12 +575,11 @@ fn dry_run_force_keep_versions_and_links() {
             // Second-precision timestamps: a version from the newest's second is never pruned.
             std::thread::sleep(std::time::Duration::from_millis(1100));
         }
-        let out = run(
+        let out = json_run(
             &ctx,
+            "deploy",
+            endpoint,
             &[
-                "deploy",
-                "--endpoint",
-                endpoint,
                 "--force",
                 "--keep-versions",
                 "2",
@@ -636,11 +587,9 @@ fn dry_run_force_keep_versions_and_links() {
                 tag,
                 "--ui-url",
                 "https://kfp.example/",
-                "--output",
-                "json",
             ],
+            0,
         );
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
         let report = json(&out);
         let url = report["pipelines"][0]["url"]
             .as_str()
@@ -657,19 +606,7 @@ fn dry_run_force_keep_versions_and_links() {
         serde_json::json!(["v3", "v4"])
     );
     // Unchanged pipelines are pruned too; the newest version always stays.
-    let out = run(
-        &ctx,
-        &[
-            "deploy",
-            "--endpoint",
-            endpoint,
-            "--keep-versions",
-            "1",
-            "--output",
-            "json",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = json_run(&ctx, "deploy", endpoint, &["--keep-versions", "1"], 0);
     assert_eq!(json(&out)["counts"]["unchanged"], 1);
     let view = kfp_client_view(endpoint, None);
     assert_eq!(
@@ -686,24 +623,18 @@ fn unreachable_server_is_exit_2_with_the_endpoint_named() {
     let endpoint = format!("http://{}/pipeline", listener.local_addr().expect("addr"));
     drop(listener);
     let out = run(&ctx, &["plan", "--endpoint", &endpoint]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert_exit(&out, 2);
     let stderr = text(&out.stderr);
     assert!(stderr.contains(&endpoint), "{stderr}");
     assert!(stderr.contains("hint:"), "{stderr}");
     // deploy still leaves a report saying why.
-    let out = run(
+    let out = json_run(
         &ctx,
-        &[
-            "deploy",
-            "--endpoint",
-            &endpoint,
-            "--report-file",
-            "report.json",
-            "--output",
-            "json",
-        ],
+        "deploy",
+        &endpoint,
+        &["--report-file", "report.json"],
+        2,
     );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let report: Value = serde_json::from_str(
         &std::fs::read_to_string(ctx.root().join("report.json")).expect("report file"),
     )
@@ -717,7 +648,7 @@ fn unreachable_server_is_exit_2_with_the_endpoint_named() {
     );
     // No scheme: refused, nothing guessed.
     let out = run(&ctx, &["plan", "--endpoint", "ml-pipeline.kubeflow:8888"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert_exit(&out, 2);
     assert!(text(&out.stderr).contains("has no scheme"));
 }
 
@@ -748,9 +679,7 @@ print(json.dumps(out, sort_keys=True))
 
 #[test]
 fn ci_run_provenance_reaches_the_versions_and_the_ci_outputs() {
-    let ctx = TestContext::new();
-    ctx.write("hello_pipeline.py", HELLO);
-    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    let (ctx, server) = repo_and_server(&[("hello_pipeline.py", HELLO)]);
     let outputs = ctx.root().join("github_output");
     let out = ctx
         .cmd()
@@ -767,7 +696,7 @@ fn ci_run_provenance_reaches_the_versions_and_the_ci_outputs() {
         .env("GITHUB_OUTPUT", &outputs)
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_exit(&out, 0);
     let versions = kfp_client_versions(&server.url);
     let v = &versions[format!("hello_pipeline/{TAG}")];
     let description = v["description"].as_str().unwrap_or_default();
@@ -808,35 +737,13 @@ fn ci_run_provenance_reaches_the_versions_and_the_ci_outputs() {
 
 #[test]
 fn kubernetes_store_gets_dns_1123_names_with_the_readable_display_name() {
-    let ctx = TestContext::new();
-    ctx.write("hello_pipeline.py", HELLO);
-    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    let (ctx, server) = repo_and_server(&[("hello_pipeline.py", HELLO)]);
     // serve has no kubernetes store: the proxy makes its health check say so.
-    let proxy = Faulty::start(
+    let proxy = with_healthz(
         &server.url,
-        vec![Rule {
-            method: "GET",
-            path_suffix: "/healthz",
-            times: 100,
-            fault: Fault::Reply(
-                200,
-                r#"{"commit_sha":"abc","tag_name":"2.17.0","multi_user":false,"pipeline_store":"kubernetes"}"#,
-            ),
-        }],
+        r#"{"commit_sha":"abc","tag_name":"2.17.0","multi_user":false,"pipeline_store":"kubernetes"}"#,
     );
-    let out = run(
-        &ctx,
-        &[
-            "deploy",
-            "--endpoint",
-            &proxy.url,
-            "--version-tag",
-            TAG,
-            "--output",
-            "json",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = json_run(&ctx, "deploy", &proxy.url, &["--version-tag", TAG], 0);
     assert_eq!(json(&out)["pipelines"][0]["name"], "hello-pipeline");
     let view = kfp_client_view(&server.url, None);
     assert_eq!(
@@ -852,26 +759,16 @@ fn kubernetes_store_gets_dns_1123_names_with_the_readable_display_name() {
 
 #[test]
 fn older_server_gets_no_tags_and_a_version_skew_warning() {
-    let ctx = TestContext::new();
-    ctx.write("hello_pipeline.py", HELLO);
-    let server = Server::start(&ctx.root().join("registry.db"), &[]);
-    let proxy = Faulty::start(
+    let (ctx, server) = repo_and_server(&[("hello_pipeline.py", HELLO)]);
+    let proxy = with_healthz(
         &server.url,
-        vec![Rule {
-            method: "GET",
-            path_suffix: "/healthz",
-            times: 100,
-            fault: Fault::Reply(
-                200,
-                r#"{"commit_sha":"abc","tag_name":"2.14.3","multi_user":false,"pipeline_store":"database"}"#,
-            ),
-        }],
+        r#"{"commit_sha":"abc","tag_name":"2.14.3","multi_user":false,"pipeline_store":"database"}"#,
     );
     let out = run(
         &ctx,
         &["deploy", "--endpoint", &proxy.url, "--version-tag", TAG],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_exit(&out, 0);
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains("newer than the server (2.14.3)"),
@@ -912,7 +809,7 @@ fn named_target_from_the_configuration_with_its_own_token_variable() {
         .env("DEV_KFP_TOKEN", "team-token-abcdef")
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_exit(&out, 0);
     let report = json(&out);
     assert_eq!(report["target"]["name"], "dev");
     assert_eq!(report["target"]["namespace"], "ml-dev");
@@ -921,7 +818,7 @@ fn named_target_from_the_configuration_with_its_own_token_variable() {
     assert!(!text(&out.stderr).contains("team-token-abcdef"));
     // An unknown target is a configuration error naming the known ones.
     let out = run(&ctx, &["plan", "--target", "prod"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert_exit(&out, 2);
     assert!(
         text(&out.stderr).contains("[targets.dev]"),
         "{}",

@@ -3,41 +3,34 @@
 //! the middle of an apply and rerun, and specs uploaded by the official kfp client.
 
 use crate::common::{Server, TestContext, python};
-use crate::deploy::{GOODBYE, HELLO, TAG, json, kfp_client_view, run, text};
+use crate::deploy::{
+    GOODBYE, HELLO, TAG, assert_exit, json, json_run, kfp_client_view, repo_and_server, run, text,
+    with_healthz,
+};
 use crate::faulty::{Fault, Faulty, Rule};
 use crate::tls::TlsProxy;
 
 #[test]
 fn tls_with_a_private_ca_without_it_and_with_verification_off() {
-    let ctx = TestContext::new();
-    ctx.write("hello_pipeline.py", HELLO);
-    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    let (ctx, server) = repo_and_server(&[("hello_pipeline.py", HELLO)]);
     let tls = TlsProxy::start(&server.url);
     let ca = tls.ca_pem.to_str().expect("utf-8 path");
 
     // The private CA given: deployed over TLS.
-    let out = run(
+    let out = json_run(
         &ctx,
-        &[
-            "deploy",
-            "--endpoint",
-            &tls.url,
-            "--ca-cert",
-            ca,
-            "--version-tag",
-            TAG,
-            "--output",
-            "json",
-        ],
+        "deploy",
+        &tls.url,
+        &["--ca-cert", ca, "--version-tag", TAG],
+        0,
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(json(&out)["counts"]["created"], 1);
     assert_eq!(tls.handshake_failures(), 0);
 
     // Without it: the certificate is refused, at once (no retries of a certificate error), exit
     // 2, naming the endpoint and saying what to do.
     let out = run(&ctx, &["deploy", "--endpoint", &tls.url]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert_exit(&out, 2);
     let stderr = text(&out.stderr);
     assert!(stderr.contains(&tls.url), "{stderr}");
     assert!(stderr.contains("certificate"), "{stderr}");
@@ -49,18 +42,7 @@ fn tls_with_a_private_ca_without_it_and_with_verification_off() {
     );
 
     // Verification off: works, with a loud warning.
-    let out = run(
-        &ctx,
-        &[
-            "deploy",
-            "--endpoint",
-            &tls.url,
-            "--insecure-skip-tls-verify",
-            "--output",
-            "json",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = json_run(&ctx, "deploy", &tls.url, &["--insecure-skip-tls-verify"], 0);
     assert_eq!(json(&out)["counts"]["unchanged"], 1);
     let stderr = text(&out.stderr);
     assert!(
@@ -77,7 +59,7 @@ fn tls_with_a_private_ca_without_it_and_with_verification_off() {
             .chain([bogus.to_str().expect("utf-8")])
             .collect::<Vec<_>>(),
     );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert_exit(&out, 2);
     assert!(
         text(&out.stderr).contains("not-a-ca.pem"),
         "{}",
@@ -87,25 +69,11 @@ fn tls_with_a_private_ca_without_it_and_with_verification_off() {
 
 #[test]
 fn endpoint_with_the_gateways_path_prefix_with_and_without_trailing_slash() {
-    let ctx = TestContext::new();
-    ctx.write("hello_pipeline.py", HELLO);
-    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    let (ctx, server) = repo_and_server(&[("hello_pipeline.py", HELLO)]);
     let gateway = Faulty::start_with_prefix(&server.url, "/pipeline", vec![]);
     assert!(gateway.url.ends_with("/pipeline"));
 
-    let out = run(
-        &ctx,
-        &[
-            "deploy",
-            "--endpoint",
-            &gateway.url,
-            "--version-tag",
-            TAG,
-            "--output",
-            "json",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = json_run(&ctx, "deploy", &gateway.url, &["--version-tag", TAG], 0);
     assert_eq!(json(&out)["counts"]["created"], 1);
     // The trailing-slash spelling (and KF_PIPELINES_ENDPOINT) reaches the same API.
     let out = ctx
@@ -114,7 +82,7 @@ fn endpoint_with_the_gateways_path_prefix_with_and_without_trailing_slash() {
         .env("KF_PIPELINES_ENDPOINT", format!("{}/", gateway.url))
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_exit(&out, 0);
     assert_eq!(json(&out)["counts"]["unchanged"], 1);
     let log = gateway.log();
     assert!(
@@ -132,7 +100,7 @@ fn endpoint_with_the_gateways_path_prefix_with_and_without_trailing_slash() {
     // The gateway's host without the prefix: a 404 with a hint about the base URL, exit 2.
     let host = gateway.url.trim_end_matches("/pipeline").to_string();
     let out = run(&ctx, &["plan", "--endpoint", &host]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert_exit(&out, 2);
     let stderr = text(&out.stderr);
     assert!(stderr.contains("404"), "{stderr}");
     assert!(stderr.contains("https://<host>/pipeline"), "{stderr}");
@@ -140,10 +108,10 @@ fn endpoint_with_the_gateways_path_prefix_with_and_without_trailing_slash() {
 
 #[test]
 fn cookie_extra_headers_and_a_token_file_rotated_mid_run() {
-    let ctx = TestContext::new();
-    ctx.write("hello_pipeline.py", HELLO);
-    ctx.write("goodbye_pipeline.py", GOODBYE);
-    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    let (ctx, server) = repo_and_server(&[
+        ("hello_pipeline.py", HELLO),
+        ("goodbye_pipeline.py", GOODBYE),
+    ]);
     // The health check is held until the token file has been rewritten: everything after it
     // must carry the new token.
     let proxy = Faulty::start(
@@ -172,7 +140,7 @@ fn cookie_extra_headers_and_a_token_file_rotated_mid_run() {
     std::fs::write(&token_file, "second-sa-token-DDDD\n").expect("rotate the token");
     proxy.release();
     let out = child.wait_with_output().expect("deploy");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_exit(&out, 0);
     assert_eq!(json(&out)["counts"]["created"], 2);
 
     let log = proxy.log();
@@ -228,15 +196,15 @@ fn store_state(url: &str) -> serde_json::Value {
 
 #[test]
 fn rerun_after_a_kill_mid_upload_converges() {
-    let ctx = TestContext::new();
-    ctx.write("hello_pipeline.py", HELLO);
-    ctx.write("goodbye_pipeline.py", GOODBYE);
-    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    let (ctx, server) = repo_and_server(&[
+        ("hello_pipeline.py", HELLO),
+        ("goodbye_pipeline.py", GOODBYE),
+    ]);
     let out = run(
         &ctx,
         &["deploy", "--endpoint", &server.url, "--version-tag", "v1"],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_exit(&out, 0);
 
     // goodbye changes, a new pipeline appears; every upload hangs without reaching the server,
     // and the deploy is killed. The new pipeline was created (POST /pipelines) just before.
@@ -269,19 +237,7 @@ fn rerun_after_a_kill_mid_upload_converges() {
 
     // The rerun (a new run, a new tag) sees the empty pipeline as present without versions:
     // it uploads its first version instead of creating it again.
-    let out = run(
-        &ctx,
-        &[
-            "deploy",
-            "--endpoint",
-            &server.url,
-            "--version-tag",
-            "v3",
-            "--output",
-            "json",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = json_run(&ctx, "deploy", &server.url, &["--version-tag", "v3"], 0);
     let report = json(&out);
     assert_eq!(report["counts"]["created"], 0, "{report:#}");
     assert_eq!(report["counts"]["updated"], 2, "{report:#}");
@@ -307,10 +263,10 @@ fn rerun_after_a_kill_mid_upload_converges() {
 
 #[test]
 fn rerun_after_a_kill_when_the_uploads_had_landed_uploads_nothing() {
-    let ctx = TestContext::new();
-    ctx.write("hello_pipeline.py", HELLO);
-    ctx.write("goodbye_pipeline.py", GOODBYE);
-    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    let (ctx, server) = repo_and_server(&[
+        ("hello_pipeline.py", HELLO),
+        ("goodbye_pipeline.py", GOODBYE),
+    ]);
     // Both uploads reach the server, but the answers never come back; the deploy is killed.
     let proxy = Faulty::start(
         &server.url,
@@ -323,19 +279,7 @@ fn rerun_after_a_kill_when_the_uploads_had_landed_uploads_nothing() {
     );
     deploy_killed_mid_apply(&ctx, &proxy, "/upload_version", 2, "v1");
     // The rerun, same commit, a new tag: everything is already there.
-    let out = run(
-        &ctx,
-        &[
-            "deploy",
-            "--endpoint",
-            &server.url,
-            "--version-tag",
-            "v2",
-            "--output",
-            "json",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = json_run(&ctx, "deploy", &server.url, &["--version-tag", "v2"], 0);
     assert_eq!(
         json(&out)["counts"]["unchanged"],
         2,
@@ -404,18 +348,7 @@ def secret_pipeline(epochs: int = 3, rate: float = 0.5):
     let server = Server::start(&ctx.root().join("registry.db"), &[]);
     upload_with_the_official_client(&ctx, &server.url, "hello_pipeline.py", "hello_pipeline");
     upload_with_the_official_client(&ctx, &server.url, "secret_pipeline.py", "secret_pipeline");
-    let out = run(
-        &ctx,
-        &[
-            "plan",
-            "--endpoint",
-            &server.url,
-            "--detailed-exitcode",
-            "--output",
-            "json",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = json_run(&ctx, "plan", &server.url, &["--detailed-exitcode"], 0);
     let report = json(&out);
     assert_eq!(report["counts"]["unchanged"], 2, "{report:#}");
     for p in report["pipelines"].as_array().expect("pipelines") {
@@ -425,9 +358,7 @@ def secret_pipeline(epochs: int = 3, rate: float = 0.5):
 
 #[test]
 fn an_upload_whose_last_retry_landed_is_found_not_failed() {
-    let ctx = TestContext::new();
-    ctx.write("hello_pipeline.py", HELLO);
-    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    let (ctx, server) = repo_and_server(&[("hello_pipeline.py", HELLO)]);
     // Four uploads fail outright; the fifth (the last attempt) lands, but its answer is lost.
     let proxy = Faulty::start(
         &server.url,
@@ -446,19 +377,7 @@ fn an_upload_whose_last_retry_landed_is_found_not_failed() {
             },
         ],
     );
-    let out = run(
-        &ctx,
-        &[
-            "deploy",
-            "--endpoint",
-            &proxy.url,
-            "--version-tag",
-            TAG,
-            "--output",
-            "json",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = json_run(&ctx, "deploy", &proxy.url, &["--version-tag", TAG], 0);
     assert_eq!(json(&out)["counts"]["created"], 1);
     assert_eq!(proxy.count("POST", "/upload_version"), 5);
     assert_eq!(proxy.count("DELETE", ""), 0, "{:#?}", proxy.log());
@@ -478,17 +397,9 @@ fn credentials_rejected_at_lookup_are_a_run_error_not_per_pipeline_failures() {
         &["--token", "the-right-token-1234"],
     );
     // KFP's own health check needs no credentials; the lookups do.
-    let proxy = Faulty::start(
+    let proxy = with_healthz(
         &server.url,
-        vec![Rule {
-            method: "GET",
-            path_suffix: "/healthz",
-            times: 100,
-            fault: Fault::Reply(
-                200,
-                r#"{"commit_sha":"abc","tag_name":"2.17.0","multi_user":true,"pipeline_store":"database"}"#,
-            ),
-        }],
+        r#"{"commit_sha":"abc","tag_name":"2.17.0","multi_user":true,"pipeline_store":"database"}"#,
     );
     let out = ctx
         .cmd()
@@ -497,7 +408,7 @@ fn credentials_rejected_at_lookup_are_a_run_error_not_per_pipeline_failures() {
         .env("KF_PIPELINES_TOKEN", "an-expired-token-5678")
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert_exit(&out, 2);
     let stderr = text(&out.stderr);
     assert!(stderr.contains("rejected the credentials"), "{stderr}");
     assert!(stderr.contains(&proxy.url), "{stderr}");
