@@ -725,6 +725,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn auth_not_found_and_conflict_are_never_retried() {
+        for status in [400u16, 401, 403, 404, 409] {
+            let (url, count) = serve(move |_, _| {
+                json(
+                    StatusCode::from_u16(status).expect("status"),
+                    r#"{"code":3,"message":"no"}"#,
+                )
+            })
+            .await;
+            let c = client(url, Auth::default());
+            let _ = c.healthz().await;
+            let _ = c.delete_version("p", "v").await;
+            let _ = c
+                .upload_version("p", &UploadMeta::default(), "a: 1\n")
+                .await;
+            assert_eq!(count.load(Ordering::SeqCst), 3, "HTTP {status} was retried");
+        }
+    }
+
+    #[tokio::test]
     async fn not_found_is_absent_and_upload_errors_parse() {
         let (url, _) = serve(|_, req| {
             if req.uri().path().ends_with("/upload_version") {

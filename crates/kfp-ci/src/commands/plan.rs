@@ -144,8 +144,13 @@ pub(super) async fn prepare(
                 .map(|h| format!("\nhint: {h}"))
                 .unwrap_or_default();
             anyhow::anyhow!(
-                "the KFP API at {} rejected the credentials: {}{hint}",
+                "the KFP API at {} {} the pipeline lookups: {}{hint}",
                 endpoint_label(&target),
+                if client.auth().is_configured() {
+                    "rejected the credentials for"
+                } else {
+                    "wants credentials for"
+                },
                 e.server_message()
             )
         })?;

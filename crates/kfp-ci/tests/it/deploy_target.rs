@@ -354,6 +354,31 @@ def secret_pipeline(epochs: int = 3, rate: float = 0.5):
     for p in report["pipelines"].as_array().expect("pipelines") {
         assert_eq!(p["action"], "unchanged", "{p:#}");
     }
+
+    // --keep-versions 1 on two changed deploys: kfp-ci's older version goes, the version the
+    // official client uploaded (not kfp-ci's) stays.
+    for (tag, greeting) in [("v2", "bonjour"), ("v3", "hallo")] {
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        ctx.write(
+            "hello_pipeline.py",
+            &HELLO.replace(
+                "message: str = \"hello\"",
+                &format!("message: str = \"{greeting}\""),
+            ),
+        );
+        let out = json_run(
+            &ctx,
+            "deploy",
+            &server.url,
+            &["--version-tag", tag, "--keep-versions", "1"],
+            0,
+        );
+        assert_eq!(json(&out)["counts"]["updated"], 1);
+    }
+    assert_eq!(
+        kfp_client_view(&server.url, None)["hello_pipeline"]["versions"],
+        serde_json::json!(["hello_pipeline", "v3"])
+    );
 }
 
 #[test]
@@ -410,7 +435,10 @@ fn credentials_rejected_at_lookup_are_a_run_error_not_per_pipeline_failures() {
         .expect("run");
     assert_exit(&out, 2);
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("rejected the credentials"), "{stderr}");
+    assert!(
+        stderr.contains("rejected the credentials for the pipeline lookups"),
+        "{stderr}"
+    );
     assert!(stderr.contains(&proxy.url), "{stderr}");
     assert!(stderr.contains("hint:"), "{stderr}");
     assert!(!stderr.contains("an-expired-token-5678"), "{stderr}");
