@@ -208,12 +208,12 @@ async fn apply_one(
                 ..Pipeline::default()
             };
             match ensure_pipeline(client, &body).await {
-                Ok((id, true)) => {
+                Ok((id, None)) => {
                     created_here = true;
                     id
                 }
-                Ok((id, false)) => {
-                    note = Some("pipeline created concurrently by another run".to_string());
+                Ok((id, Some(found))) => {
+                    note = Some(found.to_string());
                     id
                 }
                 Err(e) => return failed(api_failure("upload", "creating the pipeline", &e, auth)),
@@ -269,16 +269,27 @@ async fn apply_one(
     }
 }
 
-/// Create the pipeline; `(id, true)` when this call created it. A 409 means another run created
-/// it; a retryable failure may have landed: both are looked up before trying again.
-async fn ensure_pipeline(client: &Client, body: &Pipeline) -> Result<(String, bool), ApiError> {
+/// Create the pipeline; `(id, None)` when this call created it, else `(id, Some(why it was
+/// there))`. A 409 means another run created it; a retryable failure may have landed: both are
+/// looked up before trying again.
+async fn ensure_pipeline(
+    client: &Client,
+    body: &Pipeline,
+) -> Result<(String, Option<&'static str>), ApiError> {
     let mut attempt = 1;
     loop {
         match client.create_pipeline(body).await {
-            Ok(p) => return Ok((p.pipeline_id, true)),
+            Ok(p) => return Ok((p.pipeline_id, None)),
             Err(e) if e.is_conflict() || e.is_retryable() => {
                 if let Some(p) = client.pipeline_by_name(&body.name, &body.namespace).await? {
-                    return Ok((p.pipeline_id, false));
+                    let found = if e.is_conflict() {
+                        "pipeline created concurrently by another run"
+                    } else {
+                        // Our own create may have landed with its answer lost; either way the
+                        // pipeline is not known to be ours, so it is never deleted on failure.
+                        "pipeline found after a failed create (its answer was lost, or a concurrent run created it)"
+                    };
+                    return Ok((p.pipeline_id, Some(found)));
                 }
                 if e.is_conflict() || attempt >= crate::client::MAX_ATTEMPTS {
                     return Err(e);

@@ -448,3 +448,29 @@ fn credentials_rejected_at_lookup_are_a_run_error_not_per_pipeline_failures() {
     assert!(report.contains("rejected the credentials"), "{report}");
     assert!(!report.contains("an-expired-token-5678"));
 }
+
+#[test]
+fn a_create_whose_answer_was_lost_is_found_not_duplicated() {
+    let (ctx, server) = repo_and_server(&[("hello_pipeline.py", HELLO)]);
+    let proxy = Faulty::start(
+        &server.url,
+        vec![Rule {
+            method: "POST",
+            path_suffix: "/apis/v2beta1/pipelines",
+            times: 1,
+            fault: Fault::ForwardThenReply(503),
+        }],
+    );
+    let out = json_run(&ctx, "deploy", &proxy.url, &["--version-tag", TAG], 0);
+    let report = json(&out);
+    assert_eq!(report["counts"]["created"], 1, "{report:#}");
+    let reason = report["pipelines"][0]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.contains("answer was lost"), "{reason}");
+    assert_eq!(proxy.count("POST", "/apis/v2beta1/pipelines"), 1);
+    assert_eq!(
+        kfp_client_view(&server.url, None),
+        serde_json::json!({"hello_pipeline": {"display_name": "hello_pipeline", "versions": [TAG]}})
+    );
+}
