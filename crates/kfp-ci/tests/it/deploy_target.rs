@@ -474,3 +474,33 @@ fn a_create_whose_answer_was_lost_is_found_not_duplicated() {
         serde_json::json!({"hello_pipeline": {"display_name": "hello_pipeline", "versions": [TAG]}})
     );
 }
+
+#[test]
+fn behind_a_gateway_https_with_a_path_prefix_and_a_session_cookie() {
+    let (ctx, server) = repo_and_server(&[("hello_pipeline.py", HELLO)]);
+    let gateway = Faulty::start_with_prefix(&server.url, "/pipeline", vec![]);
+    let tls = TlsProxy::start(&gateway.url);
+    let endpoint = format!("{}/pipeline/", tls.url);
+    let ca = tls.ca_pem.to_str().expect("utf-8 path");
+    let out = ctx
+        .cmd()
+        .args(["deploy", "--endpoint", &endpoint, "--ca-cert", ca])
+        .args(["--version-tag", TAG, "--output", "json"])
+        .env("KFP_CI_COOKIE", "authservice_session=session-secret-EEEE")
+        .output()
+        .expect("run");
+    assert_exit(&out, 0);
+    assert_eq!(json(&out)["counts"]["created"], 1);
+    assert_eq!(
+        json(&out)["target"]["endpoint"],
+        format!("{}/pipeline", tls.url)
+    );
+    let log = gateway.log();
+    assert!(
+        log.iter()
+            .all(|l| l.path.starts_with("/pipeline/apis/v2beta1/")
+                && l.header("cookie") == Some("authservice_session=session-secret-EEEE")),
+        "{log:#?}"
+    );
+    assert!(!text(&out.stderr).contains("EEEE") && !text(&out.stdout).contains("EEEE"));
+}

@@ -222,12 +222,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         _ if outside_prefix => (StatusCode::NOT_FOUND, "404 page not found\n").into_response(),
         Some(Fault::Reply(status, body)) => reply(status, body),
         Some(Fault::Hold) => {
-            shared.log.lock().expect("log").push(Logged {
-                method: method.to_string(),
-                path: path.clone(),
-                status: 0,
-                headers: logged_headers.clone(),
-            });
+            arrived(&shared, &method, &path, &logged_headers);
             let mut released = shared.released.subscribe();
             let mut stop = shared.stop.subscribe();
             tokio::select! {
@@ -253,12 +248,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             if send {
                 let _ = forward(&shared, &method, &path_and_query, &headers, body).await;
             }
-            shared.log.lock().expect("log").push(Logged {
-                method: method.to_string(),
-                path: path.clone(),
-                status: 0,
-                headers: logged_headers.clone(),
-            });
+            arrived(&shared, &method, &path, &logged_headers);
             // Released when the proxy is dropped (graceful shutdown waits for handlers).
             let mut stop = shared.stop.subscribe();
             let _ = stop.wait_for(|stopped| *stopped).await;
@@ -300,6 +290,16 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         headers: logged_headers,
     });
     response
+}
+
+/// Log a request that is held or hung (status 0 until answered), so tests can wait for it.
+fn arrived(shared: &Shared, method: &Method, path: &str, headers: &[(String, String)]) {
+    shared.log.lock().expect("log").push(Logged {
+        method: method.to_string(),
+        path: path.to_string(),
+        status: 0,
+        headers: headers.to_vec(),
+    });
 }
 
 fn reply(status: u16, body: &str) -> Response {
