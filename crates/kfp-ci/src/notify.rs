@@ -425,7 +425,9 @@ pub async fn notify(report: &Report, settings: &NotifySettings) -> Result<Sent> 
     if let Err(reason) = should_send(report, settings.on) {
         return Ok(Sent::Skipped(reason));
     }
-    let message = message(report, &target.topic);
+    // Pipeline output and server answers in the report may carry a secret: hide them all.
+    let report = crate::redact::redact_serde(report);
+    let message = message(&report, &target.topic);
     publish(target, &message).await
 }
 

@@ -176,13 +176,32 @@ pub fn read_file(path: &Path) -> Result<Config> {
         let Some(section) = table.get("tool").and_then(|t| t.get("kfp-ci")) else {
             return Ok(Config::default());
         };
-        section
+        let config: Config = section
             .clone()
             .try_into()
-            .with_context(|| format!("invalid [tool.kfp-ci] in {}", path.display()))
+            .with_context(|| format!("invalid [tool.kfp-ci] in {}", path.display()))?;
+        config.register_secrets();
+        Ok(config)
     } else {
-        toml::from_str(&text)
-            .with_context(|| format!("invalid configuration file {}", path.display()))
+        let config: Config = toml::from_str(&text)
+            .with_context(|| format!("invalid configuration file {}", path.display()))?;
+        config.register_secrets();
+        Ok(config)
+    }
+}
+
+impl Config {
+    /// Register the values of the environment variables this configuration names as secret
+    /// holders (`token_env`, `cookie_env`, `password_env`) with the redactor.
+    pub fn register_secrets(&self) {
+        let mut names: Vec<&str> = Vec::new();
+        for t in self.targets.values() {
+            names.extend(t.token_env.as_deref());
+            names.extend(t.cookie_env.as_deref());
+        }
+        names.extend(self.notify.ntfy.token_env.as_deref());
+        names.extend(self.notify.ntfy.password_env.as_deref());
+        crate::redact::register_env_secrets(&names);
     }
 }
 

@@ -95,7 +95,7 @@ pub(super) async fn run_compile(
 
     let failed = run.failed();
     if output == OutputFormat::Json {
-        let report = build_report(&run, command, started_at);
+        let report = crate::redact::redact_serde(&build_report(&run, command, started_at));
         let mut stdout = std::io::stdout().lock();
         serde_json::to_writer_pretty(&mut stdout, &report)?;
         writeln!(stdout)?;

@@ -6,4 +6,5 @@ mod compile;
 mod deploy;
 mod faulty;
 mod ntfy_server;
+mod qa;
 mod serve;
