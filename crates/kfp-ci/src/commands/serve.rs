@@ -54,7 +54,13 @@ pub async fn run(cmd: ServeCmd, _global: &GlobalArgs) -> anyhow::Result<ExitStat
             cmd.seed.map(|s| format!(" (seed {s})")).unwrap_or_default()
         );
     }
-    eprintln!("  pipelines page: {url}/ · API: {url}/apis/v2beta1/pipelines · Ctrl-C stops");
+    if token.is_some() {
+        eprintln!(
+            "  pipelines page: {url}/?token=<the token> (once per browser; a session cookie keeps it open) · API: {url}/apis/v2beta1/pipelines · Ctrl-C stops"
+        );
+    } else {
+        eprintln!("  pipelines page: {url}/ · API: {url}/apis/v2beta1/pipelines · Ctrl-C stops");
+    }
     kfp_serve::shutdown_signal().await;
     eprintln!("kfp-ci serve: shutting down");
     server.shutdown().await?;

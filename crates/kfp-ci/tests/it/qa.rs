@@ -150,3 +150,136 @@ fn secrets_that_pass_through_never_reach_any_output() {
         assert_no_secret(what, text);
     }
 }
+
+/// A spec the server accepts, written by hand (the page test needs no compiler).
+const MINI_SPEC: &str = "components:
+  comp-echo:
+    executorLabel: exec-echo
+deploymentSpec:
+  executors:
+    exec-echo:
+      container:
+        image: alpine:3.20
+        command: [echo, hi]
+pipelineInfo:
+  name: qa-page
+root:
+  dag:
+    tasks:
+      echo:
+        componentRef:
+          name: comp-echo
+        taskInfo:
+          name: echo
+schemaVersion: 2.1.0
+sdkVersion: kfp-2.17.0
+";
+
+/// With `--token`, a person opens the page once as `/?token=…`; a session cookie (not the token)
+/// then opens the page, never the API; names are escaped and the page runs no script.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_page_opens_in_a_browser_with_token_once_and_escapes_names() {
+    use reqwest::StatusCode;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = "tk_SERVEPAGESECRET12345";
+    let server = Server::start(&dir.path().join("r.db"), &["--token", token]);
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let form = reqwest::multipart::Form::new().part(
+        "uploadfile",
+        reqwest::multipart::Part::bytes(MINI_SPEC.as_bytes().to_vec()).file_name("p.yaml"),
+    );
+    let up = browser
+        .post(format!("{}/apis/v2beta1/pipelines/upload", server.url))
+        .query(&[
+            ("name", "<script>alert(1)</script>"),
+            ("display_name", "<img src=x onerror=alert(1)>"),
+        ])
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(up.status(), StatusCode::OK);
+
+    // No token: a page that says how to get in, without the token.
+    let resp = browser
+        .get(format!("{}/", server.url))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let html = resp.text().await.expect("body");
+    assert!(html.contains("?token=") && !html.contains(token), "{html}");
+    // A wrong token: refused.
+    let resp = browser
+        .get(format!("{}/?token=wrong", server.url))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    // The right one: a redirect that drops it from the address and sets a session cookie.
+    let resp = browser
+        .get(format!("{}/?token={token}", server.url))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()["location"], "/");
+    let cookie = resp.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains(token),
+        "the cookie is not the token: {cookie}"
+    );
+    let session = cookie.split(';').next().expect("name=value").to_string();
+
+    let resp = browser
+        .get(format!("{}/", server.url))
+        .header("cookie", &session)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let csp = resp.headers()["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .to_string();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    let html = resp.text().await.expect("html");
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("<script") && !html.contains("<img"),
+        "{html}"
+    );
+
+    // The cookie opens the page, never the API: API auth stays bearer-only.
+    for path in ["/apis/v2beta1/pipelines", "/apis/v2beta1/healthz"] {
+        let resp = browser
+            .get(format!("{}{path}", server.url))
+            .header("cookie", &session)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
+    // A forged cookie is refused.
+    let resp = browser
+        .get(format!("{}/", server.url))
+        .header("cookie", "kfp_ci_serve_session=forged")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+}
