@@ -264,16 +264,23 @@ pub fn message(report: &Report, topic: &str) -> Message {
     let outcome = Outcome::of(report);
     let c = &report.counts;
     let mut head = String::new();
-    let _ = writeln!(
-        head,
-        "**{} compiled · {} uploaded** ({} created, {}) · {} unchanged · **{} failed**",
-        c.compiled,
-        c.uploaded(),
-        c.created,
-        crate::ci::new_versions(c.updated),
-        c.unchanged,
-        c.failed
-    );
+    // Without a report (the deploy job failed before writing one) there are no counts to show.
+    let no_report = report.pipelines.is_empty()
+        && c.compiled == 0
+        && c.failed == 0
+        && !report.errors.is_empty();
+    if !no_report {
+        let _ = writeln!(
+            head,
+            "**{} compiled · {} uploaded** ({} created, {}) · {} unchanged · **{} failed**",
+            c.compiled,
+            c.uploaded(),
+            c.created,
+            crate::ci::new_versions(c.updated),
+            c.unchanged,
+            c.failed
+        );
+    }
     let mut facts = Vec::new();
     if let Some(tag) = &report.version_tag {
         facts.push(format!("version `{tag}`"));
@@ -343,7 +350,7 @@ pub fn message(report: &Report, topic: &str) -> Message {
     if shown < items.len() {
         let _ = writeln!(body, "…and {} more", items.len() - shown);
     }
-    let body = clip(body.trim_end(), MAX_MESSAGE).to_string();
+    let body = clip(body.trim(), MAX_MESSAGE).to_string();
 
     let run_url = report.ci.as_ref().and_then(|ci| ci.run_url.clone());
     let mut actions = Vec::new();

@@ -283,3 +283,39 @@ async fn serve_page_opens_in_a_browser_with_token_once_and_escapes_names() {
         .expect("get");
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// `kfp-ci notify` with a report file that is not a report: the notification says the report could
+/// not be read and names the file, shows no made-up counts, and the job still succeeds.
+#[test]
+fn notify_with_a_malformed_report_says_so_without_zero_counts() {
+    let ctx = TestContext::new();
+    let ntfy = NtfyServer::start(Auth::Open);
+    for (file, content) in [
+        ("truncated.json", "{\"schema\": 1, \"command\":"),
+        ("array.json", "[1, 2]"),
+        ("empty-object.json", "{}"),
+    ] {
+        let path = ctx.write(file, content);
+        let out = ctx
+            .cmd()
+            .args(["notify", "--ntfy-url", &format!("{}/deploys", ntfy.url)])
+            .arg("--report-file")
+            .arg(&path)
+            .output()
+            .expect("notify");
+        assert_eq!(out.status.code(), Some(0), "{file}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("could not be read") && stderr.contains(file),
+            "{file}: {stderr}"
+        );
+        let sent = ntfy.accepted().last().expect("a notification").json();
+        let message = sent["message"].as_str().expect("message");
+        assert!(message.starts_with("**Errors**"), "{file}: {message}");
+        assert!(
+            message.contains(file) && !message.contains("compiled"),
+            "{message}"
+        );
+        assert_eq!(sent["title"], "deploy failed");
+    }
+}
