@@ -21,7 +21,7 @@ use crate::report::{Action, PipelineError, Status};
 
 /// Tag and description marker of versions kfp-ci uploaded (what `--keep-versions` may delete).
 pub const MANAGED_BY_TAG: (&str, &str) = ("managed-by", "kfp-ci");
-pub const DESCRIPTION_MARKER: &str = "kfp-ci:";
+pub const DESCRIPTION_MARKER: &str = "Deployed by kfp-ci";
 
 /// Read concurrency for lookups (reads are cheap for the server; 2 per pipeline).
 pub const LOOKUP_JOBS: usize = 32;
@@ -84,63 +84,96 @@ pub async fn fetch_remote(
     namespace: &str,
 ) -> Vec<RemoteState> {
     let auth = client.auth().is_configured();
-    futures_util::stream::iter(locals.iter())
-        .map(|local| async move {
-            if local.spec.is_err() {
-                return RemoteState::Unknown;
-            }
-            let pipeline = match client.pipeline_by_name(&local.name, namespace).await {
-                Ok(None) => return RemoteState::Absent,
-                Ok(Some(p)) => p,
-                Err(e) => return RemoteState::Failed(api_failure("plan", "lookup", &e, auth)),
-            };
-            match client.latest_version(&pipeline.pipeline_id).await {
-                Ok(latest) => RemoteState::Present {
-                    pipeline: Box::new(pipeline),
-                    latest: latest.map(Box::new),
-                },
-                Err(e) => RemoteState::Failed(api_failure("plan", "listing versions", &e, auth)),
-            }
+    in_order(futures_util::stream::iter(locals.iter().enumerate())
+        .map(|(index, local)| async move {
+            (index, lookup(client, local, namespace, auth).await)
         })
-        .buffered(LOOKUP_JOBS)
+        .buffer_unordered(LOOKUP_JOBS)
         .collect()
-        .await
+        .await)
+}
+
+/// Results of `buffer_unordered` back in input order.
+fn in_order<T>(mut indexed: Vec<(usize, T)>) -> Vec<T> {
+    indexed.sort_by_key(|(index, _)| *index);
+    indexed.into_iter().map(|(_, t)| t).collect()
+}
+
+async fn lookup(
+    client: &Client,
+    local: &LocalPipeline,
+    namespace: &str,
+    auth: bool,
+) -> RemoteState {
+    if local.spec.is_err() {
+        return RemoteState::Unknown;
+    }
+    let pipeline = match client.pipeline_by_name(&local.name, namespace).await {
+        Ok(None) => return RemoteState::Absent,
+        Ok(Some(p)) => p,
+        Err(e) => return RemoteState::Failed(api_failure("plan", "lookup", &e, auth)),
+    };
+    match client.latest_versions(&pipeline.pipeline_id).await {
+        Ok(found) => {
+            let (latest, tied) = match found {
+                Some((latest, tied)) => (Some(Box::new(latest)), tied),
+                None => (None, Vec::new()),
+            };
+            RemoteState::Present {
+                pipeline: Box::new(pipeline),
+                latest,
+                tied,
+            }
+        }
+        Err(e) => RemoteState::Failed(api_failure("plan", "listing versions", &e, auth)),
+    }
 }
 
 /// Carry out the plan: one outcome per item, in the same order. Items that need no change get
 /// `Skipped`/`Done` without a request.
 pub async fn apply(client: &Client, items: &[PlanItem], opts: &ApplyOptions) -> Vec<Outcome> {
-    futures_util::stream::iter(items.iter())
-        .map(|item| async move {
-            match (item.action, &item.spec) {
-                (Action::Create | Action::NewVersion, Some(spec)) => {
-                    let outcome = apply_one(client, item, spec, opts).await;
-                    match (outcome, opts.keep_versions) {
-                        (mut o, Some(keep)) if o.status == Status::Done => {
-                            if let Some(pid) = o.pipeline_id.clone() {
-                                o.pruned = prune(client, &item.name, &pid, keep).await;
-                            }
-                            o
-                        }
-                        (o, _) => o,
+    in_order(
+        futures_util::stream::iter(items.iter().enumerate())
+            .map(|(index, item)| async move { (index, apply_item(client, item, opts).await) })
+            .buffer_unordered(opts.upload_jobs.max(1))
+            .collect()
+            .await,
+    )
+}
+
+async fn apply_item(client: &Client, item: &PlanItem, opts: &ApplyOptions) -> Outcome {
+    match (item.action, &item.spec) {
+        (Action::Create | Action::NewVersion, Some(spec)) => {
+            let outcome = apply_one(client, item, spec, opts).await;
+            match (outcome, opts.keep_versions) {
+                (mut o, Some(keep)) if o.status == Status::Done => {
+                    if let Some(pid) = o.pipeline_id.clone() {
+                        o.pruned = prune(client, &item.name, &pid, keep).await;
                     }
+                    o
                 }
-                (Action::Unchanged, _) => Outcome {
-                    status: Status::Done,
-                    pipeline_id: item.pipeline_id.clone(),
-                    version_name: item.latest_version.clone(),
-                    ..Outcome::default()
-                },
-                _ => Outcome {
-                    status: Status::Failed,
-                    error: item.error.clone(),
-                    ..Outcome::default()
-                },
+                (o, _) => o,
             }
-        })
-        .buffered(opts.upload_jobs.max(1))
-        .collect()
-        .await
+        }
+        (Action::Unchanged, _) => {
+            let mut o = Outcome {
+                status: Status::Done,
+                pipeline_id: item.pipeline_id.clone(),
+                version_name: item.latest_version.clone(),
+                ..Outcome::default()
+            };
+            // --keep-versions applies to every deployed pipeline, changed or not.
+            if let (Some(keep), Some(pid)) = (opts.keep_versions, &item.pipeline_id) {
+                o.pruned = prune(client, &item.name, pid, keep).await;
+            }
+            o
+        }
+        _ => Outcome {
+            status: Status::Failed,
+            error: item.error.clone(),
+            ..Outcome::default()
+        },
+    }
 }
 
 async fn apply_one(
@@ -163,7 +196,7 @@ async fn apply_one(
             let body = Pipeline {
                 name: item.name.clone(),
                 display_name: item.display_name.clone(),
-                description: format!("{DESCRIPTION_MARKER} deployed from {}", item.file),
+                description: format!("{DESCRIPTION_MARKER} from {}", item.file),
                 namespace: opts.namespace.clone(),
                 ..Pipeline::default()
             };
@@ -243,7 +276,7 @@ async fn ensure_pipeline(client: &Client, body: &Pipeline) -> Result<(String, bo
                 if e.is_conflict() || attempt >= crate::client::MAX_ATTEMPTS {
                     return Err(e);
                 }
-                client.backoff.sleep(attempt).await;
+                client.backoff.sleep_after(attempt, &e).await;
                 attempt += 1;
             }
             Err(e) => return Err(e),
@@ -288,7 +321,7 @@ async fn upload_converging(
         .provenance
         .commit_sha
         .as_deref()
-        .map(|s| &s[..s.len().min(8)]);
+        .map(|s| &s[..s.len().min(7)]);
     let mut last_conflict = None;
     for name in version_names(&opts.version_tag, short_sha) {
         let meta = UploadMeta {
@@ -359,7 +392,7 @@ async fn upload_checked(
                     meta.name,
                     e.server_message()
                 );
-                client.backoff.sleep(attempt).await;
+                client.backoff.sleep_after(attempt, &e).await;
                 attempt += 1;
                 match client.version_by_name(pipeline_id, &meta.name).await {
                     Ok(Some(v)) if spec.same_as(&v) => return Ok((v, false)),
@@ -387,6 +420,7 @@ impl ApiError {
                 status: 409,
                 message: "version name taken".into(),
                 body,
+                retry_after: None,
             },
             ApiError::Transport { method, url, .. } | ApiError::Decode { method, url, .. } => {
                 ApiError::Status {
@@ -395,6 +429,7 @@ impl ApiError {
                     status: 409,
                     message: "version name taken".into(),
                     body: String::new(),
+                    retry_after: None,
                 }
             }
             other => other,
@@ -407,7 +442,7 @@ pub fn description(item: &PlanItem, opts: &ApplyOptions) -> String {
     let p = &opts.provenance;
     let mut out = format!(
         "{DESCRIPTION_MARKER} {} from {}",
-        concat!("kfp-ci ", env!("CARGO_PKG_VERSION")),
+        env!("CARGO_PKG_VERSION"),
         item.file
     );
     if let Some(sha) = &p.commit_sha {
@@ -467,10 +502,14 @@ pub fn managed_by_kfp_ci(v: &PipelineVersion) -> bool {
 /// the pipeline's newest version. `versions` are newest first.
 pub fn versions_to_prune(versions: &[PipelineVersion], keep: usize) -> Vec<&PipelineVersion> {
     let keep = keep.max(1);
+    // Timestamps have second precision: a version created in the same second as the newest
+    // might be the newest, so it is never deleted either.
+    let newest_at = versions.first().and_then(|v| v.created_at.clone());
     versions
         .iter()
         .skip(1)
         .filter(|v| managed_by_kfp_ci(v))
+        .filter(|v| newest_at.is_none() || v.created_at != newest_at)
         .skip(keep.saturating_sub(usize::from(versions.first().is_some_and(managed_by_kfp_ci))))
         .collect()
 }
@@ -512,7 +551,7 @@ mod tests {
             name: name.into(),
             pipeline_version_id: name.into(),
             description: if ours {
-                format!("{DESCRIPTION_MARKER} kfp-ci from x.py")
+                format!("{DESCRIPTION_MARKER} 0.1.0 from x.py")
             } else {
                 "by hand".into()
             },
@@ -540,6 +579,15 @@ mod tests {
         assert_eq!(names(1), vec!["v3", "v2", "v1"]);
         assert_eq!(names(0), vec!["v3", "v2", "v1"], "never the newest");
         assert!(names(10).is_empty());
+        // A version from the same second as the newest is never deleted.
+        let mut tied = versions.clone();
+        tied[0].created_at = Some("2026-01-01T00:00:05Z".into());
+        tied[2].created_at = Some("2026-01-01T00:00:05Z".into());
+        let pruned: Vec<_> = versions_to_prune(&tied, 1)
+            .iter()
+            .map(|v| v.name.clone())
+            .collect();
+        assert_eq!(pruned, vec!["v2", "v1"]);
         // The newest is foreign: it is kept anyway and does not count against N.
         let versions = vec![
             version("hand", false),

@@ -43,6 +43,8 @@ pub enum ApiError {
         message: String,
         /// The raw body (redacted, truncated), for `-v` and reports.
         body: String,
+        /// `Retry-After` of a 429 or 503, in seconds.
+        retry_after: Option<Duration>,
     },
     /// A success status whose body is not what the API promises.
     #[error("{method} {url}: unexpected response body: {message}")]
@@ -108,6 +110,9 @@ impl ApiError {
             Some(401) | Some(403) => Some(
                 "the server wants credentials: set KF_PIPELINES_TOKEN, or --token-file / KF_PIPELINES_SA_TOKEN_PATH (a projected service-account token with audience pipelines.kubeflow.org), or KFP_CI_COOKIE behind an auth proxy".into(),
             ),
+            Some(400) if self.server_message().contains("Failed to create a pipeline") => Some(
+                "KFP gives this generic 400 for several causes: an invalid spec, an unknown pipeline id, or (multi-user KFP) a token not allowed to create pipelines in this namespace; the server log has the detail".into(),
+            ),
             Some(404) => Some(
                 "is the endpoint the KFP API base URL? kfp-ci appends /apis/v2beta1/...; behind the Kubeflow gateway it is https://<host>/pipeline".into(),
             ),
@@ -156,8 +161,18 @@ impl Backoff {
         Duration::from_millis(millis / 2 + rand::random_range(0..=millis / 2))
     }
 
-    pub async fn sleep(&self, attempt: u32) {
-        let d = self.delay(attempt);
+    /// Sleep before the next attempt after `err`: the backoff, or the server's `Retry-After`
+    /// when that is longer (at most 30 s).
+    pub async fn sleep_after(&self, attempt: u32, err: &ApiError) {
+        let mut d = self.delay(attempt);
+        if let ApiError::Status {
+            retry_after: Some(after),
+            ..
+        } = err
+            && !self.base.is_zero()
+        {
+            d = d.max((*after).min(Duration::from_secs(30)));
+        }
         if !d.is_zero() {
             tokio::time::sleep(d).await;
         }
@@ -293,6 +308,12 @@ impl Client {
             timeout: e.is_timeout(),
         })?;
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let bytes =
             response
                 .bytes()
@@ -314,6 +335,7 @@ impl Client {
             status: status.as_u16(),
             message: redact(&server_message(&text, status)),
             body: redact(&truncate(&text, 4000)),
+            retry_after,
         })
     }
 
@@ -331,7 +353,7 @@ impl Client {
                 Ok(b) => return Ok(b),
                 Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
                     tracing::debug!("attempt {attempt} failed, retrying: {e}");
-                    self.backoff.sleep(attempt).await;
+                    self.backoff.sleep_after(attempt, &e).await;
                     attempt += 1;
                 }
                 Err(e) => return Err(e),
@@ -384,18 +406,26 @@ impl Client {
         }
     }
 
-    /// The newest version of a pipeline (`sort_by=created_at desc`, `page_size=1`).
-    pub async fn latest_version(
+    /// The newest version of a pipeline (`sort_by=created_at desc`), and the other versions
+    /// created in the same second (timestamps have second precision: any of them may be newest).
+    pub async fn latest_versions(
         &self,
         pipeline_id: &str,
-    ) -> Result<Option<PipelineVersion>, ApiError> {
+    ) -> Result<Option<(PipelineVersion, Vec<PipelineVersion>)>, ApiError> {
         let list: ListPipelineVersionsResponse = self
             .get(
                 &["pipelines", pipeline_id, "versions"],
-                &[("sort_by", "created_at desc"), ("page_size", "1")],
+                &[("sort_by", "created_at desc"), ("page_size", "5")],
             )
             .await?;
-        Ok(list.pipeline_versions.into_iter().next())
+        let mut versions = list.pipeline_versions.into_iter();
+        let Some(latest) = versions.next() else {
+            return Ok(None);
+        };
+        let tied = versions
+            .filter(|v| v.created_at.is_some() && v.created_at == latest.created_at)
+            .collect();
+        Ok(Some((latest, tied)))
     }
 
     /// The version of a pipeline with this exact name, if any.
@@ -634,6 +664,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn retry_after_is_honoured() {
+        let (url, count) = serve(|n, _| {
+            if n == 0 {
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [("retry-after", "1")],
+                    "slow down",
+                )
+                    .into_response()
+            } else {
+                json(StatusCode::OK, r#"{"tag_name":"2.17.0"}"#)
+            }
+        })
+        .await;
+        let mut c = client(url, Auth::default());
+        c.backoff = Backoff {
+            base: Duration::from_millis(1),
+            max: Duration::from_millis(2),
+        };
+        let started = std::time::Instant::now();
+        c.healthz().await.expect("second attempt");
+        assert!(started.elapsed() >= Duration::from_millis(950));
+        assert_eq!(count.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
     async fn client_errors_are_not_retried_and_carry_the_servers_message() {
         let (url, count) = serve(|_, _| {
             json(
@@ -718,6 +774,37 @@ mod tests {
         assert!(err.hint(true).expect("hint").contains("KF_PIPELINES_TOKEN"));
         fs_err::write(&path, "second-token-456\n").expect("rotate");
         c.healthz().await.expect("rotated token accepted");
+    }
+
+    #[tokio::test]
+    async fn cookie_and_extra_headers_go_with_every_request() {
+        let (url, _) = serve(|_, req| {
+            let h = |name: &str| {
+                req.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            if h("cookie") == "authservice_session=cookie-value-123"
+                && h("x-team") == "header-value-456"
+                && h("authorization") == "Bearer env-token-789"
+            {
+                json(StatusCode::OK, r#"{"tag_name":"2.17.0"}"#)
+            } else {
+                json(StatusCode::FORBIDDEN, r#"{"code":7,"message":"denied"}"#)
+            }
+        })
+        .await;
+        let auth = Auth {
+            token: Some(Secret::new("env-token-789")),
+            token_file: None,
+            cookie: Some(Secret::new("authservice_session=cookie-value-123")),
+            headers: vec![("X-Team".into(), Secret::new("header-value-456"))],
+        };
+        assert!(format!("{auth:?}").contains("[redacted]"));
+        assert!(!format!("{auth:?}").contains("value-456"));
+        client(url, auth).healthz().await.expect("authorised");
     }
 
     #[tokio::test]

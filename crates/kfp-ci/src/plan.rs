@@ -58,6 +58,66 @@ impl LocalSpec {
     }
 }
 
+impl LocalSpec {
+    /// Where this spec differs from a server version's: up to three dotted paths
+    /// (`root.inputDefinitions.parameters.message.defaultValue`), for the plan's reason.
+    pub fn differences(&self, version: &PipelineVersion) -> Vec<String> {
+        let (Ok(local), Some(remote)) = (
+            serde_json::from_str::<serde_json::Value>(&self.canonical),
+            version.pipeline_spec.as_ref(),
+        ) else {
+            return Vec::new();
+        };
+        let remote = kfp_api::spec::numbers_as_doubles(remote.clone());
+        let mut paths = Vec::new();
+        diff_paths(&local, &remote, &mut String::new(), &mut paths, 0);
+        let more = paths.len().saturating_sub(MAX_DIFF_PATHS);
+        paths.truncate(MAX_DIFF_PATHS);
+        if more > 0 {
+            paths.push(format!("{more} more"));
+        }
+        paths
+    }
+}
+
+const MAX_DIFF_PATHS: usize = 3;
+const MAX_DIFF_DEPTH: usize = 8;
+
+fn diff_paths(
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+    prefix: &mut String,
+    out: &mut Vec<String>,
+    depth: usize,
+) {
+    use serde_json::Value;
+    if a == b {
+        return;
+    }
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) if depth < MAX_DIFF_DEPTH => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for key in keys {
+                let len = prefix.len();
+                if !prefix.is_empty() {
+                    prefix.push('.');
+                }
+                prefix.push_str(key);
+                match (x.get(key), y.get(key)) {
+                    (Some(va), Some(vb)) => diff_paths(va, vb, prefix, out, depth + 1),
+                    _ => out.push(prefix.clone()),
+                }
+                prefix.truncate(len);
+            }
+        }
+        _ => out.push(if prefix.is_empty() {
+            "(whole spec)".to_string()
+        } else {
+            prefix.clone()
+        }),
+    }
+}
+
 /// One pipeline as compiled locally.
 #[derive(Debug, Clone)]
 pub struct LocalPipeline {
@@ -78,6 +138,9 @@ pub enum RemoteState {
     Present {
         pipeline: Box<Pipeline>,
         latest: Option<Box<PipelineVersion>>,
+        /// Other versions created in the same second as `latest` (the server's timestamps have
+        /// second precision, so which of them is the newest is unknown).
+        tied: Vec<PipelineVersion>,
     },
     /// The lookup failed after retries.
     Failed(PipelineError),
@@ -189,13 +252,21 @@ fn plan_one(
             item.action = Action::Create;
             item.reason = "not on the server".into();
         }
-        RemoteState::Present { pipeline, latest } => {
+        RemoteState::Present {
+            pipeline,
+            latest,
+            tied,
+        } => {
             item.pipeline_id = Some(pipeline.pipeline_id.clone());
             item.action = Action::NewVersion;
             match latest {
                 None => item.reason = "the pipeline has no version".into(),
                 Some(latest) => {
-                    let same = item.spec.as_ref().is_some_and(|s| s.same_as(&latest));
+                    // Unchanged only when every candidate for "newest" holds our spec.
+                    let same = item
+                        .spec
+                        .as_ref()
+                        .is_some_and(|s| s.same_as(&latest) && tied.iter().all(|t| s.same_as(t)));
                     let label = version_label(&latest);
                     item.latest_version = Some(label.clone());
                     item.reason = match (same, force) {
@@ -207,7 +278,25 @@ fn plan_one(
                         (false, _) if latest.pipeline_spec.is_none() => {
                             format!("{label} has no readable spec")
                         }
-                        (false, _) => format!("spec differs from {label}"),
+                        (false, _) if item.spec.as_ref().is_some_and(|s| s.same_as(&latest)) => {
+                            let others: Vec<String> = tied.iter().map(version_label).collect();
+                            format!(
+                                "{label} holds this spec, but {} was created in the same second with another spec (which is newest is unknown)",
+                                others.join(", ")
+                            )
+                        }
+                        (false, _) => {
+                            let paths = item
+                                .spec
+                                .as_ref()
+                                .map(|s| s.differences(&latest))
+                                .unwrap_or_default();
+                            if paths.is_empty() {
+                                format!("spec differs from {label}")
+                            } else {
+                                format!("spec differs from {label}: {}", paths.join(", "))
+                            }
+                        }
                     };
                 }
             }
@@ -254,6 +343,7 @@ mod tests {
                 pipeline_spec: spec,
                 ..PipelineVersion::default()
             })),
+            tied: vec![],
         }
     }
 
@@ -305,7 +395,38 @@ mod tests {
             false,
         );
         assert_eq!(items[0].action, Action::NewVersion);
-        assert_eq!(items[0].reason, "spec differs from v20260101-000000");
+        assert_eq!(
+            items[0].reason,
+            "spec differs from v20260101-000000: deploymentSpec.executors.e.container.resources.cpuLimit"
+        );
+    }
+
+    #[test]
+    fn versions_in_the_same_second_must_all_match() {
+        let edited = SPEC.replace("memoryLimit: 0.5", "memoryLimit: 0.75");
+        let RemoteState::Present {
+            pipeline, latest, ..
+        } = present(Some(server_copy(SPEC)))
+        else {
+            unreachable!()
+        };
+        let other = PipelineVersion {
+            name: "v20260101-000000-2".into(),
+            pipeline_spec: Some(server_copy(&edited)),
+            ..PipelineVersion::default()
+        };
+        let remote = RemoteState::Present {
+            pipeline,
+            latest,
+            tied: vec![other],
+        };
+        let items = plan(vec![local("hello", SPEC)], vec![remote], false);
+        assert_eq!(items[0].action, Action::NewVersion);
+        assert!(
+            items[0].reason.contains("same second"),
+            "{}",
+            items[0].reason
+        );
     }
 
     #[test]
@@ -316,6 +437,7 @@ mod tests {
                 ..Pipeline::default()
             }),
             latest: None,
+            tied: vec![],
         };
         let items = plan(vec![local("hello", SPEC)], vec![remote], false);
         assert_eq!(items[0].action, Action::NewVersion);

@@ -53,7 +53,31 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     report.version_tag = Some(version_tag.clone());
     report.dry_run = cmd.dry_run;
     report.ci = ci_info;
-    let prepared = prepare(&cmd.compile, &cmd.target, &loaded, &mut report, cmd.force).await?;
+    let prepared = match prepare(&cmd.compile, &cmd.target, &loaded, &mut report, cmd.force).await {
+        Ok(p) => p,
+        Err(err) => {
+            // Configuration, an unreachable server, rejected credentials: still leave a report
+            // (JSON, report file) and notify, then exit 2 with the error. The CI outputs stay
+            // empty: the separate notify job reads an empty report as "failed before it could
+            // report" (docs/ci.md).
+            report
+                .errors
+                .push(crate::redact::redact(&format!("{err:#}")));
+            report.recount();
+            report.duration_ms = started.elapsed().as_millis() as u64;
+            emit(
+                &report,
+                cmd.output,
+                global,
+                cmd.report_file.as_deref(),
+                false,
+            )?;
+            if let Err(e) = crate::notify::deliver(&report, &notify_settings).await {
+                tracing::warn!("{e:#}");
+            }
+            return Err(err);
+        }
+    };
     report.pipelines = prepared.items.iter().map(item_report).collect();
     for (p, item) in report.pipelines.iter_mut().zip(&prepared.items) {
         if item.changes()
@@ -116,7 +140,13 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     report.recount();
     report.duration_ms = started.elapsed().as_millis() as u64;
 
-    emit(&report, cmd.output, global, cmd.report_file.as_deref())?;
+    emit(
+        &report,
+        cmd.output,
+        global,
+        cmd.report_file.as_deref(),
+        true,
+    )?;
     crate::ci::publish(&report)?;
     crate::notify::deliver(&report, &notify_settings).await?;
     Ok(if report.has_failures() {

@@ -23,7 +23,7 @@ pub async fn run(cmd: PlanCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     finish_links(&mut report, &prepared.target);
     report.recount();
     report.duration_ms = started.elapsed().as_millis() as u64;
-    emit(&report, cmd.output, global, None)?;
+    emit(&report, cmd.output, global, None, true)?;
     Ok(if report.has_failures() {
         ExitStatus::Failure
     } else if cmd.detailed_exitcode && report.has_changes() {
@@ -46,13 +46,7 @@ pub(super) struct Prepared {
     pub health: kfp_api::wire::Healthz,
     pub items: Vec<PlanItem>,
     /// Keeps the embedded server alive while the client talks to it.
-    pub _embedded: Option<Embedded>,
-}
-
-/// The in-process server used when no endpoint is configured.
-pub(super) struct Embedded {
-    #[allow(dead_code)]
-    pub server: Box<dyn std::any::Any + Send>,
+    pub _embedded: Option<kfp_serve::RunningServer>,
 }
 
 pub(super) async fn prepare(
@@ -158,7 +152,7 @@ pub(super) async fn prepare(
     })
 }
 
-async fn connect(target: &Target) -> Result<(Client, Option<Embedded>)> {
+async fn connect(target: &Target) -> Result<(Client, Option<kfp_serve::RunningServer>)> {
     match &target.endpoint {
         Endpoint::Remote(url) => Ok((
             Client::new(url.clone(), target.auth.clone(), &target.tls)?,
@@ -176,12 +170,7 @@ async fn connect(target: &Target) -> Result<(Client, Option<Embedded>)> {
             );
             let url = url::Url::parse(&server.url()).context("embedded server URL")?;
             let client = Client::new(url, target.auth.clone(), &target.tls)?;
-            Ok((
-                client,
-                Some(Embedded {
-                    server: Box::new(server),
-                }),
-            ))
+            Ok((client, Some(server)))
         }
     }
 }
@@ -228,7 +217,33 @@ pub(super) struct CompiledAll {
 /// Compile with the one compile engine (every option of `kfp-ci compile`).
 async fn compile_all(compile: &CompileArgs, loaded: &LoadedConfig) -> Result<CompiledAll> {
     let settings = crate::compile::CompileSettings::resolve(compile, loaded)?;
-    let run = crate::compile::compile_pipelines(&settings).await?;
+    // A progress bar on an interactive terminal only (never in CI logs, tests or with -q).
+    let bar = (crate::logging::show_progress()
+        && tracing::enabled!(tracing::Level::INFO)
+        && !tracing::enabled!(tracing::Level::DEBUG))
+    .then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} compiling [{bar:30}] {pos}/{len}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    });
+    let mut on_progress = |progress: crate::compile::Progress<'_>| {
+        if let Some(bar) = &bar {
+            match progress {
+                crate::compile::Progress::Started { files } => bar.set_length(files as u64),
+                crate::compile::Progress::Finished { done, .. } => bar.set_position(done as u64),
+            }
+        }
+    };
+    let run = crate::compile::compile_pipelines_with(&settings, &mut on_progress).await;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let run = run?;
     Ok(CompiledAll {
         kfp_version: (!run.kfp_version.is_empty()).then(|| run.kfp_version.clone()),
         discovered: run.discovered,
@@ -283,8 +298,9 @@ pub(super) fn emit(
     output: OutputFormat,
     global: &GlobalArgs,
     report_file: Option<&std::path::Path>,
+    table: bool,
 ) -> Result<()> {
-    if !global.quiet {
+    if table && !global.quiet {
         eprint!(
             "{}",
             crate::redact::redact(&report.render_table(global.verbose > 0))

@@ -230,6 +230,9 @@ fn one_edited_pipeline_gets_exactly_one_new_version() {
         });
     });
 
+    // KFP timestamps have second precision: versions of different specs created in the same
+    // second leave "the newest" undecided, and kfp-ci then plans a new version to be safe.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let out = run(
         &ctx,
         &[
@@ -269,41 +272,58 @@ fn two_racing_deploys_converge_without_duplicates() {
     let ctx = TestContext::new();
     ctx.write("hello_pipeline.py", HELLO);
     ctx.write("goodbye_pipeline.py", GOODBYE);
-    let server = Server::start(&ctx.root().join("registry.db"), &["--latency-ms", "30"]);
+    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    // Both runs plan "create" for both pipelines; the proxy holds the creates, then the first
+    // uploads, until both runs have sent theirs, so they really collide.
+    let proxy = Faulty::start(
+        &server.url,
+        vec![
+            Rule {
+                method: "POST",
+                path_suffix: "/apis/v2beta1/pipelines",
+                times: 4,
+                fault: Fault::Barrier(4),
+            },
+            Rule {
+                method: "POST",
+                path_suffix: "/upload_version",
+                times: 4,
+                fault: Fault::Barrier(4),
+            },
+        ],
+    );
+    let args = [
+        "deploy",
+        "--endpoint",
+        &proxy.url,
+        "--version-tag",
+        TAG,
+        "--output",
+        "json",
+    ];
     let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(|| {
-            run(
-                &ctx,
-                &[
-                    "deploy",
-                    "--endpoint",
-                    &server.url,
-                    "--version-tag",
-                    TAG,
-                    "--output",
-                    "json",
-                ],
-            )
-        });
-        let b = s.spawn(|| {
-            run(
-                &ctx,
-                &[
-                    "deploy",
-                    "--endpoint",
-                    &server.url,
-                    "--version-tag",
-                    TAG,
-                    "--output",
-                    "json",
-                ],
-            )
-        });
+        let a = s.spawn(|| run(&ctx, &args));
+        let b = s.spawn(|| run(&ctx, &args));
         (a.join().expect("a"), b.join().expect("b"))
     });
     for out in [&a, &b] {
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     }
+    assert_eq!(proxy.count("POST", "/apis/v2beta1/pipelines"), 4);
+    assert_eq!(proxy.count("POST", "/upload_version"), 4);
+    let reasons: Vec<String> = [json(&a), json(&b)]
+        .iter()
+        .flat_map(|r| r["pipelines"].as_array().cloned().unwrap_or_default())
+        .map(|p| p["reason"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .filter(|r| r.contains("concurrent run"))
+            .count()
+            >= 2,
+        "{reasons:#?}"
+    );
     let view = kfp_client_view(&server.url, None);
     assert_eq!(view.as_object().expect("object").len(), 2, "{view:#}");
     for (name, p) in view.as_object().expect("object") {
@@ -404,6 +424,10 @@ fn bad_request_is_not_retried_and_the_servers_message_is_shown() {
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains("HTTP 400: Failed to create a pipeline version"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: KFP gives this generic 400"),
         "{stderr}"
     );
     // The empty pipeline created for the failed first version was removed again.
@@ -595,6 +619,10 @@ fn dry_run_force_keep_versions_and_links() {
     assert_eq!(json(&out)["pipelines"][0]["status"], "planned");
     assert_eq!(kfp_client_view(endpoint, None), serde_json::json!({}));
     for tag in ["v1", "v2", "v3", "v4"] {
+        if tag == "v4" {
+            // Second-precision timestamps: a version from the newest's second is never pruned.
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+        }
         let out = run(
             &ctx,
             &[
@@ -628,6 +656,26 @@ fn dry_run_force_keep_versions_and_links() {
         view["hello_pipeline"]["versions"],
         serde_json::json!(["v3", "v4"])
     );
+    // Unchanged pipelines are pruned too; the newest version always stays.
+    let out = run(
+        &ctx,
+        &[
+            "deploy",
+            "--endpoint",
+            endpoint,
+            "--keep-versions",
+            "1",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(json(&out)["counts"]["unchanged"], 1);
+    let view = kfp_client_view(endpoint, None);
+    assert_eq!(
+        view["hello_pipeline"]["versions"],
+        serde_json::json!(["v4"])
+    );
 }
 
 #[test]
@@ -642,8 +690,241 @@ fn unreachable_server_is_exit_2_with_the_endpoint_named() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains(&endpoint), "{stderr}");
     assert!(stderr.contains("hint:"), "{stderr}");
+    // deploy still leaves a report saying why.
+    let out = run(
+        &ctx,
+        &[
+            "deploy",
+            "--endpoint",
+            &endpoint,
+            "--report-file",
+            "report.json",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(ctx.root().join("report.json")).expect("report file"),
+    )
+    .expect("report JSON");
+    assert_eq!(report, json(&out));
+    assert!(
+        report["errors"][0]
+            .as_str()
+            .is_some_and(|e| e.contains(&endpoint)),
+        "{report:#}"
+    );
     // No scheme: refused, nothing guessed.
     let out = run(&ctx, &["plan", "--endpoint", "ml-pipeline.kubeflow:8888"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("has no scheme"));
+}
+
+/// Name, description and tags of every version of every pipeline, from the official client.
+fn kfp_client_versions(url: &str) -> Value {
+    let script = r#"
+import json, sys
+import kfp
+client = kfp.Client(host=sys.argv[1])
+out = {}
+for p in client.list_pipelines(page_size=100).pipelines or []:
+    for v in client.list_pipeline_versions(p.pipeline_id, page_size=100).pipeline_versions or []:
+        out[p.name + "/" + v.name] = {"description": v.description, "tags": getattr(v, "tags", None)}
+print(json.dumps(out, sort_keys=True))
+"#;
+    let out = std::process::Command::new(python())
+        .args(["-c", script, url])
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "kfp.Client failed:\n{}",
+        text(&out.stderr)
+    );
+    let stdout = text(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect("kfp.Client JSON")
+}
+
+#[test]
+fn ci_run_provenance_reaches_the_versions_and_the_ci_outputs() {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    let outputs = ctx.root().join("github_output");
+    let out = ctx
+        .cmd()
+        .args(["deploy", "--endpoint", &server.url, "--version-tag", TAG])
+        .args(["--report-file", "out/report.json"])
+        .env("CI", "true")
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_SHA", "0123456789abcdef0123456789abcdef01234567")
+        .env("GITHUB_REF", "refs/heads/main")
+        .env("GITHUB_REF_NAME", "main")
+        .env("GITHUB_SERVER_URL", "https://github.example")
+        .env("GITHUB_REPOSITORY", "ml/pipelines")
+        .env("GITHUB_RUN_ID", "4711")
+        .env("GITHUB_OUTPUT", &outputs)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let versions = kfp_client_versions(&server.url);
+    let v = &versions[format!("hello_pipeline/{TAG}")];
+    let description = v["description"].as_str().unwrap_or_default();
+    assert!(
+        description.starts_with("Deployed by kfp-ci "),
+        "{description}"
+    );
+    assert!(description.contains("hello_pipeline.py"), "{description}");
+    assert!(
+        description.contains("0123456789abcdef0123456789abcdef01234567"),
+        "{description}"
+    );
+    assert!(description.contains("main"), "{description}");
+    assert!(description.contains("4711"), "{description}");
+    assert_eq!(
+        v["tags"]["git-sha"], "0123456789abcdef0123456789abcdef01234567",
+        "{v:#}"
+    );
+    assert_eq!(v["tags"]["managed-by"], "kfp-ci", "{v:#}");
+    assert_eq!(v["tags"]["run-id"], "4711", "{v:#}");
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(ctx.root().join("out/report.json")).expect("report file"),
+    )
+    .expect("report JSON");
+    assert_eq!(report["counts"]["created"], 1);
+    assert_eq!(
+        report["ci"]["commit_sha"],
+        "0123456789abcdef0123456789abcdef01234567"
+    );
+    assert!(
+        report["pipelines"][0]["mermaid"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("flowchart")),
+        "{report:#}"
+    );
+    assert!(outputs.exists(), "ci::publish wrote no $GITHUB_OUTPUT");
+}
+
+#[test]
+fn kubernetes_store_gets_dns_1123_names_with_the_readable_display_name() {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    // serve has no kubernetes store: the proxy makes its health check say so.
+    let proxy = Faulty::start(
+        &server.url,
+        vec![Rule {
+            method: "GET",
+            path_suffix: "/healthz",
+            times: 100,
+            fault: Fault::Reply(
+                200,
+                r#"{"commit_sha":"abc","tag_name":"2.17.0","multi_user":false,"pipeline_store":"kubernetes"}"#,
+            ),
+        }],
+    );
+    let out = run(
+        &ctx,
+        &[
+            "deploy",
+            "--endpoint",
+            &proxy.url,
+            "--version-tag",
+            TAG,
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(json(&out)["pipelines"][0]["name"], "hello-pipeline");
+    let view = kfp_client_view(&server.url, None);
+    assert_eq!(
+        view["hello-pipeline"]["display_name"], "hello_pipeline",
+        "{view:#}"
+    );
+    let out = run(
+        &ctx,
+        &["deploy", "--endpoint", &proxy.url, "--output", "json"],
+    );
+    assert_eq!(json(&out)["counts"]["unchanged"], 1);
+}
+
+#[test]
+fn older_server_gets_no_tags_and_a_version_skew_warning() {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    let proxy = Faulty::start(
+        &server.url,
+        vec![Rule {
+            method: "GET",
+            path_suffix: "/healthz",
+            times: 100,
+            fault: Fault::Reply(
+                200,
+                r#"{"commit_sha":"abc","tag_name":"2.14.3","multi_user":false,"pipeline_store":"database"}"#,
+            ),
+        }],
+    );
+    let out = run(
+        &ctx,
+        &["deploy", "--endpoint", &proxy.url, "--version-tag", TAG],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("newer than the server (2.14.3)"),
+        "{stderr}"
+    );
+    let versions = kfp_client_versions(&server.url);
+    let v = &versions[format!("hello_pipeline/{TAG}")];
+    assert!(
+        v["tags"].is_null() || v["tags"] == serde_json::json!({}),
+        "{v:#}"
+    );
+    assert!(
+        v["description"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Deployed by kfp-ci ")
+    );
+}
+
+#[test]
+fn named_target_from_the_configuration_with_its_own_token_variable() {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    let server = Server::start(
+        &ctx.root().join("registry.db"),
+        &["--token", "team-token-abcdef", "--multi-user"],
+    );
+    ctx.write(
+        "kfp-ci.toml",
+        &format!(
+            "default_target = \"dev\"\n\n[targets.dev]\nendpoint = \"{}\"\nnamespace = \"ml-dev\"\ntoken_env = \"DEV_KFP_TOKEN\"\n",
+            server.url
+        ),
+    );
+    let out = ctx
+        .cmd()
+        .args(["deploy", "--version-tag", TAG, "--output", "json"])
+        .env("DEV_KFP_TOKEN", "team-token-abcdef")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report = json(&out);
+    assert_eq!(report["target"]["name"], "dev");
+    assert_eq!(report["target"]["namespace"], "ml-dev");
+    assert_eq!(report["counts"]["created"], 1);
+    assert!(!text(&out.stdout).contains("team-token-abcdef"));
+    assert!(!text(&out.stderr).contains("team-token-abcdef"));
+    // An unknown target is a configuration error naming the known ones.
+    let out = run(&ctx, &["plan", "--target", "prod"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("[targets.dev]"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -16,6 +16,9 @@ pub enum Fault {
     Reply(u16, &'static str),
     /// Forward (the request lands upstream), then answer with this status: a lost answer.
     ForwardThenReply(u16),
+    /// Hold matching requests until this many have arrived (or 10 s passed), then forward them
+    /// together: two runs that both planned the same change really race.
+    Barrier(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -41,6 +44,8 @@ struct Shared {
     http: reqwest::Client,
     rules: Mutex<Vec<Rule>>,
     log: Mutex<Vec<Logged>>,
+    arrived: Mutex<usize>,
+    barrier: tokio::sync::Notify,
 }
 
 pub struct Faulty {
@@ -57,6 +62,8 @@ impl Faulty {
             http: reqwest::Client::new(),
             rules: Mutex::new(rules),
             log: Mutex::new(Vec::new()),
+            arrived: Mutex::new(0),
+            barrier: tokio::sync::Notify::new(),
         });
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
@@ -143,6 +150,27 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         .unwrap_or_default();
     let response = match fault {
         Some(Fault::Reply(status, body)) => reply(status, body),
+        Some(Fault::Barrier(n)) => {
+            let target = {
+                let mut arrived = shared.arrived.lock().expect("arrived");
+                *arrived += 1;
+                arrived.div_ceil(n) * n
+            };
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let notified = shared.barrier.notified();
+                if *shared.arrived.lock().expect("arrived") >= target {
+                    shared.barrier.notify_waiters();
+                    break;
+                }
+                if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                    break;
+                }
+            }
+            forward(&shared, &method, &path_and_query, &headers, body)
+                .await
+                .unwrap_or_else(|e| reply(502, &format!("proxy: {e}")))
+        }
         Some(Fault::ForwardThenReply(status)) => {
             let _ = forward(&shared, &method, &path_and_query, &headers, body).await;
             reply(status, r#"{"code":14,"message":"injected: answer lost"}"#)
