@@ -180,6 +180,12 @@ fn existing_config(dir: &Path) -> Option<PathBuf> {
 /// Write the planned files into `dir`. Existing files are an error naming them, unless `force`;
 /// an existing configuration is kept either way.
 pub fn write(dir: &Path, files: &[Planned], force: bool) -> Result<Vec<Written>> {
+    if !dir.exists() {
+        bail!(
+            "{} does not exist: create it (or clone the repository there) first, or give the repository with --dir",
+            dir.display()
+        );
+    }
     if !dir.is_dir() {
         bail!(
             "{} is not a directory: give the repository with --dir",

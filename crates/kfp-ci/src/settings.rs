@@ -120,16 +120,13 @@ pub fn load(explicit: Option<&Path>, cwd: &Path) -> Result<LoadedConfig> {
             );
         }
         let config = read_file(path)?;
-        let root = path
+        // The repository the file belongs to: `--config ci/kfp-ci.toml` still means the whole
+        // repository, not `ci/`. Outside a git work tree, the file's directory.
+        let dir = path
             .parent()
-            .map(|p| {
-                if p.as_os_str().is_empty() {
-                    cwd.to_path_buf()
-                } else {
-                    p.to_path_buf()
-                }
-            })
-            .unwrap_or_else(|| cwd.to_path_buf());
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| cwd.to_path_buf(), |p| cwd.join(p));
+        let root = repo_root(&dir);
         return Ok(LoadedConfig {
             config,
             path: Some(path.to_path_buf()),
@@ -404,6 +401,26 @@ mod tests {
         assert!(
             err.contains("[oops") && err.contains("kfp-ci.toml"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn explicit_config_in_a_subdirectory_keeps_the_repository_root() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs_err::create_dir_all(dir.path().join(".git")).expect(".git");
+        fs_err::create_dir_all(dir.path().join("ci")).expect("ci");
+        let cfg = dir.path().join("ci/kfp-ci.toml");
+        fs_err::write(&cfg, "max_depth = 2\n").expect("write");
+        let loaded = load(Some(&cfg), &dir.path().join("ci")).expect("load");
+        assert_eq!(loaded.root, dir.path());
+        assert_eq!(loaded.config.max_depth, Some(2));
+        // Outside a git work tree: the file's directory.
+        let plain = tempfile::tempdir().expect("tempdir");
+        let cfg = plain.path().join("kfp-ci.toml");
+        fs_err::write(&cfg, "").expect("write");
+        assert_eq!(
+            load(Some(&cfg), dir.path()).expect("load").root,
+            plain.path()
         );
     }
 
