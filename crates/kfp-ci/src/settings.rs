@@ -168,22 +168,87 @@ pub fn read_file(path: &Path) -> Result<Config> {
     let text = fs_err::read_to_string(path)?;
     let is_pyproject = path.file_name().is_some_and(|n| n == "pyproject.toml");
     if is_pyproject {
-        let table: toml::Table = toml::from_str(&text)
-            .with_context(|| format!("invalid configuration file {}", path.display()))?;
-        let Some(section) = table.get("tool").and_then(|t| t.get("kfp-ci")) else {
+        let table: toml::Table =
+            toml::from_str(&text).map_err(|e| config_error(path, &text, &e))?;
+        if table.get("tool").and_then(|t| t.get("kfp-ci")).is_none() {
             return Ok(Config::default());
-        };
-        let config: Config = section
-            .clone()
-            .try_into()
-            .with_context(|| format!("invalid [tool.kfp-ci] in {}", path.display()))?;
+        }
+        // Parsed again from the text (not from the table) so that errors keep their line.
+        let config = toml::from_str::<PyProject>(&text)
+            .map_err(|e| config_error(path, &text, &e))?
+            .tool
+            .kfp_ci;
         config.register_secrets();
         Ok(config)
     } else {
-        let config: Config = toml::from_str(&text)
-            .with_context(|| format!("invalid configuration file {}", path.display()))?;
+        let config: Config = toml::from_str(&text).map_err(|e| config_error(path, &text, &e))?;
         config.register_secrets();
         Ok(config)
+    }
+}
+
+#[derive(Deserialize)]
+struct PyProject {
+    tool: PyProjectTool,
+}
+
+#[derive(Deserialize)]
+struct PyProjectTool {
+    #[serde(rename = "kfp-ci")]
+    kfp_ci: Config,
+}
+
+/// One line: `invalid configuration file F, line N ([table]): message (`the line`); see …`.
+/// toml's own rendering is a multi-line source snippet with Rust type names (`usize`).
+fn config_error(path: &Path, text: &str, err: &toml::de::Error) -> anyhow::Error {
+    let mut message = err.message().trim().replace('\n', " ");
+    for (rust, plain) in [
+        ("expected usize", "expected a whole number ≥ 0"),
+        ("expected u64", "expected a whole number ≥ 0"),
+        ("expected u32", "expected a whole number ≥ 0"),
+        (
+            "expected a sequence",
+            "expected a list, e.g. [\"a\", \"b\"]",
+        ),
+        ("expected a map", "expected a table"),
+        ("unknown field", "unknown key"),
+    ] {
+        message = message.replace(rust, plain);
+    }
+    let mut place = String::new();
+    if let Some(span) = err.span() {
+        let start = span.start.min(text.len());
+        let line_no = text[..start].matches('\n').count() + 1;
+        let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+        place = format!(", line {line_no}");
+        let table = text[..start]
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| l.starts_with('['));
+        if let Some(table) = table
+            && !line.starts_with('[')
+        {
+            place.push_str(&format!(
+                " in {}",
+                table.split('#').next().unwrap_or(table).trim()
+            ));
+        }
+        if !line.is_empty() {
+            message.push_str(&format!(" (`{}`)", clip_line(line)));
+        }
+    }
+    anyhow::anyhow!(
+        "invalid configuration file {}{place}: {message}; see the configuration reference in the README",
+        path.display()
+    )
+}
+
+fn clip_line(line: &str) -> String {
+    if line.chars().count() > 80 {
+        format!("{}…", line.chars().take(80).collect::<String>())
+    } else {
+        line.to_string()
     }
 }
 
@@ -349,6 +414,33 @@ mod tests {
         let err = format!("{:#}", read_file(&path).expect_err("unknown key"));
         assert!(err.contains("includes"), "{err}");
         assert!(err.contains("kfp-ci.toml"), "{err}");
+    }
+
+    #[test]
+    fn config_errors_are_one_line_with_line_table_and_plain_types() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("kfp-ci.toml");
+        for (text, expected) in [
+            (
+                "jobs = 2\n[targets.prod]\nendpoint = \"https://x\"\ntoken = \"t\"\n",
+                "line 4 in [targets.prod]: unknown key `token`",
+            ),
+            (
+                "[notify.ntfy]\ntopic = \"x\"\n",
+                "line 2 in [notify.ntfy]: unknown key `topic`",
+            ),
+            (
+                "jobs = \"two\"\n",
+                "line 1: invalid type: string \"two\", expected a whole number",
+            ),
+            ("include = \"x\"\n", "expected a list"),
+        ] {
+            fs_err::write(&path, text).expect("write");
+            let err = format!("{:#}", read_file(&path).expect_err("invalid"));
+            assert!(err.contains(expected), "{err}");
+            assert!(!err.contains('\n') && !err.contains("usize"), "{err}");
+            assert!(err.contains(&path.display().to_string()), "{err}");
+        }
     }
 
     #[test]
