@@ -355,12 +355,14 @@ impl CompileSettings {
         }
 
         let jobs = match args.jobs.or(config.jobs) {
-            Some(0) => anyhow::bail!("`jobs` must be at least 1"),
+            Some(0) => anyhow::bail!("`jobs` (--jobs, or in {source}) must be at least 1"),
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(2, |n| n.get()),
         };
         let timeout = match args.timeout.or(config.timeout) {
-            Some(0) => anyhow::bail!("`timeout` must be at least 1 second"),
+            Some(0) => {
+                anyhow::bail!("`timeout` (--timeout, or in {source}) must be at least 1 second")
+            }
             Some(n) => n,
             None => DEFAULT_TIMEOUT_SECS,
         };

@@ -112,10 +112,24 @@ pub fn resolve_with(
     };
 
     let endpoint_text = non_empty(args.endpoint.clone())
-        .or_else(|| named.endpoint.clone())
-        .or_else(|| config.endpoint.clone());
+        .map(|e| (e, "--endpoint / KF_PIPELINES_ENDPOINT".to_string()))
+        .or_else(|| {
+            let n = name.as_deref().unwrap_or_default();
+            named
+                .endpoint
+                .clone()
+                .map(|e| (e, format!("[targets.{n}] in {config_name}")))
+        })
+        .or_else(|| {
+            config
+                .endpoint
+                .clone()
+                .map(|e| (e, format!("`endpoint` in {config_name}")))
+        });
     let endpoint = match endpoint_text {
-        Some(text) => Endpoint::Remote(parse_endpoint(&text)?),
+        Some((text, source)) => Endpoint::Remote(
+            parse_endpoint(&text).map_err(|e| anyhow::anyhow!("{e:#} (set by {source})"))?,
+        ),
         None if ci => bail!(
             "no KFP endpoint configured, and this is a CI run (CI is set): refusing to deploy to a local store\n\
              hint: set KF_PIPELINES_ENDPOINT, pass --endpoint, or set `endpoint` (or [targets.NAME]) in kfp-ci.toml"
