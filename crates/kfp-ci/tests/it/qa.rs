@@ -319,3 +319,52 @@ fn notify_with_a_malformed_report_says_so_without_zero_counts() {
         assert_eq!(sent["title"], "deploy failed");
     }
 }
+
+/// SIGTERM stops `kfp-ci serve` promptly and cleanly even while a client holds a connection with
+/// a request it never finishes (a browser tab, a stuck client).
+#[test]
+fn serve_stops_on_sigterm_despite_a_stuck_connection() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kfp-ci"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--db"])
+        .arg(dir.path().join("r.db"))
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let url = loop {
+        let line = lines.next().expect("serve output").expect("line");
+        if let Some(i) = line.find("listening on http://") {
+            break line[i + "listening on http://".len()..].trim().to_string();
+        }
+    };
+    let mut stuck = std::net::TcpStream::connect(&url).expect("connect");
+    stuck
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .expect("half a request");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = std::time::Duration::from_secs(15);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().expect("wait") {
+            break exit;
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            panic!("serve still running {deadline:?} after SIGTERM");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(rest.iter().any(|l| l.contains("shutting down")), "{rest:?}");
+    drop(stuck);
+}
