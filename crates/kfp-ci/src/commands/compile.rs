@@ -45,6 +45,20 @@ pub(super) async fn run_compile(
     } else {
         "check"
     };
+    // An output directory that cannot be made is a usage error, found before compiling anything.
+    if let Some(dir) = &out_dir {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            let source = loaded
+                .path
+                .as_ref()
+                .map(|p| format!("--out-dir or `out_dir` in {}", p.display()))
+                .unwrap_or_else(|| "--out-dir".to_string());
+            anyhow::anyhow!(
+                "cannot create the output directory {} ({source}): {e}; pick a writable directory",
+                dir.display()
+            )
+        })?;
+    }
 
     let verbose = global.verbose > 0;
     let quiet = global.quiet;

@@ -368,3 +368,28 @@ fn serve_stops_on_sigterm_despite_a_stuck_connection() {
     assert!(rest.iter().any(|l| l.contains("shutting down")), "{rest:?}");
     drop(stuck);
 }
+
+/// An output directory that cannot be created is a usage error (exit 2) found before compiling,
+/// in one line naming the directory and the setting.
+#[test]
+fn compile_into_an_impossible_out_dir_fails_first_naming_it() {
+    let ctx = TestContext::new();
+    ctx.write("a_pipeline.py", "raise SystemExit('never compiled')\n");
+    let blocker = ctx.write("not-a-dir", "a file\n");
+    let out = ctx
+        .cmd()
+        .arg("compile")
+        .arg("--out-dir")
+        .arg(blocker.join("yaml"))
+        .output()
+        .expect("compile");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: cannot create the output directory")
+            && stderr.contains("not-a-dir")
+            && stderr.contains("--out-dir"),
+        "{stderr}"
+    );
+}
