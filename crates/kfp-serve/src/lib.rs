@@ -193,7 +193,7 @@ pub async fn spawn(opts: ServeOptions) -> anyhow::Result<RunningServer> {
         .await
         .with_context(|| {
             format!(
-                "cannot listen on {}: is another server using it? Pick another port with --addr (port 0 picks a free one)",
+                "cannot listen on {}\nhint: is another server using it? Pick another port with --addr (port 0 picks a free one)",
                 opts.addr
             )
         })?;

@@ -87,7 +87,7 @@ impl Store {
         let conn = Connection::open(path)
             .with_context(|| format!("cannot open database {}", path.display()))?;
         Self::init(conn, path)
-            .with_context(|| format!("cannot initialise database {}", path.display()))
+            .with_context(|| format!("cannot initialise database {}\nhint: --db takes a kfp-ci serve database (SQLite) or a new file path", path.display()))
     }
 
     fn init(conn: Connection, path: &Path) -> anyhow::Result<Store> {
