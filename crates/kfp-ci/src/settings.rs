@@ -318,11 +318,14 @@ impl CompileSettings {
         let root = std::path::absolute(&loaded.root)
             .with_context(|| format!("invalid repository root {}", loaded.root.display()))?;
         let config = &loaded.config;
-        let source = loaded
-            .path
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "the defaults".to_string());
+        // Where a bad value may come from: the command line, or the configuration file if any.
+        let or_file = |key: &str| {
+            loaded
+                .path
+                .as_ref()
+                .map(|p| format!(", or `{key}` in {}", p.display()))
+                .unwrap_or_default()
+        };
 
         let paths = args
             .paths
@@ -349,19 +352,22 @@ impl CompileSettings {
         for (key, globs) in [("include", &include), ("exclude", &exclude)] {
             for glob in globs {
                 crate::discover::glob(glob).with_context(|| {
-                    format!("invalid `{key}` glob {glob:?} (from the command line or {source})")
+                    format!("invalid `{key}` glob {glob:?} (--{key}{})", or_file(key))
                 })?;
             }
         }
 
         let jobs = match args.jobs.or(config.jobs) {
-            Some(0) => anyhow::bail!("`jobs` (--jobs, or in {source}) must be at least 1"),
+            Some(0) => anyhow::bail!("`jobs` (--jobs{}) must be at least 1", or_file("jobs")),
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(2, |n| n.get()),
         };
         let timeout = match args.timeout.or(config.timeout) {
             Some(0) => {
-                anyhow::bail!("`timeout` (--timeout, or in {source}) must be at least 1 second")
+                anyhow::bail!(
+                    "`timeout` (--timeout{}) must be at least 1 second",
+                    or_file("timeout")
+                )
             }
             Some(n) => n,
             None => DEFAULT_TIMEOUT_SECS,
@@ -379,7 +385,13 @@ impl CompileSettings {
             .clone()
             .unwrap_or_else(|| DEFAULT_KFP_VERSION.to_string());
         if kfp_version.trim().is_empty() || kfp_version.contains(char::is_whitespace) {
-            anyhow::bail!("`kfp_version` in {source} must be a version such as \"2.17.0\"");
+            anyhow::bail!(
+                "`kfp_version` in {} must be a version such as \"2.17.0\"",
+                loaded.path.as_ref().map_or_else(
+                    || "the configuration".to_string(),
+                    |p| p.display().to_string()
+                )
+            );
         }
         let functions = config
             .functions
