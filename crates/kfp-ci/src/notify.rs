@@ -63,6 +63,10 @@ pub struct NtfyTarget {
     pub base: String,
     pub topic: String,
     pub auth: Option<NtfyAuth>,
+    /// The environment variables the credentials come from (`NTFY_TOKEN`, `NTFY_PASSWORD`, or
+    /// the ones `notify.ntfy.token_env` / `password_env` name), for messages.
+    pub token_env: String,
+    pub password_env: String,
 }
 
 impl NtfyTarget {
@@ -105,6 +109,8 @@ impl NtfyTarget {
             base: base.to_string(),
             topic: topic.to_string(),
             auth: None,
+            token_env: "NTFY_TOKEN".to_string(),
+            password_env: "NTFY_PASSWORD".to_string(),
         })
     }
 }
@@ -170,6 +176,8 @@ pub fn resolve_from(
         .as_deref()
         .unwrap_or("NTFY_PASSWORD");
     let user = config.ntfy.user.clone().or_else(|| var("NTFY_USER"));
+    target.token_env = token_env.to_string();
+    target.password_env = password_env.to_string();
     target.auth = if let Some(token) = var(token_env) {
         Some(NtfyAuth::Token(Secret::new(token)))
     } else if let Some(user) = user {
@@ -610,14 +618,29 @@ fn explain(target: &NtfyTarget, status: u16, body: &str, attempts: usize) -> any
     let topic = &target.topic;
     let hint = match status {
         401 => match &target.auth {
-            Some(NtfyAuth::Token(_)) => "the token was not accepted: NTFY_TOKEN must be a current access token (`tk_` and 29 more characters, from `ntfy token add` or the web app's account page)".to_string(),
-            Some(NtfyAuth::Basic { user, .. }) => format!("user {user:?} and its password were not accepted: check notify.ntfy.user / NTFY_USER and NTFY_PASSWORD"),
-            None => "this server needs credentials: set NTFY_TOKEN (an access token) or a user and NTFY_PASSWORD".to_string(),
+            Some(NtfyAuth::Token(_)) => format!(
+                "the token was not accepted: {} must be a current access token (`tk_` and 29 more characters, from `ntfy token add` or the web app's account page)",
+                target.token_env
+            ),
+            Some(NtfyAuth::Basic { user, .. }) => format!(
+                "user {user:?} and its password were not accepted: check notify.ntfy.user / NTFY_USER and {}",
+                target.password_env
+            ),
+            None => format!(
+                "this server needs credentials: set {} (an access token) or a user and {}",
+                target.token_env, target.password_env
+            ),
         },
-        403 => format!("these credentials may not publish to topic {topic:?}: grant write access (`ntfy access <user> {topic} write-only`) or use a topic this user can write to"),
-        429 => format!("rate limited after {attempts} attempts: ntfy limits requests per client (ntfy.sh: 250 messages a day on the free plan; self-hosted: visitor-request-limit-burst / -replenish); an authenticated user gets its own limits"),
+        403 => format!(
+            "these credentials may not publish to topic {topic:?}: grant write access (`ntfy access <user> {topic} write-only`) or use a topic this user can write to"
+        ),
+        429 => format!(
+            "rate limited after {attempts} attempts: ntfy limits requests per client (ntfy.sh: 250 messages a day on the free plan; self-hosted: visitor-request-limit-burst / -replenish); an authenticated user gets its own limits"
+        ),
         413 => "the notification is larger than the server accepts".to_string(),
-        404 => format!("{base} does not look like an ntfy server root: give the topic URL, e.g. https://ntfy.example/{topic}"),
+        404 => format!(
+            "{base} does not look like an ntfy server root: give the topic URL, e.g. https://ntfy.example/{topic}"
+        ),
         400 => "ntfy rejected the request as invalid".to_string(),
         s if s >= 500 => format!("ntfy had a server error, {attempts} attempts"),
         _ => "unexpected answer".to_string(),
