@@ -72,6 +72,9 @@ pub(super) async fn run_compile(
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
         bar
     });
+    // Files reported as failed while compiling; a failure found later (a duplicate name, a file
+    // that cannot be written) is reported after the run.
+    let mut reported_failed = std::collections::HashSet::new();
     let mut on_progress = |progress: Progress<'_>| {
         let (result, done) = match progress {
             Progress::Started { files } => {
@@ -82,6 +85,9 @@ pub(super) async fn run_compile(
             }
             Progress::Finished { result, done, .. } => (result, done),
         };
+        if result.outcome.is_err() {
+            reported_failed.insert(result.file.rel.clone());
+        }
         let text = render_line(result, verbose);
         match &bar {
             Some(bar) => {
@@ -105,6 +111,11 @@ pub(super) async fn run_compile(
 
     if let Some(dir) = &out_dir {
         write_outputs(&mut run, dir)?;
+    }
+    for result in &run.results {
+        if result.outcome.is_err() && !reported_failed.contains(&result.file.rel) {
+            eprint!("{}", render_line(result, verbose));
+        }
     }
 
     let failed = run.failed();

@@ -393,3 +393,34 @@ fn compile_into_an_impossible_out_dir_fails_first_naming_it() {
         "{stderr}"
     );
 }
+
+const TINY: &str = r#"from kfp import dsl
+
+@dsl.component(base_image="python:3.11")
+def hello() -> str:
+    return "hi"
+
+@dsl.pipeline
+def tiny():
+    hello()
+"#;
+
+/// Two files with the same pipeline name: `check` prints why both failed, not only a count.
+#[test]
+fn check_prints_the_duplicate_name_failures_it_counts() {
+    let ctx = TestContext::new();
+    ctx.write("team_a/train_pipeline.py", TINY);
+    ctx.write("team_b/train_pipeline.py", TINY);
+    let out = ctx.cmd().arg("check").output().expect("check");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for file in ["team_a/train_pipeline.py", "team_b/train_pipeline.py"] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains("FAILED") && l.contains(file) && l.contains("duplicate_name")),
+            "{file}: {stderr}"
+        );
+    }
+    assert!(stderr.contains("2 failed"), "{stderr}");
+}
