@@ -103,6 +103,8 @@ pub(crate) struct AppState {
     /// With `--token`: the value of the web page's session cookie, set once a browser has
     /// presented the token as `/?token=…` (random per server start; never the token itself).
     ui_session: String,
+    /// Its name: [`UI_COOKIE`] and the port, as browsers share cookies across the ports of a host.
+    ui_cookie: String,
     latency: Duration,
     fail_rate: f64,
     rng: Mutex<StdRng>,
@@ -218,6 +220,7 @@ pub async fn spawn(opts: ServeOptions) -> anyhow::Result<RunningServer> {
             rand::rng().fill(&mut bytes);
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
         },
+        ui_cookie: format!("{UI_COOKIE}_{}", addr.port()),
         latency: Duration::from_millis(opts.latency_ms),
         fail_rate: opts.fail_rate,
         rng: Mutex::new(rng),
@@ -387,7 +390,7 @@ fn is_upload(path: &str) -> bool {
     path.ends_with("/pipelines/upload") || path.ends_with("/pipelines/upload_version")
 }
 
-/// The web page's session cookie (see [`AppState::ui_session`]).
+/// The web page's session cookie, followed by `_<port>` (see [`AppState::ui_session`]).
 pub const UI_COOKIE: &str = "kfp_ci_serve_session";
 
 /// `--token`: every request needs `Authorization: Bearer <token>`. A browser cannot send that
@@ -441,7 +444,7 @@ async fn page_auth(state: &AppState, expected: &str, req: Request, next: Next) -
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
         .any(|(k, v)| {
-            k == UI_COOKIE && constant_time_eq(v.as_bytes(), state.ui_session.as_bytes())
+            k == state.ui_cookie && constant_time_eq(v.as_bytes(), state.ui_session.as_bytes())
         });
     if has_session {
         return next.run(req).await;
@@ -467,8 +470,8 @@ async fn page_auth(state: &AppState, expected: &str, req: Request, next: Next) -
     // Drop the token from the address bar (and from history) at once.
     let location = req.uri().path().to_string();
     let cookie = format!(
-        "{UI_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
-        state.ui_session
+        "{}={}; Path=/; HttpOnly; SameSite=Strict",
+        state.ui_cookie, state.ui_session
     );
     let mut resp = StatusCode::SEE_OTHER.into_response();
     for (name, value) in [(header::LOCATION, location), (header::SET_COOKIE, cookie)] {

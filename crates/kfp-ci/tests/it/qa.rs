@@ -241,6 +241,11 @@ async fn serve_page_opens_in_a_browser_with_token_once_and_escapes_names() {
         "the cookie is not the token: {cookie}"
     );
     let session = cookie.split(';').next().expect("name=value").to_string();
+    let port = server.url.rsplit(':').next().expect("port");
+    assert!(
+        session.starts_with(&format!("kfp_ci_serve_session_{port}=")),
+        "one cookie per server (browsers share cookies across ports): {session}"
+    );
 
     let resp = browser
         .get(format!("{}/", server.url))
@@ -277,7 +282,10 @@ async fn serve_page_opens_in_a_browser_with_token_once_and_escapes_names() {
     // A forged cookie is refused.
     let resp = browser
         .get(format!("{}/", server.url))
-        .header("cookie", "kfp_ci_serve_session=forged")
+        .header(
+            "cookie",
+            format!("{}=forged", session.split('=').next().expect("name")),
+        )
         .send()
         .await
         .expect("get");
