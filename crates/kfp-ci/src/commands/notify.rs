@@ -20,6 +20,11 @@ pub async fn run(cmd: NotifyCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let loaded = settings::load(global.config.as_deref(), &cwd)?;
     let settings = notify::resolve(&cmd.notify, &loaded.config.notify)?;
+    if settings.required && settings.ntfy.is_none() && !cmd.notify.no_notify {
+        anyhow::bail!(
+            "a notification is required (--notify-required or notify.required) but no ntfy URL is configured: set --ntfy-url, KFP_CI_NTFY_URL or notify.ntfy.url"
+        );
+    }
     let job_status = cmd
         .job_status
         .as_deref()
