@@ -26,6 +26,20 @@ pub fn register(secret: &str) {
     }
 }
 
+/// Register a cookie string (`a=1; session=…`) and each of its values, which a server may echo
+/// on their own.
+pub fn register_cookie(cookie: &str) {
+    register(cookie);
+    for pair in cookie.split(';') {
+        // Session values are long; short ones (`lang=german`) are settings, not secrets.
+        if let Some((_, value)) = pair.split_once('=')
+            && value.trim().trim_matches('"').len() >= 12
+        {
+            register(value.trim().trim_matches('"'));
+        }
+    }
+}
+
 /// Replace every registered secret in `text`.
 pub fn redact(text: &str) -> String {
     let mut out = text.to_string();
@@ -56,7 +70,7 @@ pub const SECRET_ENV_VARS: &[&str] = &[
 pub fn register_env_secrets(names: &[&str]) {
     for name in SECRET_ENV_VARS.iter().chain(names) {
         if let Some(value) = std::env::var_os(name) {
-            register(&value.to_string_lossy());
+            register_cookie(&value.to_string_lossy());
         }
     }
     if let Some(path) = std::env::var_os("KF_PIPELINES_SA_TOKEN_PATH")
@@ -154,5 +168,19 @@ mod tests {
         let text = v.to_string();
         assert!(!text.contains("secret_value"), "{text}");
         assert_eq!(v["a"][0], "x [redacted] y");
+    }
+
+    #[test]
+    fn cookie_values_are_hidden_on_their_own() {
+        register_cookie("theme=darkmode; authservice_session=MTcwMDAwMDAwMHxsecret");
+        assert_eq!(
+            redact("session MTcwMDAwMDAwMHxsecret expired"),
+            "session [redacted] expired"
+        );
+        assert_eq!(
+            redact("theme=dark"),
+            "theme=dark",
+            "short values are no secrets"
+        );
     }
 }

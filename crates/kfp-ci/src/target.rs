@@ -154,9 +154,10 @@ pub fn resolve_with(
         .map(|t| Secret::new(t.trim()));
     let token_file = args.token_file.clone().or_else(|| named.token_file.clone());
     let cookie_env = named.cookie_env.as_deref().unwrap_or(COOKIE_ENV);
-    let cookie = env(cookie_env)
-        .filter(|c| !c.trim().is_empty())
-        .map(|c| Secret::new(c.trim()));
+    let cookie = env(cookie_env).filter(|c| !c.trim().is_empty()).map(|c| {
+        crate::redact::register_cookie(c.trim());
+        Secret::new(c.trim())
+    });
 
     let mut headers = Vec::new();
     for (key, value) in &named.headers {
