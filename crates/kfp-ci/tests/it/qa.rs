@@ -432,3 +432,25 @@ fn check_prints_the_duplicate_name_failures_it_counts() {
     }
     assert!(stderr.contains("2 failed"), "{stderr}");
 }
+
+/// A bad value in a nested table of kfp-ci.toml: exit 2, one line naming the file, the line, the
+/// table and the key, for every command that reads the configuration.
+#[test]
+fn nested_config_errors_are_one_line_naming_file_table_and_key() {
+    let ctx = TestContext::new();
+    ctx.write(
+        "kfp-ci.toml",
+        "include = [\"**/*_pipeline.py\"]\n\n[targets.prod]\nendpoint = \"https://kfp.example.com/pipeline\"\ntoken = \"oops\"\n",
+    );
+    for command in ["check", "plan", "deploy", "notify", "doctor"] {
+        let out = ctx.cmd().arg(command).output().expect("run");
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{command}: {stderr}");
+        assert!(
+            stderr.contains("kfp-ci.toml, line 5 in [targets.prod]: unknown key `token`"),
+            "{command}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{command}: stdout is for data");
+    }
+}
