@@ -177,6 +177,9 @@ pub fn resolve_with(
         .or_else(|| named.ui_url.clone())
         .or_else(|| config.ui_url.clone())
         .map(|u| u.trim_end_matches('/').to_string());
+    if let Some(ui) = &ui_url {
+        check_ui_url(ui)?;
+    }
 
     Ok(Target {
         name,
@@ -232,6 +235,30 @@ pub fn parse_endpoint(text: &str) -> Result<url::Url> {
     let path = url.path().trim_end_matches('/').to_string();
     url.set_path(&path);
     Ok(url)
+}
+
+/// The UI URL ends up in reports, job outputs and notifications: it needs a scheme (or the links
+/// are broken) and must carry no credentials (they would be published).
+fn check_ui_url(text: &str) -> Result<()> {
+    let url = url::Url::parse(text)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .with_context(|| {
+            format!(
+                "KFP UI URL `{}` (--ui-url, KFP_CI_UI_URL or ui_url) is not an http(s) URL: write e.g. https://kubeflow.example.com/pipeline",
+                crate::redact::redact(text)
+            )
+        })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        if let Some(p) = url.password() {
+            crate::redact::register(p);
+        }
+        bail!(
+            "KFP UI URL `{}` (--ui-url, KFP_CI_UI_URL or ui_url) carries credentials, which would be published in reports and notifications: remove them",
+            crate::redact::redact(text)
+        );
+    }
+    Ok(())
 }
 
 fn check_header_name(name: &str) -> Result<String> {
@@ -305,6 +332,10 @@ mod tests {
         let u = parse_endpoint("https://host/pipeline/").expect("valid");
         assert_eq!(u.as_str(), "https://host/pipeline");
         assert!(parse_endpoint("https://u:hunter2secret@host").is_err());
+        assert!(check_ui_url("https://kubeflow.example.com/pipeline").is_ok());
+        assert!(check_ui_url("kubeflow.example.com").is_err());
+        let err = check_ui_url("https://u:hunter2secretui@host").expect_err("credentials");
+        assert!(!err.to_string().contains("hunter2secretui"), "{err}");
     }
 
     #[test]
