@@ -454,3 +454,45 @@ fn nested_config_errors_are_one_line_naming_file_table_and_key() {
         assert!(out.stdout.is_empty(), "{command}: stdout is for data");
     }
 }
+
+/// Log lines are plain text when stderr is not a terminal: no ANSI codes, not even in the
+/// `key=value` fields of `-v` request logs (a CI log or a file shows them as garbage).
+#[test]
+fn verbose_logs_to_a_pipe_carry_no_ansi_codes() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kfp-ci"))
+        .args(["-v", "serve", "--addr", "127.0.0.1:0", "--db"])
+        .arg(dir.path().join("r.db"))
+        .env_remove("NO_COLOR")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let mut reader = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut log = String::new();
+    let url = loop {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).expect("read") > 0, "{log}");
+        log.push_str(&line);
+        if let Some(i) = line.find("listening on http://") {
+            break line[i + "listening on http://".len()..].trim().to_string();
+        }
+    };
+    let mut conn = std::net::TcpStream::connect(&url).expect("connect");
+    conn.write_all(b"GET /apis/v2beta1/healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    reader.read_to_string(&mut log).expect("rest of the log");
+    child.wait().expect("wait");
+    assert!(log.contains("path=/apis/v2beta1/healthz"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "ANSI codes in a piped log: {log:?}"
+    );
+}
