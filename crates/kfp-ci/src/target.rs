@@ -172,6 +172,17 @@ pub fn resolve_with(
         })?;
         headers.push((check_header_name(key.trim())?, Secret::new(value.trim())));
     }
+    // A value HTTP cannot carry (a line break from `echo`, a stray control character) is a
+    // configuration error naming where it came from, not a failed request.
+    if let Some(t) = &token {
+        check_header_value(&format!("the token in {token_env}"), t)?;
+    }
+    if let Some(c) = &cookie {
+        check_header_value(&format!("the cookie in {cookie_env}"), c)?;
+    }
+    for (name, value) in &headers {
+        check_header_value(&format!("the value of header `{name}`"), value)?;
+    }
 
     let ui_url = non_empty(args.ui_url.clone())
         .or_else(|| named.ui_url.clone())
@@ -261,6 +272,15 @@ fn check_ui_url(text: &str) -> Result<()> {
     Ok(())
 }
 
+fn check_header_value(what: &str, value: &Secret) -> Result<()> {
+    if reqwest::header::HeaderValue::from_str(value.expose()).is_err() {
+        bail!(
+            "{what} holds a line break or another character HTTP headers cannot carry (pasted across lines?): set it on one line"
+        );
+    }
+    Ok(())
+}
+
 fn check_header_name(name: &str) -> Result<String> {
     reqwest::header::HeaderName::from_bytes(name.as_bytes())
         .with_context(|| format!("`{name}` is not a valid HTTP header name"))?;
@@ -332,6 +352,13 @@ mod tests {
         let u = parse_endpoint("https://host/pipeline/").expect("valid");
         assert_eq!(u.as_str(), "https://host/pipeline");
         assert!(parse_endpoint("https://u:hunter2secret@host").is_err());
+        let err = check_header_value(
+            "the token in KF_PIPELINES_TOKEN",
+            &Secret::new("tk_line\nbreak"),
+        )
+        .expect_err("newline");
+        assert!(err.to_string().contains("KF_PIPELINES_TOKEN"), "{err}");
+        assert!(check_header_value("x", &Secret::new("tk_fine_value")).is_ok());
         assert!(check_ui_url("https://kubeflow.example.com/pipeline").is_ok());
         assert!(check_ui_url("kubeflow.example.com").is_err());
         let err = check_ui_url("https://u:hunter2secretui@host").expect_err("credentials");
