@@ -179,7 +179,13 @@ pub fn resolve_from(
     target.token_env = token_env.to_string();
     target.password_env = password_env.to_string();
     target.auth = if let Some(token) = var(token_env) {
-        Some(NtfyAuth::Token(Secret::new(token)))
+        let token = Secret::new(token);
+        if reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose())).is_err() {
+            bail!(
+                "the ntfy token in {token_env} holds a line break or another character HTTP headers cannot carry (pasted across lines?): set it on one line"
+            );
+        }
+        Some(NtfyAuth::Token(token))
     } else if let Some(user) = user {
         let Some(password) = var(password_env) else {
             bail!(
