@@ -153,6 +153,14 @@ pub fn resolve_with(
         .filter(|t| !t.trim().is_empty())
         .map(|t| Secret::new(t.trim()));
     let token_file = args.token_file.clone().or_else(|| named.token_file.clone());
+    if let Some(path) = &token_file
+        && let Err(err) = std::fs::File::open(path)
+    {
+        bail!(
+            "cannot read the token file {} (--token-file, KF_PIPELINES_SA_TOKEN_PATH or token_file): {err}",
+            path.display()
+        );
+    }
     let cookie_env = named.cookie_env.as_deref().unwrap_or(COOKIE_ENV);
     let cookie = env(cookie_env).filter(|c| !c.trim().is_empty()).map(|c| {
         crate::redact::register_cookie(c.trim());
