@@ -73,7 +73,9 @@ pub fn register_env_secrets(names: &[&str]) {
             register_cookie(&value.to_string_lossy());
         }
     }
+    // Only a small regular file (a projected token), never a FIFO or a device that could block.
     if let Some(path) = std::env::var_os("KF_PIPELINES_SA_TOKEN_PATH")
+        && std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() <= 64 * 1024)
         && let Ok(token) = std::fs::read_to_string(path)
     {
         register(&token);
