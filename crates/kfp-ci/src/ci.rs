@@ -321,6 +321,8 @@ pub fn publish(report: &Report) -> anyhow::Result<()> {
 
 /// [`publish`] to explicit destinations; returns how many files were written.
 pub fn publish_to(report: &Report, to: &Destinations) -> usize {
+    // Pipeline output and server answers in the report may carry a secret: hide them all.
+    let report = &crate::redact::redact_serde(report);
     let mut written = 0;
     let mut append = |path: &PathBuf, what: &str, text: String| match append_file(path, &text) {
         Ok(()) => {

@@ -58,10 +58,15 @@ fn is_virtualenv_or_skipped(dir: &Path) -> bool {
 /// `path` relative to `root`, `/`-separated; paths outside the root stay absolute.
 pub fn rel_path(root: &Path, path: &Path) -> String {
     let rel = path.strip_prefix(root).unwrap_or(path);
-    rel.components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
+    let mut out = String::new();
+    for c in rel.components() {
+        // The root component (`/`) already ends in a separator: no `//tmp/…`.
+        if !out.is_empty() && !out.ends_with('/') {
+            out.push('/');
+        }
+        out.push_str(&c.as_os_str().to_string_lossy());
+    }
+    out
 }
 
 /// Whether any directory between `base` and `file` is hidden or a virtualenv.
@@ -195,6 +200,19 @@ mod tests {
             jobs: 1,
             timeout: std::time::Duration::from_secs(5),
         }
+    }
+
+    #[test]
+    fn rel_path_inside_and_outside_the_root() {
+        let root = Path::new("/repo");
+        assert_eq!(
+            rel_path(root, Path::new("/repo/a/b_pipeline.py")),
+            "a/b_pipeline.py"
+        );
+        assert_eq!(
+            rel_path(root, Path::new("/elsewhere/x.py")),
+            "/elsewhere/x.py"
+        );
     }
 
     fn write(root: &Path, rel: &str) {

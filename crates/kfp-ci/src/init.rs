@@ -14,21 +14,43 @@ const GITLAB_CI: &str = include_str!("../templates/gitlab-ci.yml");
 const NETWORK_POLICY: &str = include_str!("../templates/networkpolicy.yaml");
 const CONFIG: &str = include_str!("../templates/kfp-ci.toml");
 
-/// The kfp SDK version generated workflows install (the default `kfp_version`).
+/// The kfp SDK version of the generated kfp-ci.toml (the default `kfp_version`).
 pub const KFP_VERSION: &str = "2.17.0";
 /// Where the NetworkPolicy goes; `doctor` points here on a connect timeout.
 pub const NETWORK_POLICY_PATH: &str = "deploy/networkpolicy-allow-gitea-ingress.yaml";
 pub const CONFIG_PATH: &str = "kfp-ci.toml";
 
-/// How kfp-ci gets onto a runner: cargo (installed with rustup when missing). Replace with a
-/// download of a prebuilt binary to save the build.
-const INSTALL_ACTIONS: &str = r#"          export PATH="$HOME/.cargo/bin:$PATH"
-          command -v cargo >/dev/null || curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
-          cargo install --locked --root "$HOME/.local" kfp-ci --version "${KFP_CI_VERSION}"
-          echo "$HOME/.local/bin" >> "$GITHUB_PATH""#;
-const INSTALL_GITLAB: &str = r#"    - export PATH="$HOME/.cargo/bin:$HOME/.local/bin:$PATH"
-    - command -v cargo >/dev/null || curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
-    - cargo install --locked --root "$HOME/.local" kfp-ci --version "${KFP_CI_VERSION}""#;
+/// How kfp-ci gets onto a runner. kfp-ci is not published on crates.io, so the workflow takes
+/// the install from the repository's CI variables: `KFP_CI_INSTALL`, any shell command that puts
+/// `kfp-ci` on PATH (`$HOME/.local/bin` is on it; e.g. a download of a prebuilt binary), else
+/// `KFP_CI_GIT_URL` (kfp-ci's git repository, optionally `KFP_CI_GIT_REV`), built with cargo
+/// (rustup when cargo is missing). Neither set: the step fails saying so.
+const INSTALL_ACTIONS: &str = r#"          mkdir -p "$HOME/.local/bin"
+          echo "$HOME/.local/bin" >> "$GITHUB_PATH"
+          export PATH="$HOME/.local/bin:$HOME/.cargo/bin:$PATH"
+          if [ -n "$KFP_CI_INSTALL" ]; then
+            sh -euc "$KFP_CI_INSTALL"
+          elif [ -n "$KFP_CI_GIT_URL" ]; then
+            command -v cargo >/dev/null || curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+            cargo install --locked --root "$HOME/.local" --git "$KFP_CI_GIT_URL" ${KFP_CI_GIT_REV:+--rev "$KFP_CI_GIT_REV"} kfp-ci
+          else
+            echo "::error::kfp-ci is not installed: set the repository variable KFP_CI_INSTALL (a command that puts kfp-ci on PATH) or KFP_CI_GIT_URL (the git URL of kfp-ci, built with cargo); see kfp-ci's docs/ci.md"
+            exit 1
+          fi
+          kfp-ci --version"#;
+const INSTALL_GITLAB: &str = r#"    - mkdir -p "$HOME/.local/bin"
+    - export PATH="$HOME/.local/bin:$HOME/.cargo/bin:$PATH"
+    - |
+      if [ -n "${KFP_CI_INSTALL:-}" ]; then
+        sh -euc "$KFP_CI_INSTALL"
+      elif [ -n "${KFP_CI_GIT_URL:-}" ]; then
+        command -v cargo >/dev/null || curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+        cargo install --locked --root "$HOME/.local" --git "$KFP_CI_GIT_URL" ${KFP_CI_GIT_REV:+--rev "$KFP_CI_GIT_REV"} kfp-ci
+      else
+        echo "kfp-ci is not installed: set the CI/CD variable KFP_CI_INSTALL (a command that puts kfp-ci on PATH) or KFP_CI_GIT_URL (the git URL of kfp-ci, built with cargo); see kfp-ci's docs/ci.md"
+        exit 1
+      fi
+    - kfp-ci --version"#;
 
 /// What `init` writes.
 #[derive(Debug, Clone)]
@@ -108,7 +130,6 @@ pub fn plan(options: &InitOptions) -> Result<Vec<Planned>> {
         ("settings_page", settings_page),
         ("kfp_namespace", options.kfp_namespace.as_str()),
         ("runner_namespace", options.runner_namespace.as_str()),
-        ("kfp_ci_version", env!("CARGO_PKG_VERSION")),
         ("kfp_version", KFP_VERSION),
         ("install_kfp_ci", install),
     ];
@@ -159,6 +180,12 @@ fn existing_config(dir: &Path) -> Option<PathBuf> {
 /// Write the planned files into `dir`. Existing files are an error naming them, unless `force`;
 /// an existing configuration is kept either way.
 pub fn write(dir: &Path, files: &[Planned], force: bool) -> Result<Vec<Written>> {
+    if !dir.exists() {
+        bail!(
+            "{} does not exist: create it (or clone the repository there) first, or give the repository with --dir",
+            dir.display()
+        );
+    }
     if !dir.is_dir() {
         bail!(
             "{} is not a directory: give the repository with --dir",

@@ -36,6 +36,9 @@ use crate::status::ExitStatus;
 pub fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     logging::init(&cli.global);
+    // Secrets by convention are hidden from every output of every command, even from text that
+    // only passes through (pipeline output, server answers).
+    redact::register_env_secrets(&[]);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -31,6 +31,9 @@ pub fn init(global: &GlobalArgs) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(RedactingStderr)
+        // Also governs the fields (`key=value`), which are italic/dim with ANSI codes otherwise,
+        // even in a file or a CI log.
+        .with_ansi(use_color())
         .event_format(PlainLine { color: use_color() })
         .try_init();
 }

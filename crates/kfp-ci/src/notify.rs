@@ -63,6 +63,10 @@ pub struct NtfyTarget {
     pub base: String,
     pub topic: String,
     pub auth: Option<NtfyAuth>,
+    /// The environment variables the credentials come from (`NTFY_TOKEN`, `NTFY_PASSWORD`, or
+    /// the ones `notify.ntfy.token_env` / `password_env` name), for messages.
+    pub token_env: String,
+    pub password_env: String,
 }
 
 impl NtfyTarget {
@@ -105,6 +109,8 @@ impl NtfyTarget {
             base: base.to_string(),
             topic: topic.to_string(),
             auth: None,
+            token_env: "NTFY_TOKEN".to_string(),
+            password_env: "NTFY_PASSWORD".to_string(),
         })
     }
 }
@@ -170,8 +176,16 @@ pub fn resolve_from(
         .as_deref()
         .unwrap_or("NTFY_PASSWORD");
     let user = config.ntfy.user.clone().or_else(|| var("NTFY_USER"));
+    target.token_env = token_env.to_string();
+    target.password_env = password_env.to_string();
     target.auth = if let Some(token) = var(token_env) {
-        Some(NtfyAuth::Token(Secret::new(token)))
+        let token = Secret::new(token);
+        if reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose())).is_err() {
+            bail!(
+                "the ntfy token in {token_env} holds a line break or another character HTTP headers cannot carry (pasted across lines?): set it on one line"
+            );
+        }
+        Some(NtfyAuth::Token(token))
     } else if let Some(user) = user {
         let Some(password) = var(password_env) else {
             bail!(
@@ -264,16 +278,23 @@ pub fn message(report: &Report, topic: &str) -> Message {
     let outcome = Outcome::of(report);
     let c = &report.counts;
     let mut head = String::new();
-    let _ = writeln!(
-        head,
-        "**{} compiled · {} uploaded** ({} created, {}) · {} unchanged · **{} failed**",
-        c.compiled,
-        c.uploaded(),
-        c.created,
-        crate::ci::new_versions(c.updated),
-        c.unchanged,
-        c.failed
-    );
+    // Without a report (the deploy job failed before writing one) there are no counts to show.
+    let no_report = report.pipelines.is_empty()
+        && c.compiled == 0
+        && c.failed == 0
+        && !report.errors.is_empty();
+    if !no_report {
+        let _ = writeln!(
+            head,
+            "**{} compiled · {} uploaded** ({} created, {}) · {} unchanged · **{} failed**",
+            c.compiled,
+            c.uploaded(),
+            c.created,
+            crate::ci::new_versions(c.updated),
+            c.unchanged,
+            c.failed
+        );
+    }
     let mut facts = Vec::new();
     if let Some(tag) = &report.version_tag {
         facts.push(format!("version `{tag}`"));
@@ -343,7 +364,7 @@ pub fn message(report: &Report, topic: &str) -> Message {
     if shown < items.len() {
         let _ = writeln!(body, "…and {} more", items.len() - shown);
     }
-    let body = clip(body.trim_end(), MAX_MESSAGE).to_string();
+    let body = clip(body.trim(), MAX_MESSAGE).to_string();
 
     let run_url = report.ci.as_ref().and_then(|ci| ci.run_url.clone());
     let mut actions = Vec::new();
@@ -425,7 +446,9 @@ pub async fn notify(report: &Report, settings: &NotifySettings) -> Result<Sent> 
     if let Err(reason) = should_send(report, settings.on) {
         return Ok(Sent::Skipped(reason));
     }
-    let message = message(report, &target.topic);
+    // Pipeline output and server answers in the report may carry a secret: hide them all.
+    let report = crate::redact::redact_serde(report);
+    let message = message(&report, &target.topic);
     publish(target, &message).await
 }
 
@@ -601,14 +624,29 @@ fn explain(target: &NtfyTarget, status: u16, body: &str, attempts: usize) -> any
     let topic = &target.topic;
     let hint = match status {
         401 => match &target.auth {
-            Some(NtfyAuth::Token(_)) => "the token was not accepted: NTFY_TOKEN must be a current access token (`tk_` and 29 more characters, from `ntfy token add` or the web app's account page)".to_string(),
-            Some(NtfyAuth::Basic { user, .. }) => format!("user {user:?} and its password were not accepted: check notify.ntfy.user / NTFY_USER and NTFY_PASSWORD"),
-            None => "this server needs credentials: set NTFY_TOKEN (an access token) or a user and NTFY_PASSWORD".to_string(),
+            Some(NtfyAuth::Token(_)) => format!(
+                "the token was not accepted: {} must be a current access token (`tk_` and 29 more characters, from `ntfy token add` or the web app's account page)",
+                target.token_env
+            ),
+            Some(NtfyAuth::Basic { user, .. }) => format!(
+                "user {user:?} and its password were not accepted: check notify.ntfy.user / NTFY_USER and {}",
+                target.password_env
+            ),
+            None => format!(
+                "this server needs credentials: set {} (an access token) or a user and {}",
+                target.token_env, target.password_env
+            ),
         },
-        403 => format!("these credentials may not publish to topic {topic:?}: grant write access (`ntfy access <user> {topic} write-only`) or use a topic this user can write to"),
-        429 => format!("rate limited after {attempts} attempts: ntfy limits requests per client (ntfy.sh: 250 messages a day on the free plan; self-hosted: visitor-request-limit-burst / -replenish); an authenticated user gets its own limits"),
+        403 => format!(
+            "these credentials may not publish to topic {topic:?}: grant write access (`ntfy access <user> {topic} write-only`) or use a topic this user can write to"
+        ),
+        429 => format!(
+            "rate limited after {attempts} attempts: ntfy limits requests per client (ntfy.sh: 250 messages a day on the free plan; self-hosted: visitor-request-limit-burst / -replenish); an authenticated user gets its own limits"
+        ),
         413 => "the notification is larger than the server accepts".to_string(),
-        404 => format!("{base} does not look like an ntfy server root: give the topic URL, e.g. https://ntfy.example/{topic}"),
+        404 => format!(
+            "{base} does not look like an ntfy server root: give the topic URL, e.g. https://ntfy.example/{topic}"
+        ),
         400 => "ntfy rejected the request as invalid".to_string(),
         s if s >= 500 => format!("ntfy had a server error, {attempts} attempts"),
         _ => "unexpected answer".to_string(),

@@ -120,16 +120,13 @@ pub fn load(explicit: Option<&Path>, cwd: &Path) -> Result<LoadedConfig> {
             );
         }
         let config = read_file(path)?;
-        let root = path
+        // The repository the file belongs to: `--config ci/kfp-ci.toml` still means the whole
+        // repository, not `ci/`. Outside a git work tree, the file's directory.
+        let dir = path
             .parent()
-            .map(|p| {
-                if p.as_os_str().is_empty() {
-                    cwd.to_path_buf()
-                } else {
-                    p.to_path_buf()
-                }
-            })
-            .unwrap_or_else(|| cwd.to_path_buf());
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| cwd.to_path_buf(), |p| cwd.join(p));
+        let root = repo_root(&dir);
         return Ok(LoadedConfig {
             config,
             path: Some(path.to_path_buf()),
@@ -171,18 +168,102 @@ pub fn read_file(path: &Path) -> Result<Config> {
     let text = fs_err::read_to_string(path)?;
     let is_pyproject = path.file_name().is_some_and(|n| n == "pyproject.toml");
     if is_pyproject {
-        let table: toml::Table = toml::from_str(&text)
-            .with_context(|| format!("invalid configuration file {}", path.display()))?;
-        let Some(section) = table.get("tool").and_then(|t| t.get("kfp-ci")) else {
+        let table: toml::Table =
+            toml::from_str(&text).map_err(|e| config_error(path, &text, &e))?;
+        if table.get("tool").and_then(|t| t.get("kfp-ci")).is_none() {
             return Ok(Config::default());
-        };
-        section
-            .clone()
-            .try_into()
-            .with_context(|| format!("invalid [tool.kfp-ci] in {}", path.display()))
+        }
+        // Parsed again from the text (not from the table) so that errors keep their line.
+        let config = toml::from_str::<PyProject>(&text)
+            .map_err(|e| config_error(path, &text, &e))?
+            .tool
+            .kfp_ci;
+        config.register_secrets();
+        Ok(config)
     } else {
-        toml::from_str(&text)
-            .with_context(|| format!("invalid configuration file {}", path.display()))
+        let config: Config = toml::from_str(&text).map_err(|e| config_error(path, &text, &e))?;
+        config.register_secrets();
+        Ok(config)
+    }
+}
+
+#[derive(Deserialize)]
+struct PyProject {
+    tool: PyProjectTool,
+}
+
+#[derive(Deserialize)]
+struct PyProjectTool {
+    #[serde(rename = "kfp-ci")]
+    kfp_ci: Config,
+}
+
+/// One line: `invalid configuration file F, line N ([table]): message (`the line`); see …`.
+/// toml's own rendering is a multi-line source snippet with Rust type names (`usize`).
+fn config_error(path: &Path, text: &str, err: &toml::de::Error) -> anyhow::Error {
+    let mut message = err.message().trim().replace('\n', " ");
+    for (rust, plain) in [
+        ("expected usize", "expected a whole number ≥ 0"),
+        ("expected u64", "expected a whole number ≥ 0"),
+        ("expected u32", "expected a whole number ≥ 0"),
+        (
+            "expected a sequence",
+            "expected a list, e.g. [\"a\", \"b\"]",
+        ),
+        ("expected a map", "expected a table"),
+        ("unknown field", "unknown key"),
+    ] {
+        message = message.replace(rust, plain);
+    }
+    let mut place = String::new();
+    if let Some(span) = err.span() {
+        let start = span.start.min(text.len());
+        let line_no = text[..start].matches('\n').count() + 1;
+        let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+        place = format!(", line {line_no}");
+        let table = text[..start]
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| l.starts_with('['));
+        if let Some(table) = table
+            && !line.starts_with('[')
+        {
+            place.push_str(&format!(
+                " in {}",
+                table.split('#').next().unwrap_or(table).trim()
+            ));
+        }
+        if !line.is_empty() {
+            message.push_str(&format!(" (`{}`)", clip_line(line)));
+        }
+    }
+    anyhow::anyhow!(
+        "invalid configuration file {}{place}: {message}; see the configuration reference in the README",
+        path.display()
+    )
+}
+
+fn clip_line(line: &str) -> String {
+    if line.chars().count() > 80 {
+        format!("{}…", line.chars().take(80).collect::<String>())
+    } else {
+        line.to_string()
+    }
+}
+
+impl Config {
+    /// Register the values of the environment variables this configuration names as secret
+    /// holders (`token_env`, `cookie_env`, `password_env`) with the redactor.
+    pub fn register_secrets(&self) {
+        let mut names: Vec<&str> = Vec::new();
+        for t in self.targets.values() {
+            names.extend(t.token_env.as_deref());
+            names.extend(t.cookie_env.as_deref());
+        }
+        names.extend(self.notify.ntfy.token_env.as_deref());
+        names.extend(self.notify.ntfy.password_env.as_deref());
+        crate::redact::register_env_secrets(&names);
     }
 }
 
@@ -237,11 +318,14 @@ impl CompileSettings {
         let root = std::path::absolute(&loaded.root)
             .with_context(|| format!("invalid repository root {}", loaded.root.display()))?;
         let config = &loaded.config;
-        let source = loaded
-            .path
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "the defaults".to_string());
+        // Where a bad value may come from: the command line, or the configuration file if any.
+        let or_file = |key: &str| {
+            loaded
+                .path
+                .as_ref()
+                .map(|p| format!(", or `{key}` in {}", p.display()))
+                .unwrap_or_default()
+        };
 
         let paths = args
             .paths
@@ -268,18 +352,23 @@ impl CompileSettings {
         for (key, globs) in [("include", &include), ("exclude", &exclude)] {
             for glob in globs {
                 crate::discover::glob(glob).with_context(|| {
-                    format!("invalid `{key}` glob {glob:?} (from the command line or {source})")
+                    format!("invalid `{key}` glob {glob:?} (--{key}{})", or_file(key))
                 })?;
             }
         }
 
         let jobs = match args.jobs.or(config.jobs) {
-            Some(0) => anyhow::bail!("`jobs` must be at least 1"),
+            Some(0) => anyhow::bail!("`jobs` (--jobs{}) must be at least 1", or_file("jobs")),
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(2, |n| n.get()),
         };
         let timeout = match args.timeout.or(config.timeout) {
-            Some(0) => anyhow::bail!("`timeout` must be at least 1 second"),
+            Some(0) => {
+                anyhow::bail!(
+                    "`timeout` (--timeout{}) must be at least 1 second",
+                    or_file("timeout")
+                )
+            }
             Some(n) => n,
             None => DEFAULT_TIMEOUT_SECS,
         };
@@ -296,7 +385,13 @@ impl CompileSettings {
             .clone()
             .unwrap_or_else(|| DEFAULT_KFP_VERSION.to_string());
         if kfp_version.trim().is_empty() || kfp_version.contains(char::is_whitespace) {
-            anyhow::bail!("`kfp_version` in {source} must be a version such as \"2.17.0\"");
+            anyhow::bail!(
+                "`kfp_version` in {} must be a version such as \"2.17.0\"",
+                loaded.path.as_ref().map_or_else(
+                    || "the configuration".to_string(),
+                    |p| p.display().to_string()
+                )
+            );
         }
         let functions = config
             .functions
@@ -333,6 +428,33 @@ mod tests {
         let err = format!("{:#}", read_file(&path).expect_err("unknown key"));
         assert!(err.contains("includes"), "{err}");
         assert!(err.contains("kfp-ci.toml"), "{err}");
+    }
+
+    #[test]
+    fn config_errors_are_one_line_with_line_table_and_plain_types() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("kfp-ci.toml");
+        for (text, expected) in [
+            (
+                "jobs = 2\n[targets.prod]\nendpoint = \"https://x\"\ntoken = \"t\"\n",
+                "line 4 in [targets.prod]: unknown key `token`",
+            ),
+            (
+                "[notify.ntfy]\ntopic = \"x\"\n",
+                "line 2 in [notify.ntfy]: unknown key `topic`",
+            ),
+            (
+                "jobs = \"two\"\n",
+                "line 1: invalid type: string \"two\", expected a whole number",
+            ),
+            ("include = \"x\"\n", "expected a list"),
+        ] {
+            fs_err::write(&path, text).expect("write");
+            let err = format!("{:#}", read_file(&path).expect_err("invalid"));
+            assert!(err.contains(expected), "{err}");
+            assert!(!err.contains('\n') && !err.contains("usize"), "{err}");
+            assert!(err.contains(&path.display().to_string()), "{err}");
+        }
     }
 
     #[test]
@@ -385,6 +507,26 @@ mod tests {
         assert!(
             err.contains("[oops") && err.contains("kfp-ci.toml"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn explicit_config_in_a_subdirectory_keeps_the_repository_root() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs_err::create_dir_all(dir.path().join(".git")).expect(".git");
+        fs_err::create_dir_all(dir.path().join("ci")).expect("ci");
+        let cfg = dir.path().join("ci/kfp-ci.toml");
+        fs_err::write(&cfg, "max_depth = 2\n").expect("write");
+        let loaded = load(Some(&cfg), &dir.path().join("ci")).expect("load");
+        assert_eq!(loaded.root, dir.path());
+        assert_eq!(loaded.config.max_depth, Some(2));
+        // Outside a git work tree: the file's directory.
+        let plain = tempfile::tempdir().expect("tempdir");
+        let cfg = plain.path().join("kfp-ci.toml");
+        fs_err::write(&cfg, "").expect("write");
+        assert_eq!(
+            load(Some(&cfg), dir.path()).expect("load").root,
+            plain.path()
         );
     }
 

@@ -22,13 +22,52 @@ impl From<ExitStatus> for ExitCode {
     }
 }
 
-/// `error: …` then one `Caused by: …` line per cause, secrets redacted.
+/// One line, `error: what: why: cause`, then the `hint: …` lines the messages carry; secrets
+/// redacted. A cause whose text the line already holds is not repeated.
 pub fn print_error(err: &anyhow::Error) {
-    let mut chain = err.chain();
-    if let Some(first) = chain.next() {
-        eprintln!("error: {}", crate::redact::redact(&first.to_string()));
+    eprint!("{}", render_error(err));
+}
+
+/// The text [`print_error`] prints.
+pub fn render_error(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut hints: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = crate::redact::redact(&cause.to_string());
+        let mut body: Vec<&str> = Vec::new();
+        for line in text.lines() {
+            if line.trim_start().starts_with("hint:") {
+                hints.push(line.trim().to_string());
+            } else {
+                body.push(line);
+            }
+        }
+        let body = body.join("\n").trim().to_string();
+        if !body.is_empty() && !parts.iter().any(|p| p.contains(&body)) {
+            parts.push(body);
+        }
     }
-    for cause in chain {
-        eprintln!("  Caused by: {}", crate::redact::redact(&cause.to_string()));
+    let mut out = format!("error: {}\n", parts.join(": "));
+    for hint in hints {
+        out.push_str(&hint);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chain_is_one_line_and_hints_follow() {
+        let err = anyhow::anyhow!("Address already in use (os error 98)")
+            .context("cannot listen on 127.0.0.1:8888\nhint: pick another port with --addr");
+        assert_eq!(
+            render_error(&err),
+            "error: cannot listen on 127.0.0.1:8888: Address already in use (os error 98)\nhint: pick another port with --addr\n"
+        );
+        let repeated = anyhow::anyhow!("file is not a database").context("file is not a database");
+        assert_eq!(render_error(&repeated), "error: file is not a database\n");
     }
 }

@@ -112,10 +112,24 @@ pub fn resolve_with(
     };
 
     let endpoint_text = non_empty(args.endpoint.clone())
-        .or_else(|| named.endpoint.clone())
-        .or_else(|| config.endpoint.clone());
+        .map(|e| (e, "--endpoint / KF_PIPELINES_ENDPOINT".to_string()))
+        .or_else(|| {
+            let n = name.as_deref().unwrap_or_default();
+            named
+                .endpoint
+                .clone()
+                .map(|e| (e, format!("[targets.{n}] in {config_name}")))
+        })
+        .or_else(|| {
+            config
+                .endpoint
+                .clone()
+                .map(|e| (e, format!("`endpoint` in {config_name}")))
+        });
     let endpoint = match endpoint_text {
-        Some(text) => Endpoint::Remote(parse_endpoint(&text)?),
+        Some((text, source)) => Endpoint::Remote(
+            parse_endpoint(&text).map_err(|e| anyhow::anyhow!("{e:#} (set by {source})"))?,
+        ),
         None if ci => bail!(
             "no KFP endpoint configured, and this is a CI run (CI is set): refusing to deploy to a local store\n\
              hint: set KF_PIPELINES_ENDPOINT, pass --endpoint, or set `endpoint` (or [targets.NAME]) in kfp-ci.toml"
@@ -139,10 +153,19 @@ pub fn resolve_with(
         .filter(|t| !t.trim().is_empty())
         .map(|t| Secret::new(t.trim()));
     let token_file = args.token_file.clone().or_else(|| named.token_file.clone());
+    if let Some(path) = &token_file
+        && let Err(err) = std::fs::File::open(path)
+    {
+        bail!(
+            "cannot read the token file {} (--token-file, KF_PIPELINES_SA_TOKEN_PATH or token_file): {err}",
+            path.display()
+        );
+    }
     let cookie_env = named.cookie_env.as_deref().unwrap_or(COOKIE_ENV);
-    let cookie = env(cookie_env)
-        .filter(|c| !c.trim().is_empty())
-        .map(|c| Secret::new(c.trim()));
+    let cookie = env(cookie_env).filter(|c| !c.trim().is_empty()).map(|c| {
+        crate::redact::register_cookie(c.trim());
+        Secret::new(c.trim())
+    });
 
     let mut headers = Vec::new();
     for (key, value) in &named.headers {
@@ -157,11 +180,25 @@ pub fn resolve_with(
         })?;
         headers.push((check_header_name(key.trim())?, Secret::new(value.trim())));
     }
+    // A value HTTP cannot carry (a line break from `echo`, a stray control character) is a
+    // configuration error naming where it came from, not a failed request.
+    if let Some(t) = &token {
+        check_header_value(&format!("the token in {token_env}"), t)?;
+    }
+    if let Some(c) = &cookie {
+        check_header_value(&format!("the cookie in {cookie_env}"), c)?;
+    }
+    for (name, value) in &headers {
+        check_header_value(&format!("the value of header `{name}`"), value)?;
+    }
 
     let ui_url = non_empty(args.ui_url.clone())
         .or_else(|| named.ui_url.clone())
         .or_else(|| config.ui_url.clone())
         .map(|u| u.trim_end_matches('/').to_string());
+    if let Some(ui) = &ui_url {
+        check_ui_url(ui)?;
+    }
 
     Ok(Target {
         name,
@@ -217,6 +254,39 @@ pub fn parse_endpoint(text: &str) -> Result<url::Url> {
     let path = url.path().trim_end_matches('/').to_string();
     url.set_path(&path);
     Ok(url)
+}
+
+/// The UI URL ends up in reports, job outputs and notifications: it needs a scheme (or the links
+/// are broken) and must carry no credentials (they would be published).
+fn check_ui_url(text: &str) -> Result<()> {
+    let url = url::Url::parse(text)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .with_context(|| {
+            format!(
+                "KFP UI URL `{}` (--ui-url, KFP_CI_UI_URL or ui_url) is not an http(s) URL: write e.g. https://kubeflow.example.com/pipeline",
+                crate::redact::redact(text)
+            )
+        })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        if let Some(p) = url.password() {
+            crate::redact::register(p);
+        }
+        bail!(
+            "KFP UI URL `{}` (--ui-url, KFP_CI_UI_URL or ui_url) carries credentials, which would be published in reports and notifications: remove them",
+            crate::redact::redact(text)
+        );
+    }
+    Ok(())
+}
+
+fn check_header_value(what: &str, value: &Secret) -> Result<()> {
+    if reqwest::header::HeaderValue::from_str(value.expose()).is_err() {
+        bail!(
+            "{what} holds a line break or another character HTTP headers cannot carry (pasted across lines?): set it on one line"
+        );
+    }
+    Ok(())
 }
 
 fn check_header_name(name: &str) -> Result<String> {
@@ -290,6 +360,17 @@ mod tests {
         let u = parse_endpoint("https://host/pipeline/").expect("valid");
         assert_eq!(u.as_str(), "https://host/pipeline");
         assert!(parse_endpoint("https://u:hunter2secret@host").is_err());
+        let err = check_header_value(
+            "the token in KF_PIPELINES_TOKEN",
+            &Secret::new("tk_line\nbreak"),
+        )
+        .expect_err("newline");
+        assert!(err.to_string().contains("KF_PIPELINES_TOKEN"), "{err}");
+        assert!(check_header_value("x", &Secret::new("tk_fine_value")).is_ok());
+        assert!(check_ui_url("https://kubeflow.example.com/pipeline").is_ok());
+        assert!(check_ui_url("kubeflow.example.com").is_err());
+        let err = check_ui_url("https://u:hunter2secretui@host").expect_err("credentials");
+        assert!(!err.to_string().contains("hunter2secretui"), "{err}");
     }
 
     #[test]

@@ -28,6 +28,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
+use base64::Engine as _;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Number, Value};
@@ -99,6 +100,11 @@ pub(crate) struct AppState {
     pub store: store::Store,
     pub multi_user: bool,
     token: Option<String>,
+    /// With `--token`: the value of the web page's session cookie, set once a browser has
+    /// presented the token as `/?token=…` (random per server start; never the token itself).
+    ui_session: String,
+    /// Its name: [`UI_COOKIE`] and the port, as browsers share cookies across the ports of a host.
+    ui_cookie: String,
     latency: Duration,
     fail_rate: f64,
     rng: Mutex<StdRng>,
@@ -189,7 +195,7 @@ pub async fn spawn(opts: ServeOptions) -> anyhow::Result<RunningServer> {
         .await
         .with_context(|| {
             format!(
-                "cannot listen on {}: is another server using it? Pick another port with --addr (port 0 picks a free one)",
+                "cannot listen on {}\nhint: is another server using it? Pick another port with --addr (port 0 picks a free one)",
                 opts.addr
             )
         })?;
@@ -209,6 +215,12 @@ pub async fn spawn(opts: ServeOptions) -> anyhow::Result<RunningServer> {
         store,
         multi_user: opts.multi_user,
         token: opts.token.filter(|t| !t.is_empty()),
+        ui_session: {
+            let mut bytes = [0u8; 32];
+            rand::rng().fill(&mut bytes);
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        },
+        ui_cookie: format!("{UI_COOKIE}_{}", addr.port()),
         latency: Duration::from_millis(opts.latency_ms),
         fail_rate: opts.fail_rate,
         rng: Mutex::new(rng),
@@ -378,11 +390,26 @@ fn is_upload(path: &str) -> bool {
     path.ends_with("/pipelines/upload") || path.ends_with("/pipelines/upload_version")
 }
 
-/// `--token`: every request needs `Authorization: Bearer <token>`.
+/// The web page's session cookie, followed by `_<port>` (see [`AppState::ui_session`]).
+pub const UI_COOKIE: &str = "kfp_ci_serve_session";
+
+/// `--token`: every request needs `Authorization: Bearer <token>`. A browser cannot send that
+/// header, so the read-only web page (`GET /`, `GET /ui/…`) also accepts `?token=TOKEN` once: the
+/// answer is a redirect to the same page without the token, setting an HttpOnly, SameSite=Strict
+/// session cookie that opens the web page (never the API) until the server stops.
 async fn auth(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let Some(expected) = &state.token else {
         return next.run(req).await;
     };
+    let path = req.uri().path();
+    let page = (path == "/" || path.starts_with("/ui/"))
+        && matches!(
+            *req.method(),
+            axum::http::Method::GET | axum::http::Method::HEAD
+        );
+    if page && !req.headers().contains_key(header::AUTHORIZATION) {
+        return page_auth(&state, expected, req, next).await;
+    }
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -401,6 +428,75 @@ async fn auth(State(state): State<Arc<AppState>>, req: Request, next: Next) -> R
         "Unauthenticated: this kfp-ci serve requires `Authorization: Bearer <token>` (the value of its --token)"
     };
     let mut resp = error::rpc_response(StatusCode::UNAUTHORIZED, 16, message);
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        axum::http::HeaderValue::from_static("Bearer"),
+    );
+    resp
+}
+
+async fn page_auth(state: &AppState, expected: &str, req: Request, next: Next) -> Response {
+    let has_session = req
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .any(|(k, v)| {
+            k == state.ui_cookie && constant_time_eq(v.as_bytes(), state.ui_session.as_bytes())
+        });
+    if has_session {
+        return next.run(req).await;
+    }
+    let given = req.uri().query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.into_owned())
+    });
+    let Some(given) = given else {
+        return page_unauthorized(
+            "This kfp-ci serve was started with --token. Open this page once as <code>/?token=TOKEN</code> \
+             (the value of its --token or KFP_CI_SERVE_TOKEN): a session cookie then keeps the page open \
+             until the server stops. API clients send <code>Authorization: Bearer TOKEN</code>.",
+        );
+    };
+    if !constant_time_eq(given.trim().as_bytes(), expected.as_bytes()) {
+        return page_unauthorized(
+            "The token in <code>?token=</code> is not the one this kfp-ci serve was started with \
+             (--token or KFP_CI_SERVE_TOKEN).",
+        );
+    }
+    // Drop the token from the address bar (and from history) at once.
+    let location = req.uri().path().to_string();
+    let cookie = format!(
+        "{}={}; Path=/; HttpOnly; SameSite=Strict",
+        state.ui_cookie, state.ui_session
+    );
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    for (name, value) in [(header::LOCATION, location), (header::SET_COOKIE, cookie)] {
+        if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+            resp.headers_mut().insert(name, value);
+        }
+    }
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    resp
+}
+
+fn page_unauthorized(why: &str) -> Response {
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>kfp-ci serve: token required</title></head>\
+         <body style=\"font-family:system-ui,sans-serif;margin:2rem\"><h1>Token required</h1><p>{why}</p></body></html>"
+    );
+    let mut resp = (
+        StatusCode::UNAUTHORIZED,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
+        .into_response();
     resp.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         axum::http::HeaderValue::from_static("Bearer"),

@@ -77,17 +77,24 @@ impl Store {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             let fresh = !dir.exists();
             fs_err::create_dir_all(dir).with_context(|| {
-                format!("cannot create the directory of database {}", path.display())
+                format!(
+                    "cannot create the directory of database {}\nhint: the database needs a writable directory (`kfp-ci serve --db PATH` picks another file)",
+                    path.display()
+                )
             })?;
             // The default `.kfp-ci/` directory holds local state only: keep it out of git.
             if fresh && dir.file_name().is_some_and(|n| n == ".kfp-ci") {
                 let _ = fs_err::write(dir.join(".gitignore"), "*\n");
             }
         }
-        let conn = Connection::open(path)
-            .with_context(|| format!("cannot open database {}", path.display()))?;
+        let conn = Connection::open(path).with_context(|| {
+            format!(
+                "cannot open database {}\nhint: the database needs a writable directory (`kfp-ci serve --db PATH` picks another file)",
+                path.display()
+            )
+        })?;
         Self::init(conn, path)
-            .with_context(|| format!("cannot initialise database {}", path.display()))
+            .with_context(|| format!("cannot initialise database {}\nhint: --db takes a kfp-ci serve database (SQLite) or a new file path", path.display()))
     }
 
     fn init(conn: Connection, path: &Path) -> anyhow::Result<Store> {

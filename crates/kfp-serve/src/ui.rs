@@ -41,11 +41,26 @@ td,th{border-bottom:1px solid #ddd;padding:.25rem .5rem;text-align:left;font-siz
 code,pre{font-family:ui-monospace,monospace}pre{background:#f6f6f6;padding:1rem;overflow:auto}\
 .muted{color:#777}h2{margin-bottom:0}";
 
-fn page(title: &str, body: &str) -> Html<String> {
-    Html(format!(
+/// The page, with headers that keep a stored name from ever running as code (no scripts, no
+/// framing, no sniffing) and the address (it may have carried `?token=`) out of referrers.
+fn page(title: &str, body: &str) -> Response {
+    let mut resp = Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>{body}</body></html>",
         esc(title)
     ))
+    .into_response();
+    let headers = resp.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; form-action 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ] {
+        headers.insert(name, axum::http::HeaderValue::from_static(value));
+    }
+    resp
 }
 
 pub async fn index(State(state): State<Arc<AppState>>) -> Response {
@@ -95,7 +110,7 @@ pub async fn index(State(state): State<Arc<AppState>>) -> Response {
     for (p, versions, vtotal) in &pipelines {
         pipeline_section(&mut body, p, versions, *vtotal);
     }
-    page("kfp-ci serve: pipelines", &body).into_response()
+    page("kfp-ci serve: pipelines", &body)
 }
 
 fn pipeline_section(body: &mut String, p: &Pipeline, versions: &[PipelineVersion], total: i64) {
@@ -192,7 +207,7 @@ pub async fn version_page(
             .unwrap_or_default()),
         spec = esc(&spec),
     );
-    let mut resp = page(&format!("{} / {}", p.name, v.name), &body).into_response();
+    let mut resp = page(&format!("{} / {}", p.name, v.name), &body);
     resp.headers_mut().insert(
         header::CACHE_CONTROL,
         axum::http::HeaderValue::from_static("no-store"),

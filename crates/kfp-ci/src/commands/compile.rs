@@ -45,6 +45,20 @@ pub(super) async fn run_compile(
     } else {
         "check"
     };
+    // An output directory that cannot be made is a usage error, found before compiling anything.
+    if let Some(dir) = &out_dir {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            let source = loaded
+                .path
+                .as_ref()
+                .map(|p| format!("--out-dir or `out_dir` in {}", p.display()))
+                .unwrap_or_else(|| "--out-dir".to_string());
+            anyhow::anyhow!(
+                "cannot create the output directory {} ({source}): {e}; pick a writable directory",
+                dir.display()
+            )
+        })?;
+    }
 
     let verbose = global.verbose > 0;
     let quiet = global.quiet;
@@ -58,6 +72,9 @@ pub(super) async fn run_compile(
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
         bar
     });
+    // Files reported as failed while compiling; a failure found later (a duplicate name, a file
+    // that cannot be written) is reported after the run.
+    let mut reported_failed = std::collections::HashSet::new();
     let mut on_progress = |progress: Progress<'_>| {
         let (result, done) = match progress {
             Progress::Started { files } => {
@@ -68,6 +85,9 @@ pub(super) async fn run_compile(
             }
             Progress::Finished { result, done, .. } => (result, done),
         };
+        if result.outcome.is_err() {
+            reported_failed.insert(result.file.rel.clone());
+        }
         let text = render_line(result, verbose);
         match &bar {
             Some(bar) => {
@@ -92,10 +112,15 @@ pub(super) async fn run_compile(
     if let Some(dir) = &out_dir {
         write_outputs(&mut run, dir)?;
     }
+    for result in &run.results {
+        if result.outcome.is_err() && !reported_failed.contains(&result.file.rel) {
+            eprint!("{}", render_line(result, verbose));
+        }
+    }
 
     let failed = run.failed();
     if output == OutputFormat::Json {
-        let report = build_report(&run, command, started_at);
+        let report = crate::redact::redact_serde(&build_report(&run, command, started_at));
         let mut stdout = std::io::stdout().lock();
         serde_json::to_writer_pretty(&mut stdout, &report)?;
         writeln!(stdout)?;

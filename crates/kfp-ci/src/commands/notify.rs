@@ -20,6 +20,11 @@ pub async fn run(cmd: NotifyCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let loaded = settings::load(global.config.as_deref(), &cwd)?;
     let settings = notify::resolve(&cmd.notify, &loaded.config.notify)?;
+    if settings.required && settings.ntfy.is_none() && !cmd.notify.no_notify {
+        anyhow::bail!(
+            "a notification is required (--notify-required or notify.required) but no ntfy URL is configured: set --ntfy-url, KFP_CI_NTFY_URL or notify.ntfy.url"
+        );
+    }
     let job_status = cmd
         .job_status
         .as_deref()
@@ -41,6 +46,12 @@ pub async fn run(cmd: NotifyCmd, global: &GlobalArgs) -> Result<ExitStatus> {
                     "the deploy job was cancelled before it could report".to_string()
                 }
                 Some(other) => format!("the deploy job ended ({other}) without a report"),
+                None if problem
+                    .as_deref()
+                    .is_some_and(|p| !p.ends_with(MISSING) && !p.ends_with(EMPTY)) =>
+                {
+                    "the deploy report could not be read".to_string()
+                }
                 None => "no deploy report was found".to_string(),
             };
             let why = match problem {
@@ -75,11 +86,15 @@ pub async fn run(cmd: NotifyCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
+/// How [`read_report`] ends its reason when there is no report at all (as opposed to a bad one).
+const MISSING: &str = "does not exist";
+const EMPTY: &str = "is empty";
+
 /// The report from the file, else from `KFP_CI_REPORT`; `None` with the reason when neither has one.
 fn read_report(file: Option<&Path>) -> (Option<Report>, Option<String>) {
     if let Some(path) = file {
         return match fs_err::read_to_string(path) {
-            Ok(text) => match serde_json::from_str::<Report>(&text) {
+            Ok(text) => match parse_report(&text) {
                 Ok(report) => (Some(report), None),
                 Err(err) => (
                     None,
@@ -87,21 +102,34 @@ fn read_report(file: Option<&Path>) -> (Option<Report>, Option<String>) {
                 ),
             },
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                (None, Some(format!("{} does not exist", path.display())))
+                (None, Some(format!("{} {MISSING}", path.display())))
             }
             Err(err) => (None, Some(err.to_string())),
         };
     }
     match std::env::var(REPORT_ENV) {
-        Ok(text) if !text.trim().is_empty() => match serde_json::from_str::<Report>(&text) {
+        Ok(text) if !text.trim().is_empty() => match parse_report(&text) {
             Ok(report) => (Some(report), None),
             Err(err) => (
                 None,
                 Some(format!("{REPORT_ENV} does not hold a kfp-ci report: {err}")),
             ),
         },
-        _ => (None, Some(format!("{REPORT_ENV} is empty"))),
+        _ => (None, Some(format!("{REPORT_ENV} {EMPTY}"))),
     }
+}
+
+/// A report as `kfp-ci deploy --output json` / `--report-file` writes it: a JSON object with a
+/// `schema` number (serde alone would also take an array, or `{}`, for a report of defaults).
+fn parse_report(text: &str) -> std::result::Result<Report, String> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    if !value.get("schema").is_some_and(serde_json::Value::is_u64) {
+        return Err(
+            "expected the JSON object `kfp-ci deploy --report-file` writes (with a `schema` number)"
+                .to_string(),
+        );
+    }
+    serde_json::from_value(value).map_err(|e| e.to_string())
 }
 
 /// A job that failed after its report still failed: say so when the report looks fine.

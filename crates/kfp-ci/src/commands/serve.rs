@@ -7,6 +7,9 @@ use crate::redact::Secret;
 use crate::settings;
 use crate::status::ExitStatus;
 
+/// How long requests in flight may take to finish after Ctrl-C or SIGTERM.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 pub async fn run(cmd: ServeCmd, _global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let db = match cmd.db {
@@ -54,9 +57,27 @@ pub async fn run(cmd: ServeCmd, _global: &GlobalArgs) -> anyhow::Result<ExitStat
             cmd.seed.map(|s| format!(" (seed {s})")).unwrap_or_default()
         );
     }
-    eprintln!("  pipelines page: {url}/ · API: {url}/apis/v2beta1/pipelines · Ctrl-C stops");
+    if token.is_some() {
+        eprintln!(
+            "  pipelines page: {url}/?token=<the token> (once per browser; a session cookie keeps it open) · API: {url}/apis/v2beta1/pipelines · Ctrl-C stops"
+        );
+    } else {
+        eprintln!("  pipelines page: {url}/ · API: {url}/apis/v2beta1/pipelines · Ctrl-C stops");
+    }
     kfp_serve::shutdown_signal().await;
     eprintln!("kfp-ci serve: shutting down");
-    server.shutdown().await?;
+    // Requests in flight finish; a connection that stays open (a browser's keep-alive, a client
+    // that never finishes its request) must not keep the server alive, nor must a second Ctrl-C
+    // be ignored.
+    tokio::select! {
+        result = tokio::time::timeout(SHUTDOWN_GRACE, server.shutdown()) => match result {
+            Ok(done) => done?,
+            Err(_) => eprintln!(
+                "kfp-ci serve: connections still open after {} s; stopped without them",
+                SHUTDOWN_GRACE.as_secs()
+            ),
+        },
+        () = kfp_serve::shutdown_signal() => eprintln!("kfp-ci serve: stopped at once"),
+    }
     Ok(ExitStatus::Success)
 }

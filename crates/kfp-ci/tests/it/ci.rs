@@ -757,9 +757,24 @@ fn init_gitea_writes_a_valid_safe_workflow() {
     );
     // Only the notify job notifies, so a configured ntfy URL never sends twice.
     assert_eq!(deploy_step["env"]["KFP_CI_NO_NOTIFY"], "true");
+    // kfp-ci is not on crates.io: the install comes from repository variables, and kfp-ci
+    // installs the pinned kfp (with kfp-kubernetes and the `requirements`) itself.
     let install = steps[1]["run"].as_str().expect("install");
-    assert!(install.contains("kfp==${KFP_VERSION}"));
-    assert_eq!(w["env"]["KFP_VERSION"], "2.17.0");
+    assert!(
+        install.contains("sh -euc \"$KFP_CI_INSTALL\"")
+            && install.contains("--git \"$KFP_CI_GIT_URL\"")
+            && install.contains("exit 1"),
+        "{install}"
+    );
+    assert!(
+        install
+            .lines()
+            .filter(|l| l.contains("cargo install"))
+            .all(|l| l.contains("--git") && !l.contains("--version")),
+        "never from crates.io: {install}"
+    );
+    assert_eq!(w["env"]["KFP_CI_INSTALL"], "${{ vars.KFP_CI_INSTALL }}");
+    assert!(deploy_step["env"].get("KFP_CI_PYTHON").is_none());
 
     let notify = &w["jobs"]["notify"];
     assert_eq!(notify["needs"], "compile-and-upload");

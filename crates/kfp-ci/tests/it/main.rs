@@ -7,5 +7,6 @@ mod deploy;
 mod deploy_target;
 mod faulty;
 mod ntfy_server;
+mod qa;
 mod serve;
 mod tls;
