@@ -212,14 +212,20 @@ fn plan_one(
         error: None,
     };
     if let Some(files) = duplicates.get(&item.name) {
-        let error = PipelineError {
-            kind: "duplicate_name".into(),
-            message: format!(
-                "pipeline name `{}` comes from several files ({}); rename one, or set its name in [functions]/--name-from",
-                item.name,
-                files.join(", ")
-            ),
-            detail: String::new(),
+        // The compile engine already names the clash with the fix for the configured
+        // `name_from`; keep its error. Otherwise the names collide only after the kubernetes
+        // store's DNS-1123 mapping.
+        let error = match local.spec {
+            Err(e) if e.kind == "duplicate_name" => e,
+            _ => PipelineError {
+                kind: "duplicate_name".into(),
+                message: format!(
+                    "pipeline name `{}` comes from several files ({}); rename one of the files, or set `name_from = \"pipeline\"`",
+                    item.name,
+                    files.join(", ")
+                ),
+                detail: String::new(),
+            },
         };
         item.reason = error.message.clone();
         item.error = Some(error);
@@ -508,5 +514,37 @@ mod tests {
             items[0].error.as_ref().map(|e| e.kind.as_str()),
             Some("duplicate_name")
         );
+        // `[functions]` chooses a function, it cannot set a name: never suggest it.
+        for item in &items {
+            assert!(!item.reason.contains("[functions]"), "{}", item.reason);
+            assert!(
+                item.reason
+                    .contains("rename one of the files, or set `name_from = \"pipeline\"`"),
+                "{}",
+                item.reason
+            );
+        }
+        // The compile engine's own duplicate error (it knows `name_from`) is kept as it is.
+        let compiled = |file: &str| LocalPipeline {
+            spec: Err(PipelineError {
+                kind: "duplicate_name".into(),
+                message: format!(
+                    "pipeline name `hello` is also given by {file}: give one of them another @dsl.pipeline(name=...)"
+                ),
+                detail: String::new(),
+            }),
+            ..local("hello", SPEC)
+        };
+        let items = plan(
+            vec![compiled("b.py"), compiled("a.py")],
+            vec![RemoteState::Unknown, RemoteState::Unknown],
+            false,
+        );
+        assert!(
+            items[0].reason.ends_with("another @dsl.pipeline(name=...)"),
+            "{}",
+            items[0].reason
+        );
+        assert!(items[0].reason.contains("b.py"), "{}", items[0].reason);
     }
 }
