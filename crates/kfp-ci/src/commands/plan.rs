@@ -323,7 +323,7 @@ pub(super) fn emit(
             crate::redact::redact(&report.render_table(global.verbose > 0))
         );
     }
-    let json = crate::redact::redact(&report.to_json());
+    let json = report_json(report);
     if output == OutputFormat::Json {
         println!("{json}");
     }
@@ -337,9 +337,36 @@ pub(super) fn emit(
     Ok(())
 }
 
+/// The report as JSON with every registered secret removed from every string field before
+/// serialising (a text replacement on the JSON would miss a secret holding `"` or `\\`, which
+/// JSON escapes).
+pub(super) fn report_json(report: &Report) -> String {
+    crate::redact::redact_serde(report).to_json()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn report_json_redacts_secrets_that_json_escapes() {
+        let secret = "tok\"en\\with-quote-7f3a";
+        crate::redact::register(secret);
+        let mut report = Report::new("deploy");
+        report
+            .errors
+            .push(format!("the server said: bad token {secret}"));
+        report.pipelines.push(PipelineReport {
+            name: "p".into(),
+            reason: format!("rejected {secret}"),
+            ..PipelineReport::default()
+        });
+        let json = report_json(&report);
+        let escaped = serde_json::to_string(secret).expect("string");
+        assert!(!json.contains(escaped.trim_matches('"')), "{json}");
+        assert!(!json.contains("with-quote-7f3a"), "{json}");
+        assert!(json.contains("bad token"), "{json}");
+    }
 
     #[test]
     fn versions() {
