@@ -4,7 +4,9 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 
-use super::plan::{emit, finish_links, item_report, load_config, newer, prepare, server_version};
+use super::plan::{
+    check_report_file, emit, finish_links, item_report, load_config, newer, prepare, server_version,
+};
 use crate::apply::{self, ApplyOptions, Provenance};
 use crate::cli::{DeployCmd, GlobalArgs};
 use crate::report::{Action, Status};
@@ -33,6 +35,10 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
         bail!("--keep-versions must be at least 1 (the newest version is never deleted)");
     }
     let atomic = cmd.atomic || deploy_config.atomic.unwrap_or(false);
+    // A report file that cannot be written fails now, not after everything was deployed.
+    if let Some(path) = &cmd.report_file {
+        check_report_file(path)?;
+    }
 
     // Resolve notification settings early: a configuration error exits 2 before any deploy.
     let notify_settings = crate::notify::resolve(&cmd.notify, &loaded.config.notify)?;
@@ -65,13 +71,15 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
                 .push(crate::redact::redact(&format!("{err:#}")));
             report.recount();
             report.duration_ms = started.elapsed().as_millis() as u64;
-            emit(
+            if let Err(e) = emit(
                 &report,
                 cmd.output,
                 global,
                 cmd.report_file.as_deref(),
                 false,
-            )?;
+            ) {
+                tracing::warn!("{e:#}");
+            }
             if let Err(e) = crate::notify::deliver(&report, &notify_settings).await {
                 tracing::warn!("{e:#}");
             }
@@ -140,16 +148,23 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     report.recount();
     report.duration_ms = started.elapsed().as_millis() as u64;
 
-    emit(
+    // The CI outputs and the notification go out even when the report file cannot be written
+    // (it was writable at the start); the exit status says so.
+    let emitted = emit(
         &report,
         cmd.output,
         global,
         cmd.report_file.as_deref(),
         true,
-    )?;
+    );
+    if let Err(e) = &emitted {
+        tracing::warn!("{e:#}");
+    }
     crate::ci::publish(&report)?;
     crate::notify::deliver(&report, &notify_settings).await?;
-    Ok(if report.has_failures() {
+    Ok(if emitted.is_err() {
+        ExitStatus::Error
+    } else if report.has_failures() {
         ExitStatus::Failure
     } else {
         ExitStatus::Success

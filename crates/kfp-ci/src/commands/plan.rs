@@ -328,13 +328,37 @@ pub(super) fn emit(
         println!("{json}");
     }
     if let Some(path) = report_file {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs_err::create_dir_all(dir)?;
-        }
-        fs_err::write(path, format!("{json}\n"))
-            .with_context(|| format!("cannot write the report file {}", path.display()))?;
+        write_report_file(path, &json)?;
     }
     Ok(())
+}
+
+fn report_file_error(path: &std::path::Path, err: &std::io::Error) -> anyhow::Error {
+    anyhow::anyhow!(
+        "cannot write the report file {} (--report-file): {err}",
+        path.display()
+    )
+}
+
+/// Can the report file be written? Creates its directory and opens it for appending (the
+/// content stays); called before anything is compiled or deployed.
+pub(super) fn check_report_file(path: &std::path::Path) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| report_file_error(path, &e))?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| report_file_error(path, &e))?;
+    Ok(())
+}
+
+fn write_report_file(path: &std::path::Path, json: &str) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| report_file_error(path, &e))?;
+    }
+    std::fs::write(path, format!("{json}\n")).map_err(|e| report_file_error(path, &e))
 }
 
 /// The report as JSON with every registered secret removed from every string field before

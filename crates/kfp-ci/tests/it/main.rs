@@ -4,6 +4,7 @@ mod ci;
 mod common;
 mod compile;
 mod deploy;
+mod deploy_fixes;
 mod deploy_target;
 mod faulty;
 mod ntfy_server;
