@@ -18,6 +18,7 @@ use kfp_api::wire::{Pipeline, PipelineVersion, limits};
 use crate::client::{ApiError, Client, UploadMeta};
 use crate::plan::{LocalPipeline, LocalSpec, PlanItem, RemoteState};
 use crate::report::{Action, PipelineError, Status};
+use crate::target::Auth;
 
 /// Tag and description marker of versions kfp-ci uploaded (what `--keep-versions` may delete).
 pub const MANAGED_BY_TAG: (&str, &str) = ("managed-by", "kfp-ci");
@@ -60,9 +61,9 @@ pub struct Outcome {
     pub pruned: usize,
 }
 
-fn api_failure(kind: &str, what: &str, err: &ApiError, auth_configured: bool) -> PipelineError {
+fn api_failure(kind: &str, what: &str, err: &ApiError, auth: &Auth) -> PipelineError {
     let mut detail = err.body().to_string();
-    if let Some(hint) = err.hint(auth_configured) {
+    if let Some(hint) = err.hint(auth) {
         if !detail.is_empty() {
             detail.push('\n');
         }
@@ -87,7 +88,7 @@ pub async fn fetch_remote(
     locals: &[LocalPipeline],
     namespace: &str,
 ) -> Result<Vec<RemoteState>, ApiError> {
-    let auth = client.auth().is_configured();
+    let auth = client.auth();
     let mut results = futures_util::stream::iter(locals.iter().enumerate())
         .map(|(index, local)| async move { (index, lookup(client, local, namespace, auth).await) })
         .buffer_unordered(LOOKUP_JOBS)
@@ -107,7 +108,7 @@ async fn lookup(
     client: &Client,
     local: &LocalPipeline,
     namespace: &str,
-    auth: bool,
+    auth: &Auth,
 ) -> Result<RemoteState, ApiError> {
     if local.spec.is_err() {
         return Ok(RemoteState::Unknown);
@@ -189,7 +190,7 @@ async fn apply_one(
     spec: &LocalSpec,
     opts: &ApplyOptions,
 ) -> Outcome {
-    let auth = client.auth().is_configured();
+    let auth = client.auth();
     let failed = |error: PipelineError| Outcome {
         status: Status::Failed,
         error: Some(error),
@@ -346,7 +347,7 @@ async fn upload_converging(
     spec: &LocalSpec,
     opts: &ApplyOptions,
 ) -> Result<(PipelineVersion, bool), PipelineError> {
-    let auth = client.auth().is_configured();
+    let auth = client.auth();
     let short_sha = opts
         .provenance
         .commit_sha

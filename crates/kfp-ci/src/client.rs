@@ -108,14 +108,14 @@ impl ApiError {
     }
 
     /// A `hint:` for errors people can fix themselves.
-    pub fn hint(&self, auth_configured: bool) -> Option<String> {
+    pub fn hint(&self, auth: &Auth) -> Option<String> {
         match self.status() {
-            Some(401) | Some(403) if auth_configured => Some(
-                "the server rejected the credentials: check that KF_PIPELINES_TOKEN (or --token-file / KF_PIPELINES_SA_TOKEN_PATH) holds a valid, unexpired token for this endpoint and that it may manage pipelines in this namespace".into(),
-            ),
-            Some(401) | Some(403) => Some(
-                "the server wants credentials: set KF_PIPELINES_TOKEN, or --token-file / KF_PIPELINES_SA_TOKEN_PATH (a projected service-account token with audience pipelines.kubeflow.org), or KFP_CI_COOKIE behind an auth proxy".into(),
-            ),
+            Some(401) | Some(403) => Some(match auth.source() {
+                Some(source) => format!(
+                    "the server rejected the credentials ({source}): check that it is a valid, unexpired credential for this endpoint and that it may manage pipelines in this namespace"
+                ),
+                None => "no credentials configured: set KF_PIPELINES_TOKEN or --token-file (KF_PIPELINES_SA_TOKEN_PATH: a projected service-account token with audience pipelines.kubeflow.org), or KFP_CI_COOKIE behind an auth proxy".into(),
+            }),
             Some(400) if self.server_message().contains("Failed to create a pipeline") => Some(
                 "KFP gives this generic 400 for several causes: an invalid spec, an unknown pipeline id, or (multi-user KFP) a token not allowed to create pipelines in this namespace; the server log has the detail".into(),
             ),
@@ -808,7 +808,12 @@ mod tests {
         assert_eq!(err.status(), Some(401));
         let text = format!("{err} {}", err.body());
         assert!(!text.contains("first-token-123"), "{text}");
-        assert!(err.hint(true).expect("hint").contains("KF_PIPELINES_TOKEN"));
+        let hint = err.hint(c.auth()).expect("hint");
+        assert!(
+            hint.contains(&format!("the token in the file {}", path.display())),
+            "{hint}"
+        );
+        assert!(!hint.contains("KF_PIPELINES_TOKEN"), "{hint}");
         fs_err::write(&path, "second-token-456\n").expect("rotate");
         c.healthz().await.expect("rotated token accepted");
     }
@@ -838,7 +843,14 @@ mod tests {
             token_file: None,
             cookie: Some(Secret::new("authservice_session=cookie-value-123")),
             headers: vec![("X-Team".into(), Secret::new("header-value-456"))],
+            ..Auth::default()
         };
+        assert_eq!(
+            auth.source().as_deref(),
+            Some(
+                "the token in KF_PIPELINES_TOKEN and the cookie in KFP_CI_COOKIE and the header(s) X-Team"
+            )
+        );
         assert!(format!("{auth:?}").contains("[redacted]"));
         assert!(!format!("{auth:?}").contains("value-456"));
         client(url, auth).healthz().await.expect("authorised");

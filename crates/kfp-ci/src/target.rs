@@ -49,9 +49,46 @@ pub struct Auth {
     pub token_file: Option<PathBuf>,
     pub cookie: Option<Secret>,
     pub headers: Vec<(String, Secret)>,
+    /// The variable the token came from (`token_env`; empty: KF_PIPELINES_TOKEN), for hints.
+    pub token_env: String,
+    /// The variable the cookie came from (`cookie_env`; empty: KFP_CI_COOKIE), for hints.
+    pub cookie_env: String,
 }
 
 impl Auth {
+    /// Where the credentials sent with each request come from (for a 401/403 hint), e.g.
+    /// "the token in PROD_TOKEN"; `None` when nothing is sent.
+    pub fn source(&self) -> Option<String> {
+        let or_default = |name: &str, default: &str| {
+            if name.is_empty() {
+                default.to_string()
+            } else {
+                name.to_string()
+            }
+        };
+        let mut parts = Vec::new();
+        if let Some(path) = &self.token_file {
+            // The file wins over a token variable.
+            parts.push(format!("the token in the file {}", path.display()));
+        } else if self.token.is_some() {
+            parts.push(format!(
+                "the token in {}",
+                or_default(&self.token_env, TOKEN_ENV)
+            ));
+        }
+        if self.cookie.is_some() {
+            parts.push(format!(
+                "the cookie in {}",
+                or_default(&self.cookie_env, COOKIE_ENV)
+            ));
+        }
+        if !self.headers.is_empty() {
+            let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+            parts.push(format!("the header(s) {}", names.join(", ")));
+        }
+        (!parts.is_empty()).then(|| parts.join(" and "))
+    }
+
     /// Does any credential go with the requests? (for error hints)
     pub fn is_configured(&self) -> bool {
         self.token.is_some()
@@ -209,6 +246,8 @@ pub fn resolve_with(
             token_file,
             cookie,
             headers,
+            token_env: token_env.to_string(),
+            cookie_env: cookie_env.to_string(),
         },
         tls: Tls {
             ca_cert: args.ca_cert.clone().or_else(|| named.ca_cert.clone()),

@@ -203,7 +203,7 @@ async fn check_kfp(
         }
         Err(err) if matches!(err.status(), Some(401 | 403)) => {
             checks.line(Mark::Fail, &format!("healthz: credentials rejected: {err}"));
-            if let Some(hint) = err.hint(configured) {
+            if let Some(hint) = err.hint(&target.auth) {
                 checks.hint(&hint);
             }
             checks.line(Mark::Skip, "namespace: the credentials were rejected");
@@ -255,14 +255,14 @@ async fn check_kfp(
                 }
                 Some(401) | Some(403) => {
                     checks.line(Mark::Fail, &format!("credentials rejected: {err}"));
-                    if let Some(hint) = err.hint(configured) {
+                    if let Some(hint) = err.hint(&target.auth) {
                         checks.hint(&hint);
                     }
                     checks.line(Mark::Skip, "namespace: the credentials were rejected");
                 }
                 _ => {
                     checks.line(Mark::Fail, &format!("authenticated read failed: {err}"));
-                    if let Some(hint) = err.hint(configured) {
+                    if let Some(hint) = err.hint(&target.auth) {
                         checks.hint(&hint);
                     }
                     if let ApiError::Transport { .. } = err {

@@ -68,7 +68,7 @@ pub(super) async fn prepare(
     });
     let health = health.map_err(|e| {
         let hint = e
-            .hint(client.auth().is_configured())
+            .hint(client.auth())
             .map(|h| format!("\nhint: {h}"))
             .unwrap_or_default();
         anyhow::anyhow!(
@@ -140,7 +140,7 @@ pub(super) async fn prepare(
         .await
         .map_err(|e| {
             let hint = e
-                .hint(client.auth().is_configured())
+                .hint(client.auth())
                 .map(|h| format!("\nhint: {h}"))
                 .unwrap_or_default();
             anyhow::anyhow!(
