@@ -21,6 +21,8 @@ use crate::target::{Auth, Tls};
 pub const MAX_ATTEMPTS: u32 = 5;
 const BASE_DELAY: Duration = Duration::from_millis(250);
 const MAX_DELAY: Duration = Duration::from_secs(8);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// An error talking to the KFP API.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +34,9 @@ pub enum ApiError {
         url: String,
         message: String,
         timeout: bool,
+        /// The cause in a few words ("connection refused", "could not resolve host"), for the
+        /// one-line error; `message` keeps the whole chain for `-v`.
+        reason: String,
     },
     /// The server answered with a non-success status.
     #[error("{method} {url} returned HTTP {status}: {message}")]
@@ -79,6 +84,14 @@ impl ApiError {
     /// The TLS handshake failed on the server's certificate (unknown issuer, wrong name, expired).
     pub fn is_certificate_error(&self) -> bool {
         matches!(self, ApiError::Transport { message, .. } if message.contains("certificate"))
+    }
+
+    /// Why no HTTP answer came, in a few words ("connection refused"); `None` for an answer.
+    pub fn transport_reason(&self) -> Option<&str> {
+        match self {
+            ApiError::Transport { reason, .. } => Some(reason),
+            _ => None,
+        }
     }
 
     pub fn is_conflict(&self) -> bool {
@@ -216,8 +229,8 @@ impl Client {
         use anyhow::Context;
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("kfp-ci/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(120))
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
             .pool_max_idle_per_host(64);
         if let Some(path) = &tls.ca_cert {
             let pem = fs_err::read(path).context("cannot read the CA bundle given by --ca-cert")?;
@@ -318,12 +331,10 @@ impl Client {
             }
         };
         let display_url = redact(url.as_str());
-        let response = req.send().await.map_err(|e| ApiError::Transport {
-            method: method.to_string(),
-            url: display_url.clone(),
-            message: redact(&error_chain(&e)),
-            timeout: e.is_timeout(),
-        })?;
+        let response = req
+            .send()
+            .await
+            .map_err(|e| transport_error(method, &display_url, &e))?;
         let status = response.status();
         let retry_after = response
             .headers()
@@ -331,17 +342,11 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let bytes =
-            response
-                .bytes()
-                .await
-                .map(|b| b.to_vec())
-                .map_err(|e| ApiError::Transport {
-                    method: method.to_string(),
-                    url: display_url.clone(),
-                    message: redact(&error_chain(&e)),
-                    timeout: e.is_timeout(),
-                })?;
+        let bytes = response
+            .bytes()
+            .await
+            .map(|b| b.to_vec())
+            .map_err(|e| transport_error(method, &display_url, &e))?;
         if status.is_success() {
             return Ok(bytes);
         }
@@ -553,6 +558,65 @@ impl Client {
 }
 
 /// The error and its causes on one line (reqwest's Display hides the interesting part).
+fn transport_error(method: &Method, url: &str, e: &reqwest::Error) -> ApiError {
+    let chain = redact(&error_chain(e));
+    let mut innermost = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        innermost = s.to_string();
+        source = s.source();
+    }
+    ApiError::Transport {
+        method: method.to_string(),
+        url: url.to_string(),
+        reason: redact(&transport_reason(
+            &chain,
+            &innermost,
+            e.is_timeout(),
+            e.is_connect(),
+        )),
+        message: chain,
+        timeout: e.is_timeout(),
+    }
+}
+
+/// A transport failure in a few words, from reqwest's error chain.
+fn transport_reason(chain: &str, innermost: &str, timeout: bool, connect: bool) -> String {
+    let lower = chain.to_lowercase();
+    if timeout {
+        let after = if connect {
+            CONNECT_TIMEOUT
+        } else {
+            REQUEST_TIMEOUT
+        };
+        let what = if connect {
+            "connecting"
+        } else {
+            "waiting for an answer"
+        };
+        format!("timed out after {}s {what}", after.as_secs())
+    } else if lower.contains("dns error") || lower.contains("failed to lookup") {
+        "could not resolve host".into()
+    } else if lower.contains("certificate") {
+        // rustls: "invalid peer certificate: UnknownIssuer".
+        let detail = chain
+            .split(": ")
+            .skip_while(|p| !p.to_lowercase().contains("certificate"))
+            .collect::<Vec<_>>()
+            .join(": ");
+        format!("TLS: {detail}")
+    } else if lower.contains("tls") || lower.contains("handshake") {
+        format!("TLS handshake failed: {innermost}")
+    } else if lower.contains("connection refused") {
+        "connection refused".into()
+    } else if lower.contains("connection reset") {
+        "connection reset".into()
+    } else {
+        let end = innermost.find(" (os error").unwrap_or(innermost.len());
+        innermost[..end].to_string()
+    }
+}
+
 fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
@@ -608,6 +672,53 @@ pub fn server_message(body: &str, status: reqwest::StatusCode) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn transport_failures_read_as_a_few_words() {
+        use super::transport_reason;
+        let refused = "error sending request for url (http://127.0.0.1:1/apis/v2beta1/healthz): client error (Connect): tcp connect error: Connection refused (os error 111)";
+        assert_eq!(
+            transport_reason(refused, "Connection refused (os error 111)", false, true),
+            "connection refused"
+        );
+        let dns = "error sending request for url (http://kfp.nowhere/apis/v2beta1/healthz): client error (Connect): dns error: failed to lookup address information: Name or service not known";
+        assert_eq!(
+            transport_reason(dns, "Name or service not known", false, true),
+            "could not resolve host"
+        );
+        assert_eq!(
+            transport_reason(
+                "error sending request: operation timed out",
+                "operation timed out",
+                true,
+                true
+            ),
+            "timed out after 10s connecting"
+        );
+        assert_eq!(
+            transport_reason(
+                "error sending request: operation timed out",
+                "operation timed out",
+                true,
+                false
+            ),
+            "timed out after 120s waiting for an answer"
+        );
+        let tls = "error sending request for url (https://127.0.0.1:9/): client error (Connect): invalid peer certificate: UnknownIssuer";
+        assert_eq!(
+            transport_reason(tls, "invalid peer certificate: UnknownIssuer", false, true),
+            "TLS: invalid peer certificate: UnknownIssuer"
+        );
+        assert_eq!(
+            transport_reason(
+                "x: connection closed before message completed (os error 5)",
+                "connection closed before message completed (os error 5)",
+                false,
+                false
+            ),
+            "connection closed before message completed"
+        );
+    }
+
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -71,11 +71,21 @@ pub(super) async fn prepare(
             .hint(client.auth())
             .map(|h| format!("\nhint: {h}"))
             .unwrap_or_default();
-        anyhow::anyhow!(
-            "the KFP API at {} did not answer the health check: {}{hint}",
-            endpoint_label(&target),
-            e.server_message()
-        )
+        match e.transport_reason() {
+            Some(reason) => {
+                // The whole reqwest chain is for -v; the error is one readable line.
+                tracing::debug!("health check: {e}");
+                anyhow::anyhow!(
+                    "cannot reach the KFP API at {} ({reason}){hint}",
+                    endpoint_label(&target)
+                )
+            }
+            None => anyhow::anyhow!(
+                "the KFP API at {} did not answer the health check: {}{hint}",
+                endpoint_label(&target),
+                e.server_message()
+            ),
+        }
     })?;
     let (compiled, compile_time) = compiled;
     let compiled = compiled?;

@@ -86,3 +86,35 @@ fn a_rejected_token_hint_names_the_variable_it_came_from() {
         "{stderr}"
     );
 }
+
+/// An endpoint that does not answer is one readable line plus the hint; the reqwest chain is
+/// for -v.
+#[test]
+fn an_unreachable_endpoint_is_one_readable_line() {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+    drop(listener);
+    let out = run(&ctx, &["deploy", "--endpoint", &endpoint]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error:") || l.starts_with("hint:"))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            format!("error: cannot reach the KFP API at {endpoint} (connection refused)").as_str(),
+            "hint: is the endpoint reachable from here? `kfp-ci doctor` checks endpoint, token and namespace",
+        ],
+        "{stderr}"
+    );
+    let out = run(&ctx, &["-v", "deploy", "--endpoint", &endpoint]);
+    assert!(
+        text(&out.stderr).contains("tcp connect error"),
+        "{}",
+        text(&out.stderr)
+    );
+}
