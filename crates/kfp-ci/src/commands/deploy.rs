@@ -63,9 +63,9 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
         Ok(p) => p,
         Err(err) => {
             // Configuration, an unreachable server, rejected credentials: still leave a report
-            // (JSON, report file) and notify, then exit 2 with the error. The CI outputs stay
-            // empty: the separate notify job reads an empty report as "failed before it could
-            // report" (docs/ci.md).
+            // (JSON, report file, CI outputs and step summary) and notify, then exit 2 with the
+            // error. A separate notify job reads the report's error ("cannot reach the KFP API
+            // at …") instead of "failed before it could report" (docs/ci.md).
             report
                 .errors
                 .push(crate::redact::redact(&format!("{err:#}")));
@@ -78,6 +78,9 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
                 cmd.report_file.as_deref(),
                 false,
             ) {
+                tracing::warn!("{e:#}");
+            }
+            if let Err(e) = crate::ci::publish(&report) {
                 tracing::warn!("{e:#}");
             }
             if let Err(e) = crate::notify::deliver(&report, &notify_settings).await {

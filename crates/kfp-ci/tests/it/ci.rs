@@ -1361,16 +1361,17 @@ fn a_413_is_explained_and_not_retried() {
 
 #[test]
 fn unreachable_kfp_in_gitea_then_the_notify_job_says_the_deploy_failed() {
-    // The deploy job dies before it has a report (exit 2): its outputs are empty, and the notify
-    // job still tells the team, with the run link.
+    // The deploy job fails before any pipeline is planned (exit 2), but its outputs still carry
+    // the report with the error, and the notify job tells the team why, with the run link.
     let ctx = TestContext::new();
     ctx.write("pipelines/train_pipeline.py", TRAIN);
     let ntfy = NtfyServer::start(Auth::Open);
     let github_output = ctx.write("runner/output", "");
+    let kfp = closed_port_url();
     let mut cmd = ctx.cmd();
     gitea_env(&mut cmd, &closed_port_url());
     let out = cmd
-        .args(["deploy", "--endpoint", &closed_port_url()])
+        .args(["deploy", "--endpoint", &kfp])
         .env("GITHUB_OUTPUT", &github_output)
         .env("KFP_CI_NO_NOTIFY", "true")
         .env("KFP_CI_NTFY_URL", format!("{}/kfp-deploys", ntfy.url))
@@ -1382,8 +1383,11 @@ fn unreachable_kfp_in_gitea_then_the_notify_job_says_the_deploy_failed() {
         ntfy.requests().is_empty(),
         "the deploy step does not notify"
     );
-    // The runner gives a missing output as an empty string.
     let report = outputs.get("report").cloned().unwrap_or_default();
+    assert!(
+        report.contains("cannot reach the KFP API"),
+        "outputs: {outputs:?}"
+    );
 
     let mut cmd = ctx.cmd();
     gitea_env(&mut cmd, &closed_port_url());
@@ -1405,7 +1409,13 @@ fn unreachable_kfp_in_gitea_then_the_notify_job_says_the_deploy_failed() {
         body["click"],
         "http://gitea-http.gitea.svc:3000/ml-team/pipelines/actions/runs/4711"
     );
-    assert!(body["message"].as_str().expect("message").contains(
-        "the deploy job failed before it could report (KFP_CI_REPORT is empty); see the run log"
-    ));
+    let message = body["message"].as_str().expect("message");
+    assert!(
+        message.contains(&format!(
+            "cannot reach the KFP API at {kfp} (connection refused)"
+        )),
+        "{message}"
+    );
+    assert!(!message.contains("KFP_CI_REPORT is empty"), "{message}");
+    assert!(!message.contains("0 created"), "{message}");
 }
