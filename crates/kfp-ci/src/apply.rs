@@ -198,31 +198,78 @@ async fn apply_one(
     };
     let mut note = None;
     let mut created_here = false;
-    let pipeline_id = match (&item.action, &item.pipeline_id) {
+    let body = Pipeline {
+        name: item.name.clone(),
+        display_name: item.display_name.clone(),
+        description: format!("{DESCRIPTION_MARKER} from {}", item.file),
+        namespace: opts.namespace.clone(),
+        ..Pipeline::default()
+    };
+    let mut pipeline_id = match (&item.action, &item.pipeline_id) {
         (Action::NewVersion, Some(id)) => id.clone(),
-        _ => {
-            let body = Pipeline {
-                name: item.name.clone(),
-                display_name: item.display_name.clone(),
-                description: format!("{DESCRIPTION_MARKER} from {}", item.file),
-                namespace: opts.namespace.clone(),
-                ..Pipeline::default()
-            };
-            match ensure_pipeline(client, &body).await {
-                Ok((id, None)) => {
-                    created_here = true;
-                    id
-                }
-                Ok((id, Some(found))) => {
-                    note = Some(found.to_string());
-                    id
-                }
-                Err(e) => return failed(api_failure("upload", "creating the pipeline", &e, auth)),
+        _ => match ensure_pipeline(client, &body).await {
+            Ok((id, None)) => {
+                created_here = true;
+                id
             }
-        }
+            Ok((id, Some(found))) => {
+                note = Some(found.to_string());
+                id
+            }
+            Err(e) => return failed(api_failure("upload", "creating the pipeline", &e, auth)),
+        },
     };
 
-    match upload_converging(client, &pipeline_id, item, spec, opts).await {
+    let mut result = upload_converging(client, &pipeline_id, item, spec, opts).await;
+    if !created_here && matches!(&result, Err((_, Some(400)))) {
+        // The pipeline was looked up, not created here: a concurrent run whose first upload
+        // failed may have deleted it meanwhile (KFP answers an unknown pipeline id with a
+        // generic 400). Look it up again; if it is gone, create it (once) and upload again.
+        match client.pipeline_by_name(&item.name, &opts.namespace).await {
+            Ok(None) => match ensure_pipeline(client, &body).await {
+                Ok((id, found)) => {
+                    tracing::info!(
+                        "{}: pipeline {pipeline_id} was deleted by a concurrent run; uploading to {id}",
+                        item.name
+                    );
+                    created_here = found.is_none();
+                    note = Some(format!(
+                        "pipeline {pipeline_id} was deleted by a concurrent run meanwhile; {}",
+                        if created_here {
+                            "created it again"
+                        } else {
+                            "another run created it again"
+                        }
+                    ));
+                    pipeline_id = id;
+                    result = upload_converging(client, &pipeline_id, item, spec, opts).await;
+                }
+                Err(e) => {
+                    return failed(api_failure(
+                        "upload",
+                        "creating the pipeline again after it was deleted by a concurrent run",
+                        &e,
+                        auth,
+                    ));
+                }
+            },
+            Ok(Some(p)) if p.pipeline_id != pipeline_id => {
+                note = Some(format!(
+                    "pipeline {pipeline_id} was replaced by {} (a concurrent run) meanwhile",
+                    p.pipeline_id
+                ));
+                pipeline_id = p.pipeline_id;
+                result = upload_converging(client, &pipeline_id, item, spec, opts).await;
+            }
+            Ok(Some(_)) => {}
+            Err(e) => tracing::debug!(
+                "{}: looking the pipeline up again after a 400: {}",
+                item.name,
+                e.server_message()
+            ),
+        }
+    }
+    match result.map_err(|(error, _)| error) {
         Ok((version, converged)) => {
             if converged {
                 note = Some(format!(
@@ -339,14 +386,15 @@ fn truncate_bytes(s: &str, max: usize) -> String {
 }
 
 /// Upload a version under the first free name; `Ok((version, true))` when a version with our
-/// spec was already there (converged, nothing uploaded by us).
+/// spec was already there (converged, nothing uploaded by us). An error carries the HTTP status
+/// of the failed upload, if any.
 async fn upload_converging(
     client: &Client,
     pipeline_id: &str,
     item: &PlanItem,
     spec: &LocalSpec,
     opts: &ApplyOptions,
-) -> Result<(PipelineVersion, bool), PipelineError> {
+) -> Result<(PipelineVersion, bool), (PipelineError, Option<u16>)> {
     let auth = client.auth();
     let short_sha = opts
         .provenance
@@ -377,33 +425,37 @@ async fn upload_converging(
                         last_conflict = Some(e);
                     }
                     Err(e2) => {
-                        return Err(api_failure(
-                            "upload",
-                            &format!("checking version {name} after a conflict"),
-                            &e2,
-                            auth,
+                        return Err((
+                            api_failure(
+                                "upload",
+                                &format!("checking version {name} after a conflict"),
+                                &e2,
+                                auth,
+                            ),
+                            None,
                         ));
                     }
                 }
             }
             Err(e) => {
-                return Err(api_failure(
-                    "upload",
-                    &format!("uploading version {name}"),
-                    &e,
-                    auth,
+                return Err((
+                    api_failure("upload", &format!("uploading version {name}"), &e, auth),
+                    e.status(),
                 ));
             }
         }
     }
-    Err(PipelineError {
-        kind: "upload".into(),
-        message: format!(
-            "every version name tried ({}…) is taken by a different spec; pass another --version-tag",
-            opts.version_tag
-        ),
-        detail: last_conflict.map(|e| e.to_string()).unwrap_or_default(),
-    })
+    Err((
+        PipelineError {
+            kind: "upload".into(),
+            message: format!(
+                "every version name tried ({}…) is taken by a different spec; pass another --version-tag",
+                opts.version_tag
+            ),
+            detail: last_conflict.map(|e| e.to_string()).unwrap_or_default(),
+        },
+        None,
+    ))
 }
 
 /// One upload with retries; before each retry, check whether the failed attempt landed.

@@ -2,6 +2,7 @@
 
 use crate::common::{Server, TestContext};
 use crate::deploy::{HELLO, TAG, assert_exit, json, json_run, repo_and_server, run, text};
+use crate::faulty::{Fault, Faulty, Rule};
 
 /// An unwritable `--report-file` fails before anything is compiled or deployed: one line naming
 /// the path and the option, exit 2, the server untouched.
@@ -117,4 +118,92 @@ fn an_unreachable_endpoint_is_one_readable_line() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// `python -c SCRIPT ARGS…` with the test Python; its stdout.
+fn py(script: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(crate::common::python())
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run python");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).trim().to_string()
+}
+
+/// The race left open by the cleanup of a failed first upload: run B looked the pipeline up (it
+/// was there, empty), then run A deleted it before B's upload arrived. B's upload gets KFP's
+/// generic 400; B looks the pipeline up again, finds it gone, creates it and uploads.
+#[test]
+fn an_upload_to_a_pipeline_deleted_meanwhile_recreates_it() {
+    let (ctx, server) = repo_and_server(&[("hello_pipeline.py", HELLO)]);
+    let planned = json(&json_run(&ctx, "plan", &server.url, &[], 0));
+    let name = planned["pipelines"][0]["name"]
+        .as_str()
+        .expect("name")
+        .to_string();
+    // The empty pipeline a concurrent run A created (its first upload is about to fail).
+    let first_id = py(
+        "import json, sys, urllib.request\n\
+         req = urllib.request.Request(sys.argv[1] + '/apis/v2beta1/pipelines', method='POST',\n\
+             data=json.dumps({'name': sys.argv[2], 'display_name': sys.argv[2]}).encode(),\n\
+             headers={'Content-Type': 'application/json'})\n\
+         print(json.load(urllib.request.urlopen(req))['pipeline_id'])",
+        &[&server.url, &name],
+    );
+    let proxy = Faulty::start(
+        &server.url,
+        vec![Rule {
+            method: "POST",
+            path_suffix: "/pipelines/upload_version",
+            times: 1,
+            fault: Fault::Hold,
+        }],
+    );
+    let mut cmd = ctx.std_cmd();
+    cmd.args(["deploy", "--endpoint", &proxy.url, "--version-tag", TAG])
+        .args(["--output", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("spawn kfp-ci deploy");
+    proxy.wait_for("POST", "/pipelines/upload_version", 1);
+    // Run A gives up and deletes its empty pipeline while B's upload is in flight.
+    py(
+        "import sys, urllib.request\n\
+         urllib.request.urlopen(urllib.request.Request(\n\
+             sys.argv[1] + '/apis/v2beta1/pipelines/' + sys.argv[2], method='DELETE'))",
+        &[&server.url, &first_id],
+    );
+    proxy.release();
+    let out = child.wait_with_output().expect("deploy");
+    assert_exit(&out, 0);
+    let report = json(&out);
+    let p = &report["pipelines"][0];
+    assert_eq!(p["status"], "done", "{report:#}");
+    assert_eq!(p["version_name"], TAG, "{report:#}");
+    let new_id = p["pipeline_id"].as_str().expect("pipeline id");
+    assert_ne!(new_id, first_id, "{report:#}");
+    assert!(
+        p["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("deleted by a concurrent run")),
+        "{report:#}"
+    );
+    // The server holds the pipeline again, with our version.
+    let listed = py(
+        "import json, sys, urllib.request\n\
+         url = sys.argv[1] + '/apis/v2beta1/pipelines/' + sys.argv[2] + '/versions'\n\
+         print(','.join(v['name'] for v in json.load(urllib.request.urlopen(url))['pipeline_versions']))",
+        &[&server.url, new_id],
+    );
+    assert_eq!(listed, TAG);
+    // The first upload went to the deleted id and got the generic 400.
+    let uploads: Vec<u16> = proxy
+        .log()
+        .iter()
+        .filter(|l| l.path.contains("upload_version"))
+        .map(|l| l.status)
+        .collect();
+    assert_eq!(uploads, [400, 200], "{:#?}", proxy.log());
 }
