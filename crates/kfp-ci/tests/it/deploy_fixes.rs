@@ -207,3 +207,47 @@ fn an_upload_to_a_pipeline_deleted_meanwhile_recreates_it() {
         .collect();
     assert_eq!(uploads, [400, 200], "{:#?}", proxy.log());
 }
+
+/// A report file that was writable at the start but not at the end: a warning names it, the CI
+/// outputs and stdout still carry the report, and the exit status is 2.
+#[test]
+fn a_report_file_that_fails_at_the_end_still_publishes_the_outputs() {
+    let (ctx, server) = repo_and_server(&[("hello_pipeline.py", HELLO)]);
+    let proxy = Faulty::start(
+        &server.url,
+        vec![Rule {
+            method: "POST",
+            path_suffix: "/pipelines/upload_version",
+            times: 1,
+            fault: Fault::Hold,
+        }],
+    );
+    let github_output = ctx.write("runner/output", "");
+    let mut cmd = ctx.std_cmd();
+    cmd.args(["deploy", "--endpoint", &proxy.url, "--version-tag", TAG])
+        .args(["--output", "json", "--report-file", "out/report.json"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_OUTPUT", &github_output)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("spawn kfp-ci deploy");
+    proxy.wait_for("POST", "/pipelines/upload_version", 1);
+    // The directory goes away and a file takes its place while the upload is in flight.
+    let out_dir = ctx.root().join("out");
+    std::fs::remove_dir_all(&out_dir).expect("remove out/");
+    std::fs::write(&out_dir, "not a directory\n").expect("block out/");
+    proxy.release();
+    let out = child.wait_with_output().expect("deploy");
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("out/report.json") && l.contains("--report-file")),
+        "{stderr}"
+    );
+    assert_eq!(json(&out)["counts"]["created"], 1);
+    let outputs = std::fs::read_to_string(&github_output).expect("outputs");
+    assert!(outputs.contains("report"), "{outputs}");
+    assert!(outputs.contains(TAG), "{outputs}");
+}
