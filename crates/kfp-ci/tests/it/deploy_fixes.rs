@@ -251,3 +251,27 @@ fn a_report_file_that_fails_at_the_end_still_publishes_the_outputs() {
     assert!(outputs.contains("report"), "{outputs}");
     assert!(outputs.contains(TAG), "{outputs}");
 }
+
+/// An untrusted certificate is one line too, with the certificate hint.
+#[test]
+fn an_untrusted_certificate_is_one_readable_line() {
+    let (ctx, server) = repo_and_server(&[("hello_pipeline.py", HELLO)]);
+    let tls = crate::tls::TlsProxy::start(&server.url);
+    let out = run(&ctx, &["deploy", "--endpoint", &tls.url]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    let error: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(
+        error,
+        [format!(
+            "error: cannot reach the KFP API at {} (TLS: invalid peer certificate: UnknownIssuer)",
+            tls.url.trim_end_matches('/')
+        )
+        .as_str()],
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: the server's TLS certificate is not trusted here"),
+        "{stderr}"
+    );
+}
