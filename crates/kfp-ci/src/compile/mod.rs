@@ -23,7 +23,7 @@ pub use crate::discover::PipelineFile;
 use crate::report::PipelineError;
 pub use crate::settings::CompileSettings;
 use crate::{cli::NameFrom, discover, pyenv};
-use worker::{Message, Request, Script, Started, Worker};
+use worker::{Message, Request, Script, Spawned, Started, Worker};
 
 /// The worker script, embedded in the binary.
 pub(crate) const WORKER_PY: &str = include_str!("worker.py");
@@ -99,6 +99,18 @@ pub async fn compile_pipelines_with(
     on_progress: &mut (dyn FnMut(Progress<'_>) + Send),
 ) -> Result<CompileRun> {
     let started = Instant::now();
+    let python = pyenv::interpreter(settings.python.as_deref());
+    // Start the worker (Python start-up and `import kfp`, most of a small run's time) while
+    // discovery walks the tree. Its errors count only once there are files to compile; with none
+    // it is dropped (killed) unused.
+    let script = Script::write().context("cannot write the compile worker script")?;
+    let early = Worker::spawn(
+        &python,
+        &script.path,
+        script.dir.path(),
+        &settings.kfp_version,
+        settings.jobs.max(1),
+    );
     let files = discover::discover(settings)?;
     for key in settings.functions.keys() {
         if !files.iter().any(|f| &f.rel == key) {
@@ -109,7 +121,6 @@ pub async fn compile_pipelines_with(
     }
     let total = files.len();
     on_progress(Progress::Started { files: total });
-    let python = pyenv::interpreter(settings.python.as_deref());
     if files.is_empty() {
         return Ok(CompileRun {
             kfp_version: String::new(),
@@ -119,9 +130,8 @@ pub async fn compile_pipelines_with(
             duration: started.elapsed(),
         });
     }
-    let script = Script::write().context("cannot write the compile worker script")?;
     let jobs = settings.jobs.clamp(1, total);
-    let (mut worker, python) = start_worker(settings, &python, &script, jobs).await?;
+    let (mut worker, python) = start_worker(settings, &python, &script, jobs, early).await?;
     let kfp_version = worker.kfp_version.clone();
     tracing::debug!(
         "compile worker: {} (Python {}, kfp {kfp_version}), {jobs} files at a time",
@@ -280,23 +290,16 @@ pub async fn compile_pipelines_with(
     })
 }
 
-/// Start the worker with the configured interpreter; if that lacks the pinned kfp, with the
-/// cached venv's.
+/// The worker started with the configured interpreter (`early`); if that lacks the pinned kfp, one
+/// with the cached venv's.
 async fn start_worker(
     settings: &CompileSettings,
     python: &std::path::Path,
     script: &Script,
     jobs: usize,
+    early: Result<Spawned>,
 ) -> Result<(Worker, PathBuf)> {
-    let found = match Worker::start(
-        python,
-        &script.path,
-        script.dir.path(),
-        &settings.kfp_version,
-        jobs,
-    )
-    .await?
-    {
+    let found = match early?.ready().await? {
         Started::Ready(w) => return Ok((*w, python.to_path_buf())),
         Started::Mismatch { found } => found,
     };

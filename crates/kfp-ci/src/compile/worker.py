@@ -75,10 +75,89 @@ if EXPECTED_KFP:
     if _listed is not None and _listed != EXPECTED_KFP:
         _mismatch(_listed)
 
+# `import kfp` also imports kfp.client (the REST client, with the kubernetes client, google-auth and
+# kfp-server-api): about half of its import time, and nothing compiling needs it. kfp's own
+# __init__ skips it (with dsl and components) when _KFP_RUNTIME=true, which is how kfp's container
+# entrypoint imports it. The worker imports kfp that way, then imports components and dsl exactly
+# as __init__ would have, and binds `kfp.Client` / `kfp.client` on first use (PEP 562 module
+# __getattr__), so a file that uses them still gets the real ones. Only when kfp's __init__ ends
+# with exactly that block; otherwise a plain `import kfp`.
+_KFP_INIT_TAIL = (
+    "if os.environ.get('_KFP_RUNTIME', 'false') != 'true':",
+    "from kfp import components",
+    "from kfp import dsl",
+    "from kfp.client import Client",
+)
+
+
+def _can_defer_kfp_client():
+    if "_KFP_RUNTIME" in os.environ:
+        return False
+    try:
+        import importlib.util
+
+        spec = importlib.util.find_spec("kfp")
+        with open(spec.origin, encoding="utf-8") as f:
+            source = f.read()
+    except Exception:  # noqa: BLE001 - then a plain import
+        return False
+    lines = [line.split("#")[0].strip() for line in source.splitlines()]
+    lines = [line for line in lines if line]
+    return tuple(lines[-len(_KFP_INIT_TAIL) :]) == _KFP_INIT_TAIL
+
+
+def _kfp_getattr(name):
+    """kfp.Client and kfp.client, imported when first used (as kfp's __init__ would have)."""
+    if name in ("Client", "client"):
+        import importlib
+
+        client = importlib.import_module("kfp.client")
+        kfp.Client = client.Client
+        return client if name == "client" else client.Client
+    raise AttributeError(f"module 'kfp' has no attribute {name!r}")
+
+
+class _Deferred(type(sys)):
+    """Stands in for a module kfp imports at start-up but only uses in functions a compile does not
+    call (`requests`: kfp.components' load_component_from_url). Its first attribute use imports the
+    real module and forwards to it. It is in sys.modules only while kfp is imported: later imports,
+    user code's included, get the real module."""
+
+    def __getattr__(self, attr):
+        import importlib
+
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), attr)
+
+
+def _import_kfp():
+    global kfp
+    deferred = {name: _Deferred(name) for name in ("requests",) if name not in sys.modules}
+    sys.modules.update(deferred)
+    try:
+        if not _can_defer_kfp_client():
+            import kfp
+            return
+        os.environ["_KFP_RUNTIME"] = "true"
+        try:
+            import kfp
+        finally:
+            del os.environ["_KFP_RUNTIME"]
+        import kfp.components  # noqa: F401 - as kfp/__init__.py does
+        import kfp.dsl  # noqa: F401
+
+        kfp.__getattr__ = _kfp_getattr
+    finally:
+        for name, module in deferred.items():
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
+
+
 try:
     import logging
 
-    import kfp
+    _import_kfp()
 except ImportError:
     if EXPECTED_KFP:
         _mismatch(None)
@@ -106,10 +185,27 @@ except BaseException as e:  # noqa: BLE001 - reported to kfp-ci, which explains 
     send({"type": "fatal", "message": f"cannot import kfp: {type(e).__name__}: {e}"})
     sys.exit(3)
 
-try:  # kfp-kubernetes is optional; importing it here once saves every file that uses it the time
-    import kfp.kubernetes  # noqa: F401
-except Exception:  # noqa: BLE001
-    pass
+# kfp-kubernetes (optional) imports the kubernetes client: ~0.2 s. The worker imports it once, in
+# the parent, before it forks the first file whose source mentions "kubernetes", so every file that
+# uses it inherits it; a run without such files does not pay for it. (A file that only imports it
+# through a helper module imports it in its child: slower, same result.)
+_KUBERNETES = {"tried": False}
+
+
+def _preload_kubernetes(path):
+    if _KUBERNETES["tried"]:
+        return
+    try:
+        with open(path, "rb") as f:
+            if b"kubernetes" not in f.read():
+                return
+    except OSError:
+        return
+    _KUBERNETES["tried"] = True
+    try:
+        import kfp.kubernetes  # noqa: F401
+    except Exception:  # noqa: BLE001 - not installed: the file's own import reports it
+        pass
 
 KFP_DIR = os.path.dirname(os.path.abspath(kfp.__file__))
 
@@ -613,6 +709,7 @@ def serve():
     def start_next():
         while queued and len(running) < JOBS:
             req = queued.pop(0)
+            _preload_kubernetes(req["path"])
             try:
                 child = _Running(req)
             except BaseException as e:  # noqa: BLE001 - e.g. fork failed (out of memory)
@@ -671,6 +768,16 @@ from kfp import dsl
 
 @dsl.component(base_image="python:3.11-slim")
 def kfp_ci_warmup_prepare(rows: int, data: dsl.Output[dsl.Dataset]) -> str:
+    '''Prepare rows (a docstring: kfp parses it with docstring_parser, whose regular expressions
+    are then compiled once here instead of in every child).
+
+    Args:
+        rows: how many rows.
+        data: where they go.
+
+    Returns:
+        A label.
+    '''
     return "x"
 
 
@@ -739,7 +846,8 @@ def main():
         }
     )
     # Objects alive now are shared with every child; keep the collector from touching (copying) them.
-    gc.collect()
+    # (No gc.collect() first: 5-15 ms before the first fork, to free a little of the warm-up's
+    # garbage that the children would never touch anyway.)
     gc.freeze()
     serve()
     # Nothing left to clean up: skip the interpreter's teardown of every kfp module.

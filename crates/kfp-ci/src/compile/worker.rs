@@ -99,6 +99,15 @@ pub(crate) enum WorkerDied {
     Died { status: String, stderr: String },
 }
 
+/// A worker process that was started and has not answered its handshake yet.
+pub(crate) struct Spawned {
+    child: Child,
+    stdin: ChildStdin,
+    results: Lines<BufReader<ChildStdout>>,
+    stderr: Arc<Mutex<String>>,
+    python: PathBuf,
+}
+
 impl Worker {
     /// Start `python -u -B worker.py TMPDIR KFP_VERSION JOBS` and wait for its handshake.
     pub async fn start(
@@ -108,6 +117,20 @@ impl Worker {
         kfp_version: &str,
         jobs: usize,
     ) -> Result<Started> {
+        Self::spawn(python, script, tmp, kfp_version, jobs)?
+            .ready()
+            .await
+    }
+
+    /// Start the worker process without waiting for it: Python's start-up and `import kfp` run
+    /// while the caller does other work (discovery); [`Spawned::ready`] waits for the handshake.
+    pub fn spawn(
+        python: &Path,
+        script: &Path,
+        tmp: &Path,
+        kfp_version: &str,
+        jobs: usize,
+    ) -> Result<Spawned> {
         let mut child = tokio::process::Command::new(python)
             .arg("-u")
             .arg("-B")
@@ -151,52 +174,13 @@ impl Worker {
                 }
             }
         });
-        let mut results = BufReader::new(stdout).lines();
-        let first = tokio::time::timeout(STARTUP_TIMEOUT, results.next_line()).await;
-        let stderr_text = || stderr.lock().map(|s| s.clone()).unwrap_or_default();
-        let line = match first {
-            Err(_) => anyhow::bail!(
-                "the compile worker ({}) did not start within {STARTUP_TIMEOUT:?}{}",
-                python.display(),
-                fmt_stderr(&stderr_text())
-            ),
-            Ok(Err(e)) => anyhow::bail!("cannot read from the compile worker: {e}"),
-            Ok(Ok(None)) => {
-                let status = child.wait().await.ok();
-                // Let the stderr task catch up with the last lines.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                anyhow::bail!(
-                    "the compile worker ({}) exited before it was ready{}{}",
-                    python.display(),
-                    status.map(|s| format!(" ({s})")).unwrap_or_default(),
-                    fmt_stderr(&stderr_text())
-                )
-            }
-            Ok(Ok(Some(line))) => line,
-        };
-        match serde_json::from_str::<Message>(&line) {
-            Ok(Message::Ready {
-                kfp_version,
-                python: python_version,
-            }) => Ok(Started::Ready(Box::new(Worker {
-                child,
-                stdin,
-                results,
-                stderr,
-                kfp_version,
-                python_version,
-            }))),
-            Ok(Message::Mismatch { found }) => Ok(Started::Mismatch { found }),
-            Ok(Message::Fatal { message }) => anyhow::bail!(
-                "the compile worker ({}) cannot start: {message}{}",
-                python.display(),
-                fmt_stderr(&stderr_text())
-            ),
-            _ => anyhow::bail!(
-                "unexpected handshake from the compile worker ({}): {line:?}",
-                python.display()
-            ),
-        }
+        Ok(Spawned {
+            child,
+            stdin,
+            results: BufReader::new(stdout).lines(),
+            stderr,
+            python: python.to_path_buf(),
+        })
     }
 
     /// Send one request; the worker forks a child for it at once.
@@ -277,6 +261,64 @@ impl Worker {
             .is_err()
         {
             let _ = self.child.start_kill();
+        }
+    }
+}
+
+impl Spawned {
+    /// Wait for the worker's handshake.
+    pub async fn ready(self) -> Result<Started> {
+        let Spawned {
+            mut child,
+            stdin,
+            mut results,
+            stderr,
+            python,
+        } = self;
+        let first = tokio::time::timeout(STARTUP_TIMEOUT, results.next_line()).await;
+        let stderr_text = || stderr.lock().map(|s| s.clone()).unwrap_or_default();
+        let line = match first {
+            Err(_) => anyhow::bail!(
+                "the compile worker ({}) did not start within {STARTUP_TIMEOUT:?}{}",
+                python.display(),
+                fmt_stderr(&stderr_text())
+            ),
+            Ok(Err(e)) => anyhow::bail!("cannot read from the compile worker: {e}"),
+            Ok(Ok(None)) => {
+                let status = child.wait().await.ok();
+                // Let the stderr task catch up with the last lines.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                anyhow::bail!(
+                    "the compile worker ({}) exited before it was ready{}{}",
+                    python.display(),
+                    status.map(|s| format!(" ({s})")).unwrap_or_default(),
+                    fmt_stderr(&stderr_text())
+                )
+            }
+            Ok(Ok(Some(line))) => line,
+        };
+        match serde_json::from_str::<Message>(&line) {
+            Ok(Message::Ready {
+                kfp_version,
+                python: python_version,
+            }) => Ok(Started::Ready(Box::new(Worker {
+                child,
+                stdin,
+                results,
+                stderr,
+                kfp_version,
+                python_version,
+            }))),
+            Ok(Message::Mismatch { found }) => Ok(Started::Mismatch { found }),
+            Ok(Message::Fatal { message }) => anyhow::bail!(
+                "the compile worker ({}) cannot start: {message}{}",
+                python.display(),
+                fmt_stderr(&stderr_text())
+            ),
+            _ => anyhow::bail!(
+                "unexpected handshake from the compile worker ({}): {line:?}",
+                python.display()
+            ),
         }
     }
 }

@@ -715,3 +715,93 @@ fn compile_errors_carry_kfp_s_message() {
         "{message:?} vs {kfp_message:?}"
     );
 }
+
+/// The worker imports kfp without kfp.client and without `requests` (kfp imports both but a
+/// compile does not use them), and kfp-kubernetes only when a file mentions it. Files that use
+/// them anyway get the real ones, and the same bytes as `kfp dsl compile`: `kfp.Client`, `requests`
+/// through kfp's own module, kfp-kubernetes through a helper module (imported in the file's
+/// child) and directly (imported by the worker before it forks that file).
+#[test]
+fn deferred_imports_are_real_when_used() {
+    let ctx = TestContext::new();
+    let component = r#"
+@dsl.component(base_image="python:3.11-slim")
+def hello(name: str) -> str:
+    return f"hello {name}"
+"#;
+    ctx.write(
+        "a_client_pipeline.py",
+        &format!(
+            r#"import kfp
+import requests
+from kfp import Client, client, dsl
+from kfp.components import load_yaml_utilities
+
+assert kfp.Client is Client is client.Client
+assert load_yaml_utilities.requests.get is requests.get
+print("client from", Client.__module__)
+{component}
+
+@dsl.pipeline(name="client-user")
+def a_client_pipeline(name: str = "kfp"):
+    hello(name=name)
+"#
+        ),
+    );
+    ctx.write(
+        "k8s_helpers.py",
+        "from kfp import kubernetes\n\n\ndef with_token(task):\n    kubernetes.use_secret_as_env(task, secret_name=\"creds\", secret_key_to_env={\"token\": \"TOKEN\"})\n    return task\n",
+    );
+    ctx.write(
+        "b_helper_pipeline.py",
+        &format!(
+            r#"from kfp import dsl
+from k8s_helpers import with_token
+{component}
+
+@dsl.pipeline(name="helper-user")
+def b_helper_pipeline(name: str = "kfp"):
+    with_token(hello(name=name))
+"#
+        ),
+    );
+    ctx.write(
+        "c_direct_pipeline.py",
+        &format!(
+            r#"from kfp import dsl, kubernetes
+{component}
+
+@dsl.pipeline(name="direct-user")
+def c_direct_pipeline(name: str = "kfp"):
+    task = hello(name=name)
+    kubernetes.add_toleration(task, key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")
+"#
+        ),
+    );
+    let out = ctx
+        .cmd()
+        .args(["-v", "compile", "--jobs", "1", "--out-dir", "out"])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("client from kfp.client.client"), "{stderr}");
+    let stems = [
+        "a_client_pipeline",
+        "b_helper_pipeline",
+        "c_direct_pipeline",
+    ];
+    let jobs: Vec<_> = stems
+        .iter()
+        .map(|s| (ctx.root().join(format!("{s}.py")), None))
+        .collect();
+    let refs = kfp_dsl_compile_all(ctx.root(), &jobs, &ctx.root().join("ref"));
+    for (stem, reference) in stems.iter().zip(refs) {
+        let ours =
+            std::fs::read_to_string(ctx.root().join(format!("out/{stem}.yaml"))).expect("ours");
+        let reference = String::from_utf8(reference).expect("utf-8");
+        assert_eq!(ours, reference, "{stem}");
+    }
+    let direct = std::fs::read_to_string(ctx.root().join("out/c_direct_pipeline.yaml")).expect("c");
+    assert!(direct.contains("nvidia.com/gpu"), "platform spec written");
+}
