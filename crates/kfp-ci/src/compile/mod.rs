@@ -134,7 +134,7 @@ pub async fn compile_pipelines_with(
     let (mut worker, python) = start_worker(settings, &python, &script, jobs, early).await?;
     let kfp_version = worker.kfp_version.clone();
     tracing::debug!(
-        "compile worker: {} (Python {}, kfp {kfp_version}), {jobs} files at a time",
+        "compile worker: {} (Python {}, kfp {kfp_version}), up to {jobs} at a time",
         python.display(),
         worker.python_version,
     );

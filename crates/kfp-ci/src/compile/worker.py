@@ -349,6 +349,18 @@ def _fast_caller_name():
     return True
 
 
+WORKER_FILE = os.path.abspath(__file__)
+
+
+def _user_traceback(exc):
+    """The exception's traceback without kfp-ci's own worker frames: users see their file and kfp."""
+    te = traceback.TracebackException(type(exc), exc, exc.__traceback__)
+    te.stack = traceback.StackSummary.from_list(
+        [f for f in te.stack if os.path.abspath(f.filename) != WORKER_FILE]
+    )
+    return "".join(te.format())
+
+
 def _tail(text, lines=TRACEBACK_LINES):
     parts = text.rstrip("\n").split("\n")
     return "\n".join(parts[-lines:])
@@ -364,7 +376,7 @@ def _user_location(tb, path):
 
 
 def _classify(exc, path, phase):
-    tb_text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    tb_text = _user_traceback(exc)
     detail = _tail(tb_text)
     rel = os.path.basename(path)
     if isinstance(exc, SyntaxError):
@@ -565,7 +577,7 @@ def _child(req, result_w, capture_path, out_path, parent_pid):
             "type": "error",
             "kind": "crash",
             "message": f"the file called sys.exit() and exited with status {status} before it compiled",
-            "detail": _tail("".join(traceback.format_exception(type(e), e, e.__traceback__))),
+            "detail": _tail(_user_traceback(e)),
             "exit_status": status,
         }
     except BaseException as e:  # noqa: BLE001

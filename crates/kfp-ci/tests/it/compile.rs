@@ -404,6 +404,12 @@ fn verbose_shows_captured_output_and_traceback() {
         stderr.contains("Traceback") || stderr.contains("File \""),
         "{stderr}"
     );
+    // The traceback is the user's and kfp's, not kfp-ci's own worker script.
+    assert!(
+        stderr.contains("compile_error_pipeline.py\", line"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("kfp_ci_worker"), "{stderr}");
     assert!(stderr.contains("checked 1 of 2 pipelines"), "{stderr}");
     assert!(!ctx.root().join("dist").exists(), "check writes nothing");
 }
