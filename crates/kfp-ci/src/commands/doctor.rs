@@ -109,12 +109,11 @@ fn transport_problem(
         chain.push_str(&s.to_string());
         source = s.source();
     }
+    // The short reason on the check's line; the whole chain at -v.
+    tracing::debug!("{chain}");
     if err.is_timeout() && err.is_connect() {
         (
-            format!(
-                "connect timeout after {} s ({chain})",
-                connect_timeout.as_secs_f64()
-            ),
+            format!("connect timeout after {} s", connect_timeout.as_secs_f64()),
             Some(format!(
                 "a connect timeout from inside the cluster is usually a NetworkPolicy dropping traffic from this namespace: \
                  apply {} (`kfp-ci init` writes it; --runner-namespace names this runner's namespace)",
@@ -122,15 +121,15 @@ fn transport_problem(
             )),
         )
     } else if err.is_timeout() {
-        (format!("no answer in time ({chain})"), None)
+        ("no answer in time".to_string(), None)
     } else if chain.contains("dns error") || chain.contains("failed to lookup") {
         (
-            format!("the host name does not resolve ({chain})"),
+            "the host name does not resolve".to_string(),
             Some("check the endpoint's host name; in-cluster it is ml-pipeline.<kfp-namespace>.svc.cluster.local".into()),
         )
     } else if chain.contains("refused") {
         (
-            format!("connection refused ({chain})"),
+            "connection refused".to_string(),
             Some(refused_hint.to_string()),
         )
     } else {
