@@ -278,10 +278,7 @@ pub fn parse_endpoint(text: &str) -> Result<url::Url> {
             crate::redact::redact(text)
         )
     })?;
-    if !url.username().is_empty() || url.password().is_some() {
-        if let Some(p) = url.password() {
-            crate::redact::register(p);
-        }
+    if carries_credentials(&url) {
         bail!(
             "KFP endpoint `{}` carries credentials: use KF_PIPELINES_TOKEN, --token-file or KFP_CI_COOKIE instead",
             crate::redact::redact(text)
@@ -293,6 +290,15 @@ pub fn parse_endpoint(text: &str) -> Result<url::Url> {
     let path = url.path().trim_end_matches('/').to_string();
     url.set_path(&path);
     Ok(url)
+}
+
+/// Whether `url` has a user or password in it; a password is registered as a secret at once, so
+/// the error that follows cannot print it.
+fn carries_credentials(url: &url::Url) -> bool {
+    if let Some(p) = url.password() {
+        crate::redact::register(p);
+    }
+    !url.username().is_empty() || url.password().is_some()
 }
 
 /// The UI URL ends up in reports, job outputs and notifications: it needs a scheme (or the links
@@ -307,10 +313,7 @@ fn check_ui_url(text: &str) -> Result<()> {
                 crate::redact::redact(text)
             )
         })?;
-    if !url.username().is_empty() || url.password().is_some() {
-        if let Some(p) = url.password() {
-            crate::redact::register(p);
-        }
+    if carries_credentials(&url) {
         bail!(
             "KFP UI URL `{}` (--ui-url, KFP_CI_UI_URL or ui_url) carries credentials, which would be published in reports and notifications: remove them",
             crate::redact::redact(text)
