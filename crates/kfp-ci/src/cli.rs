@@ -49,6 +49,101 @@ pub enum Command {
     Notify(NotifyCmd),
     /// Check the endpoint, token, namespace and ntfy from here
     Doctor(DoctorCmd),
+    /// What changed between the local specs and the server's newest (or a named) version
+    Diff(DiffCmd),
+    /// A pipeline's versions, newest first, with where each came from
+    History(HistoryCmd),
+    /// Upload an older version's exact spec as the newest version
+    Rollback(RollbackCmd),
+    /// Give one target exactly the specs another target serves now
+    Promote(PromoteCmd),
+    /// Delete the preview pipelines of a pull request (`deploy --preview NAME`)
+    Cleanup(CleanupCmd),
+}
+
+/// Output of the review commands (diff, plan --comment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ReviewOutput {
+    #[default]
+    Text,
+    Markdown,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DiffCmd {
+    #[command(flatten)]
+    pub compile: CompileArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Compare with this version of each pipeline instead of the newest
+    #[arg(long, value_name = "VERSION_NAME")]
+    pub against: Option<String>,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: ReviewOutput,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HistoryCmd {
+    /// Pipeline name (as on the server)
+    #[arg(value_name = "PIPELINE")]
+    pub pipeline: String,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RollbackCmd {
+    /// Pipeline name (as on the server)
+    #[arg(value_name = "PIPELINE")]
+    pub pipeline: String,
+    /// The version to go back to: its name, or the git sha it was deployed from (a prefix will do)
+    #[arg(long, value_name = "VERSION_NAME|GIT_SHA")]
+    pub to: String,
+    /// Show the diff and what would be uploaded; upload nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Name of the new version (default rollback-<version>-YYYYMMDD-HHMMSS)
+    #[arg(long, value_name = "TAG")]
+    pub version_tag: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PromoteCmd {
+    /// Target to read the served specs from (a [targets.NAME] of the configuration)
+    #[arg(long, value_name = "TARGET")]
+    pub from: String,
+    /// Target to give the same specs
+    #[arg(long, value_name = "TARGET")]
+    pub to: String,
+    /// Only these pipelines (default: every pipeline kfp-ci deployed to the first target)
+    #[arg(value_name = "PIPELINE")]
+    pub pipelines: Vec<String>,
+    /// Show the plan; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CleanupCmd {
+    /// The preview name given to `deploy --preview` (e.g. pr-12)
+    #[arg(long, value_name = "NAME")]
+    pub preview: String,
+    /// Show what would be deleted; delete nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

@@ -23,6 +23,7 @@ pub mod report;
 pub mod ci;
 pub mod client;
 pub mod dag;
+pub mod diff;
 pub mod init;
 pub mod redact;
 pub mod target;

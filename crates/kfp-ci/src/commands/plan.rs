@@ -179,7 +179,7 @@ pub(super) async fn prepare(
     })
 }
 
-async fn connect(target: &Target) -> Result<(Client, Option<kfp_serve::RunningServer>)> {
+pub(super) async fn connect(target: &Target) -> Result<(Client, Option<kfp_serve::RunningServer>)> {
     match &target.endpoint {
         Endpoint::Remote(url) => Ok((
             Client::new(url.clone(), target.auth.clone(), &target.tls)?,

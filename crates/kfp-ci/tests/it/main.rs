@@ -6,6 +6,7 @@ mod compile;
 mod deploy;
 mod deploy_fixes;
 mod deploy_target;
+mod diff;
 mod faulty;
 mod ntfy_server;
 mod qa;
