@@ -99,6 +99,14 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
         }
     }
 
+    // A spec an older version already holds: say so (history module).
+    let notes = crate::history::revert_notes(&prepared.client, &prepared.items).await;
+    for (p, note) in report.pipelines.iter_mut().zip(notes) {
+        if let Some(note) = note {
+            p.reason = format!("{}; {note}", p.reason);
+        }
+    }
+
     let blocked = atomic && prepared.items.iter().any(|i| i.action == Action::Error);
     if cmd.dry_run {
         // The plan is the answer.

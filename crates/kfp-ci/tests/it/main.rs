@@ -10,5 +10,6 @@ mod diff;
 mod faulty;
 mod ntfy_server;
 mod qa;
+mod review;
 mod serve;
 mod tls;
