@@ -286,6 +286,13 @@ pub struct DeployCmd {
     /// Parallel uploads (default 8)
     #[arg(long, value_name = "N")]
     pub upload_jobs: Option<usize>,
+    /// Also delete pipelines kfp-ci created whose files are gone from the repository
+    #[arg(long)]
+    pub prune: bool,
+    /// Deploy each created or changed pipeline as its own preview pipeline `<name>-<NAME>`
+    /// (e.g. pr-12), never as a version of the production pipeline
+    #[arg(long, value_name = "NAME", conflicts_with = "prune")]
+    pub preview: Option<String>,
 }
 
 /// Notification options (deploy and notify).

@@ -407,6 +407,15 @@ impl Client {
         Self::decode("GET", &url, &bytes)
     }
 
+    /// `GET` any API path as JSON (the review commands' listings: pipelines, recurring runs).
+    pub async fn get_value(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<Value, ApiError> {
+        self.get(segments, query).await
+    }
+
     /// `GET /healthz`.
     pub async fn healthz(&self) -> Result<Healthz, ApiError> {
         self.get(&["healthz"], &[]).await

@@ -27,6 +27,7 @@ pub mod diff;
 pub mod history;
 pub mod init;
 pub mod redact;
+pub mod review;
 pub mod target;
 
 use std::process::ExitCode;

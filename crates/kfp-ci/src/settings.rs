@@ -67,6 +67,8 @@ pub struct DeployConfig {
     pub upload_jobs: Option<usize>,
     pub keep_versions: Option<usize>,
     pub atomic: Option<bool>,
+    /// Delete pipelines kfp-ci created whose files are gone (`deploy --prune`).
+    pub prune: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

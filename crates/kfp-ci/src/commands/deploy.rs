@@ -35,6 +35,18 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
         bail!("--keep-versions must be at least 1 (the newest version is never deleted)");
     }
     let atomic = cmd.atomic || deploy_config.atomic.unwrap_or(false);
+    // Review and undo (commands/cleanup.rs): previews never touch production pipelines.
+    let preview = cmd
+        .preview
+        .as_deref()
+        .map(crate::review::check_preview_name)
+        .transpose()?;
+    let prune = preview.is_none() && (cmd.prune || deploy_config.prune.unwrap_or(false));
+    let keep_versions = if preview.is_some() {
+        None
+    } else {
+        keep_versions
+    };
     // A report file that cannot be written fails now, not after everything was deployed.
     if let Some(path) = &cmd.report_file {
         check_report_file(path)?;
@@ -59,36 +71,54 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     report.version_tag = Some(version_tag.clone());
     report.dry_run = cmd.dry_run;
     report.ci = ci_info;
-    let prepared = match prepare(&cmd.compile, &cmd.target, &loaded, &mut report, cmd.force).await {
-        Ok(p) => p,
-        Err(err) => {
-            // Configuration, an unreachable server, rejected credentials: still leave a report
-            // (JSON, report file, CI outputs and step summary) and notify, then exit 2 with the
-            // error. A separate notify job reads the report's error ("cannot reach the KFP API
-            // at …") instead of "failed before it could report" (docs/ci.md).
-            report
-                .errors
-                .push(crate::redact::redact(&format!("{err:#}")));
-            report.recount();
-            report.duration_ms = started.elapsed().as_millis() as u64;
-            if let Err(e) = emit(
-                &report,
-                cmd.output,
-                global,
-                cmd.report_file.as_deref(),
-                false,
-            ) {
-                tracing::warn!("{e:#}");
+    let mut prepared =
+        match prepare(&cmd.compile, &cmd.target, &loaded, &mut report, cmd.force).await {
+            Ok(p) => p,
+            Err(err) => {
+                // Configuration, an unreachable server, rejected credentials: still leave a report
+                // (JSON, report file, CI outputs and step summary) and notify, then exit 2 with the
+                // error. A separate notify job reads the report's error ("cannot reach the KFP API
+                // at …") instead of "failed before it could report" (docs/ci.md).
+                report
+                    .errors
+                    .push(crate::redact::redact(&format!("{err:#}")));
+                report.recount();
+                report.duration_ms = started.elapsed().as_millis() as u64;
+                if let Err(e) = emit(
+                    &report,
+                    cmd.output,
+                    global,
+                    cmd.report_file.as_deref(),
+                    false,
+                ) {
+                    tracing::warn!("{e:#}");
+                }
+                if let Err(e) = crate::ci::publish(&report) {
+                    tracing::warn!("{e:#}");
+                }
+                if let Err(e) = crate::notify::deliver(&report, &notify_settings).await {
+                    tracing::warn!("{e:#}");
+                }
+                return Err(err);
             }
-            if let Err(e) = crate::ci::publish(&report) {
-                tracing::warn!("{e:#}");
+        };
+    if let Some(preview) = &preview {
+        super::cleanup::preview_items(&mut prepared, preview).await?;
+    }
+    let mut pruning = if prune {
+        match super::cleanup::prune_plan(&prepared).await {
+            Ok(items) => items,
+            Err(e) => {
+                report.errors.push(e);
+                Vec::new()
             }
-            if let Err(e) = crate::notify::deliver(&report, &notify_settings).await {
-                tracing::warn!("{e:#}");
-            }
-            return Err(err);
         }
+    } else {
+        Vec::new()
     };
+    if !global.quiet && !pruning.is_empty() {
+        eprint!("{}", crate::review::render_prune(&pruning));
+    }
     report.pipelines = prepared.items.iter().map(item_report).collect();
     for (p, item) in report.pipelines.iter_mut().zip(&prepared.items) {
         if item.changes()
@@ -153,6 +183,17 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
             if o.error.is_some() {
                 p.error = o.error;
             }
+        }
+    }
+    if !cmd.dry_run && !blocked && !pruning.is_empty() {
+        super::cleanup::prune_apply(&prepared, &mut pruning).await;
+        if !global.quiet {
+            eprint!("{}", crate::review::render_prune(&pruning));
+        }
+        for p in pruning.iter().filter(|p| p.action == "failed") {
+            report
+                .errors
+                .push(format!("--prune: {}: {}", p.name, p.reason));
         }
     }
     finish_links(&mut report, &prepared.target);

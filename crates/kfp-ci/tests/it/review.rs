@@ -188,3 +188,303 @@ fn history_rollback_and_the_revert_note() {
         text(&out.stderr)
     );
 }
+
+/// Versions of pipeline `name` via `kfp-ci history`: `None` when the pipeline does not exist.
+fn version_names(ctx: &crate::common::TestContext, url: &str, name: &str) -> Option<Vec<String>> {
+    let out = ctx
+        .cmd()
+        .args(["history", name, "--endpoint", url, "--output", "json"])
+        .output()
+        .expect("run");
+    if out.status.code() == Some(2) {
+        return None;
+    }
+    assert_exit(&out, 0);
+    let h: Value = serde_json::from_slice(&out.stdout).expect("json");
+    Some(
+        h["versions"]
+            .as_array()
+            .expect("versions")
+            .iter()
+            .filter_map(|v| v["name"].as_str().map(str::to_string))
+            .collect(),
+    )
+}
+
+fn deploy_args(ctx: &crate::common::TestContext, args: &[&str]) -> std::process::Output {
+    ctx.cmd().args(args).output().expect("run")
+}
+
+#[test]
+fn preview_deploys_leave_production_alone_and_cleanup_removes_them() {
+    use crate::deploy::{GOODBYE, HELLO};
+    let (ctx, server) = repo_and_server(&[
+        ("hello_pipeline.py", HELLO),
+        ("goodbye_pipeline.py", GOODBYE),
+    ]);
+    let url = server.url.clone();
+    assert_exit(
+        &deploy_args(&ctx, &["deploy", "--endpoint", &url, "--version-tag", "v1"]),
+        0,
+    );
+    ctx.write(
+        "hello_pipeline.py",
+        &HELLO.replace("\"hello\"", "\"hi there\""),
+    );
+
+    let out = deploy_args(
+        &ctx,
+        &[
+            "deploy",
+            "--endpoint",
+            &url,
+            "--preview",
+            "pr-12",
+            "--version-tag",
+            "p1",
+            "--output",
+            "json",
+        ],
+    );
+    assert_exit(&out, 0);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let rows: Vec<(String, String)> = report["pipelines"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap_or("").to_string(),
+                p["action"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        rows.contains(&("hello_pipeline-pr-12".into(), "create".into())),
+        "{rows:?}"
+    );
+    assert!(
+        rows.contains(&("goodbye_pipeline".into(), "unchanged".into())),
+        "{rows:?}"
+    );
+    // Production untouched; the preview holds the change; no preview for the unchanged one.
+    assert_eq!(
+        version_names(&ctx, &url, "hello_pipeline"),
+        Some(vec!["v1".to_string()])
+    );
+    assert_eq!(
+        version_names(&ctx, &url, "goodbye_pipeline"),
+        Some(vec!["v1".to_string()])
+    );
+    assert_eq!(
+        version_names(&ctx, &url, "hello_pipeline-pr-12"),
+        Some(vec!["p1".to_string()])
+    );
+    assert_eq!(version_names(&ctx, &url, "goodbye_pipeline-pr-12"), None);
+    // A second push with the same spec adds nothing; production still plans a new version.
+    let out = deploy_args(
+        &ctx,
+        &[
+            "deploy",
+            "--endpoint",
+            &url,
+            "--preview",
+            "pr-12",
+            "--version-tag",
+            "p2",
+        ],
+    );
+    assert_exit(&out, 0);
+    assert_eq!(
+        version_names(&ctx, &url, "hello_pipeline-pr-12"),
+        Some(vec!["p1".to_string()])
+    );
+    let out = deploy_args(&ctx, &["diff", "--endpoint", &url]);
+    assert!(
+        text(&out.stdout).contains("hello_pipeline (hello_pipeline.py): 1 change(s) against v1"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Another preview's pipelines are not this one's.
+    ctx.write(
+        "goodbye_pipeline.py",
+        &GOODBYE.replace("times: int = 2", "times: int = 3"),
+    );
+    assert_exit(
+        &deploy_args(
+            &ctx,
+            &[
+                "deploy",
+                "--endpoint",
+                &url,
+                "--preview",
+                "pr-13",
+                "--version-tag",
+                "q1",
+            ],
+        ),
+        0,
+    );
+
+    let out = deploy_args(
+        &ctx,
+        &[
+            "cleanup",
+            "--preview",
+            "pr-12",
+            "--endpoint",
+            &url,
+            "--dry-run",
+        ],
+    );
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("hello_pipeline-pr-12: would delete"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(version_names(&ctx, &url, "hello_pipeline-pr-12").is_some());
+    let out = deploy_args(&ctx, &["cleanup", "--preview", "pr-12", "--endpoint", &url]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("hello_pipeline-pr-12: deleted with 1 version(s)"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(version_names(&ctx, &url, "hello_pipeline-pr-12"), None);
+    assert!(version_names(&ctx, &url, "hello_pipeline-pr-13").is_some());
+    assert!(version_names(&ctx, &url, "goodbye_pipeline-pr-13").is_some());
+    assert_eq!(
+        version_names(&ctx, &url, "hello_pipeline"),
+        Some(vec!["v1".to_string()])
+    );
+    assert_eq!(
+        version_names(&ctx, &url, "goodbye_pipeline"),
+        Some(vec!["v1".to_string()])
+    );
+    // Nothing left of pr-12: a second cleanup says so.
+    let out = deploy_args(&ctx, &["cleanup", "--preview", "pr-12", "--endpoint", &url]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("no preview pipelines of pr-12"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// `POST /apis/v2beta1/pipelines` by hand: a pipeline kfp-ci did not create.
+fn create_foreign_pipeline(url: &str, name: &str, description: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let body =
+            serde_json::json!({"name": name, "display_name": name, "description": description});
+        let v: Value = reqwest::Client::new()
+            .post(format!("{url}/apis/v2beta1/pipelines"))
+            .json(&body)
+            .send()
+            .await
+            .expect("post")
+            .json()
+            .await
+            .expect("json");
+        v["pipeline_id"].as_str().expect("id").to_string()
+    })
+}
+
+#[test]
+fn prune_deletes_only_kfp_cis_orphans_and_keeps_pipelines_in_use() {
+    use crate::deploy::{GOODBYE, HELLO};
+    use crate::faulty::{Fault, Faulty, Rule};
+    let (ctx, server) = repo_and_server(&[
+        ("hello_pipeline.py", HELLO),
+        ("goodbye_pipeline.py", GOODBYE),
+        (
+            "nightly_pipeline.py",
+            &GOODBYE.replace("goodbye-pipeline", "nightly-pipeline"),
+        ),
+    ]);
+    let url = server.url.clone();
+    assert_exit(
+        &deploy_args(&ctx, &["deploy", "--endpoint", &url, "--version-tag", "v1"]),
+        0,
+    );
+    create_foreign_pipeline(&url, "by-hand", "made in the UI");
+    // Files gone: goodbye (deleted by prune) and nightly (kept: a recurring run uses it).
+    std::fs::remove_file(ctx.root().join("goodbye_pipeline.py")).expect("rm");
+    std::fs::remove_file(ctx.root().join("nightly_pipeline.py")).expect("rm");
+    // A recurring run uses nightly_pipeline (the proxy answers the recurring-runs listing).
+    let out = deploy_args(
+        &ctx,
+        &[
+            "history",
+            "nightly_pipeline",
+            "--endpoint",
+            &url,
+            "--output",
+            "json",
+        ],
+    );
+    let h: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let nightly_id = h["pipeline_id"].as_str().expect("id").to_string();
+    let body: &'static str = Box::leak(
+        serde_json::json!({"recurring_runs": [{"recurring_run_id": "rr1", "display_name": "nightly-train",
+            "pipeline_version_reference": {"pipeline_id": nightly_id}}]})
+        .to_string()
+        .into_boxed_str(),
+    );
+    let proxy = Faulty::start(
+        &url,
+        vec![Rule {
+            method: "GET",
+            path_suffix: "/recurringruns",
+            times: 100,
+            fault: Fault::Reply(200, body),
+        }],
+    );
+
+    // Dry run: shown, nothing deleted.
+    let out = deploy_args(
+        &ctx,
+        &["deploy", "--endpoint", &proxy.url, "--prune", "--dry-run"],
+    );
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "prune: would delete goodbye_pipeline (goodbye_pipeline.py is gone from the repository)"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("prune: kept nightly_pipeline"), "{stderr}");
+    assert!(stderr.contains("nightly-train"), "{stderr}");
+    assert!(
+        !stderr.contains("by-hand") && !stderr.contains("prune: would delete hello"),
+        "{stderr}"
+    );
+    assert!(version_names(&ctx, &url, "goodbye_pipeline").is_some());
+
+    // With the configuration key.
+    ctx.write("kfp-ci.toml", "[deploy]\nprune = true\n");
+    let out = deploy_args(&ctx, &["deploy", "--endpoint", &proxy.url]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("prune: deleted goodbye_pipeline"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(version_names(&ctx, &url, "goodbye_pipeline"), None);
+    assert!(version_names(&ctx, &url, "nightly_pipeline").is_some());
+    assert!(version_names(&ctx, &url, "hello_pipeline").is_some());
+    assert!(version_names(&ctx, &url, "by-hand").is_some());
+    // A rerun converges: nothing more to prune.
+    let out = deploy_args(&ctx, &["deploy", "--endpoint", &proxy.url]);
+    assert_exit(&out, 0);
+    assert!(
+        !text(&out.stderr).contains("prune: deleted"),
+        "{}",
+        text(&out.stderr)
+    );
+}
