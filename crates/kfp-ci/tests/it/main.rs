@@ -9,6 +9,7 @@ mod deploy_target;
 mod diff;
 mod faulty;
 mod ntfy_server;
+mod promote;
 mod qa;
 mod review;
 mod serve;
