@@ -248,11 +248,33 @@ pub struct PlanCmd {
     pub compile: CompileArgs,
     #[command(flatten)]
     pub target: TargetArgs,
+    /// text, json, or markdown (the pull request comment's body, for any forge)
     #[arg(long, value_enum, default_value_t)]
-    pub output: OutputFormat,
+    pub output: PlanOutput,
     /// Exit 2 when something would change (Terraform's convention), 0 when nothing would
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Post the plan, the diff and the DAGs as one sticky pull request comment (GitHub, Gitea,
+    /// Forgejo, GitLab), updated in place on every push
+    #[arg(long)]
+    pub comment: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum PlanOutput {
+    #[default]
+    Text,
+    Json,
+    Markdown,
+}
+
+impl From<PlanOutput> for OutputFormat {
+    fn from(o: PlanOutput) -> OutputFormat {
+        match o {
+            PlanOutput::Json => OutputFormat::Json,
+            PlanOutput::Text | PlanOutput::Markdown => OutputFormat::Text,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]

@@ -24,6 +24,7 @@ pub mod ci;
 pub mod client;
 pub mod dag;
 pub mod diff;
+pub mod forge;
 pub mod history;
 pub mod init;
 pub mod redact;

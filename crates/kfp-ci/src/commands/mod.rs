@@ -2,6 +2,7 @@
 
 mod check;
 mod cleanup;
+mod comment;
 mod compile;
 mod deploy;
 mod diff;

@@ -15,6 +15,9 @@ use crate::status::ExitStatus;
 use crate::target::{self, Endpoint, Target};
 
 pub async fn run(cmd: PlanCmd, global: &GlobalArgs) -> Result<ExitStatus> {
+    if cmd.comment || cmd.output == crate::cli::PlanOutput::Markdown {
+        return super::comment::run(cmd, global).await;
+    }
     let started = Instant::now();
     let loaded = load_config(global)?;
     let mut report = Report::new("plan");
@@ -23,7 +26,7 @@ pub async fn run(cmd: PlanCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     finish_links(&mut report, &prepared.target);
     report.recount();
     report.duration_ms = started.elapsed().as_millis() as u64;
-    emit(&report, cmd.output, global, None, true)?;
+    emit(&report, cmd.output.into(), global, None, true)?;
     Ok(if report.has_failures() {
         ExitStatus::Failure
     } else if cmd.detailed_exitcode && report.has_changes() {

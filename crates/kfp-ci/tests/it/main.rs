@@ -8,6 +8,7 @@ mod deploy_fixes;
 mod deploy_target;
 mod diff;
 mod faulty;
+mod forge_server;
 mod ntfy_server;
 mod promote;
 mod qa;

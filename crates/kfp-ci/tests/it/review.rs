@@ -488,3 +488,172 @@ fn prune_deletes_only_kfp_cis_orphans_and_keeps_pipelines_in_use() {
         text(&out.stderr)
     );
 }
+
+fn plan_comment(
+    ctx: &crate::common::TestContext,
+    url: &str,
+    envs: &[(&str, String)],
+    extra: &[&str],
+) -> std::process::Output {
+    let mut cmd = ctx.cmd();
+    cmd.args(["plan", "--endpoint", url])
+        .args(extra)
+        .env_remove("GITHUB_EVENT_PATH")
+        .env_remove("GITHUB_REF")
+        .env_remove("GITHUB_TOKEN")
+        .env_remove("CI_JOB_TOKEN");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run")
+}
+
+#[test]
+fn plan_comment_is_one_sticky_comment_per_pull_request_on_each_forge() {
+    use crate::forge_server::{ForgeServer, TOKEN};
+    let forge = ForgeServer::start();
+    let (ctx, server) = repo_and_server(&[(FILE, VARIANT_A)]);
+    crate::diff::deploy(&ctx, &server, "v1");
+    let f = &forge.url;
+    let pr = |v: &[(&str, &str)]| -> Vec<(&'static str, String)> {
+        v.iter()
+            .map(|(k, val)| {
+                (
+                    Box::leak(k.to_string().into_boxed_str()) as &str,
+                    val.to_string(),
+                )
+            })
+            .collect()
+    };
+    let forges = [
+        (
+            pr(&[
+                ("GITHUB_ACTIONS", "true"),
+                ("GITHUB_REF", "refs/pull/12/merge"),
+                ("GITHUB_REPOSITORY", "o/r"),
+                ("GITHUB_API_URL", f),
+                ("GITHUB_TOKEN", TOKEN),
+            ]),
+            "github:o/r#12",
+        ),
+        (
+            pr(&[
+                ("GITEA_ACTIONS", "true"),
+                ("GITHUB_ACTIONS", "true"),
+                ("GITHUB_REF", "refs/pull/12/head"),
+                ("GITHUB_REPOSITORY", "o/r"),
+                ("GITHUB_API_URL", &format!("{f}/api/v1")),
+                ("GITHUB_TOKEN", TOKEN),
+            ]),
+            "gitea:o/r#12",
+        ),
+        (
+            pr(&[
+                ("GITLAB_CI", "true"),
+                ("CI_MERGE_REQUEST_IID", "7"),
+                ("CI_PROJECT_ID", "42"),
+                ("CI_API_V4_URL", &format!("{f}/api/v4")),
+                ("GITLAB_TOKEN", TOKEN),
+            ]),
+            "gitlab:42!7",
+        ),
+    ];
+    let pushes = [
+        VARIANT_B.to_string(),
+        VARIANT_B.replace("0.95", "0.97"),
+        VARIANT_A.replace("s3://bucket/a", "s3://bucket/z"),
+    ];
+    for (envs, thread) in &forges {
+        forge.seed(thread, "LGTM, one question below");
+        for push in &pushes {
+            ctx.write(FILE, push);
+            let out = plan_comment(&ctx, &server.url, envs, &["--comment"]);
+            assert_exit(&out, 0);
+            let stderr = text(&out.stderr);
+            assert!(stderr.contains("the plan comment"), "{stderr}");
+            assert!(!stderr.contains(TOKEN), "{stderr}");
+        }
+        let comments = forge.comments(thread);
+        assert_eq!(comments.len(), 2, "{thread}: {comments:#?}");
+        assert_eq!(comments[0].body, "LGTM, one question below");
+        let ours = &comments[1].body;
+        assert!(ours.starts_with("<!-- kfp-ci:plan -->"), "{ours}");
+        assert!(
+            ours.contains(
+                "| review\\_demo\\_pipeline | pipelines/review\\_demo\\_pipeline.py | new version |"
+            ),
+            "{ours}"
+        );
+        assert!(
+            ours.contains("- parameter source: s3://bucket/a → s3://bucket/z"),
+            "{ours}"
+        );
+        assert!(!ours.contains("0.97"), "the last push wins: {ours}");
+        assert!(ours.contains("```mermaid\nflowchart TD"), "{ours}");
+    }
+    // Created once per thread, then updated in place (PATCH / PUT), never posted again.
+    let posts = forge.requests().iter().filter(|(m, _)| m == "POST").count();
+    let updates = forge
+        .requests()
+        .iter()
+        .filter(|(m, _)| m == "PATCH" || m == "PUT")
+        .count();
+    assert_eq!((posts, updates), (3, 6));
+
+    // A wrong token: exit 2, a hint, never the token.
+    let mut envs = forges[0].0.clone();
+    envs.retain(|(k, _)| *k != "GITHUB_TOKEN");
+    envs.push(("GITHUB_TOKEN", "wrong-token-77".into()));
+    let out = plan_comment(&ctx, &server.url, &envs, &["--comment"]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("HTTP 401") && stderr.contains("hint: the token (GITHUB_TOKEN)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("wrong-token-77"), "{stderr}");
+}
+
+#[test]
+fn plan_markdown_and_comment_without_a_pull_request() {
+    let (ctx, server) = repo_and_server(&[(FILE, VARIANT_A)]);
+    crate::diff::deploy(&ctx, &server, "v1");
+    ctx.write(FILE, VARIANT_B);
+    // Not in CI: said, exit 0.
+    let out = plan_comment(&ctx, &server.url, &[], &["--comment"]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("no pull request to comment on: not running in GitHub Actions"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A push build in GitHub Actions: no PR either.
+    let envs = vec![
+        ("GITHUB_ACTIONS", "true".to_string()),
+        ("GITHUB_REF", "refs/heads/main".to_string()),
+        ("GITHUB_EVENT_NAME", "push".to_string()),
+    ];
+    let out = plan_comment(&ctx, &server.url, &envs, &["--comment"]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("no pull request in this run (event push)"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The same body on stdout for any other forge, changed tasks highlighted in the DAG.
+    let out = plan_comment(&ctx, &server.url, &[], &["--output", "markdown"]);
+    assert_exit(&out, 0);
+    let md = text(&out.stdout);
+    assert!(
+        md.starts_with("<!-- kfp-ci:plan -->\n### kfp-ci plan"),
+        "{md}"
+    );
+    assert!(md.contains("- task clean renamed to scrub"), "{md}");
+    assert!(md.contains("classDef changed"), "{md}");
+    // scrub, train and notify are drawn as changed; load is not.
+    let class_line = md
+        .lines()
+        .find(|l| l.trim_start().starts_with("class "))
+        .expect("class line");
+    assert_eq!(class_line.split(',').count(), 3, "{class_line}");
+}
