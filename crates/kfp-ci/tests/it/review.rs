@@ -657,3 +657,98 @@ fn plan_markdown_and_comment_without_a_pull_request() {
         .expect("class line");
     assert_eq!(class_line.split(',').count(), 3, "{class_line}");
 }
+
+fn offline_check(tool: &str, args: &[&str], file: &std::path::Path) {
+    let python = crate::common::python();
+    let out = std::process::Command::new(python.parent().expect("venv bin").join(tool))
+        .args(args)
+        .arg(file)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run tool");
+    assert!(
+        out.status.success(),
+        "{tool} {}:\n{}\n{}",
+        file.display(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn init_writes_a_pull_request_workflow_that_comments_and_cleans_up() {
+    for (ci, dir) in [
+        ("gitea", ".gitea"),
+        ("github", ".github"),
+        ("forgejo", ".forgejo"),
+    ] {
+        let ctx = crate::common::TestContext::new();
+        let out = ctx.cmd().args(["init", "--ci", ci]).output().expect("init");
+        assert_exit(&out, 0);
+        let path = ctx
+            .root()
+            .join(format!("{dir}/workflows/kfp-ci-review.yaml"));
+        offline_check(
+            "check-jsonschema",
+            &["--builtin-schema", "vendor.github-workflows"],
+            &path,
+        );
+        offline_check("zizmor", &["--offline"], &path);
+        let w: Value =
+            serde_yaml::from_str(&std::fs::read_to_string(&path).expect("read")).expect("yaml");
+        let types = &w["on"]["pull_request"]["types"];
+        assert!(
+            types
+                .as_array()
+                .is_some_and(|t| t.contains(&"closed".into()) && t.contains(&"synchronize".into())),
+            "{w}"
+        );
+        assert_eq!(w["permissions"], serde_json::json!({"contents": "read"}));
+        let plan = &w["jobs"]["plan"];
+        assert_eq!(
+            plan["permissions"],
+            serde_json::json!({"contents": "read", "pull-requests": "write"})
+        );
+        let runs: Vec<&str> = plan["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .filter_map(|s| s["run"].as_str())
+            .collect();
+        assert!(runs.contains(&"kfp-ci plan --comment"), "{runs:?}");
+        assert!(
+            runs.contains(&"kfp-ci deploy --preview \"$KFP_CI_PREVIEW_NAME\""),
+            "{runs:?}"
+        );
+        let cleanup = &w["jobs"]["cleanup"];
+        assert!(
+            cleanup["if"]
+                .as_str()
+                .is_some_and(|c| c.contains("github.event.action == 'closed'"))
+        );
+        assert!(
+            cleanup.get("permissions").is_none(),
+            "read-only like the workflow"
+        );
+        assert!(
+            cleanup["steps"]
+                .as_array()
+                .expect("steps")
+                .iter()
+                .any(|s| s["run"] == "kfp-ci cleanup --preview \"$KFP_CI_PREVIEW_NAME\"")
+        );
+        assert_eq!(
+            w["env"]["KFP_CI_PREVIEW_NAME"],
+            "pr-${{ github.event.pull_request.number }}"
+        );
+    }
+    // GitLab: one .gitlab-ci.yml, no extra file.
+    let ctx = crate::common::TestContext::new();
+    let out = ctx
+        .cmd()
+        .args(["init", "--ci", "gitlab"])
+        .output()
+        .expect("init");
+    assert_exit(&out, 0);
+    assert!(!ctx.root().join(".gitlab/workflows").exists());
+}
