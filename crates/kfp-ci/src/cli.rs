@@ -244,6 +244,24 @@ pub struct ServeCmd {
     /// Testing aid: seed for --fail-rate
     #[arg(long, value_name = "S")]
     pub seed: Option<u64>,
+    /// Answer like this KFP server release (2.0.0 to 2.17.x): upload parameters, objects,
+    /// routes, healthz and Kubernetes-store naming of that release (see docs/compat.md)
+    #[arg(long, value_name = "X.Y.Z", default_value = "2.17.0", value_parser = parse_release)]
+    pub server_version: kfp_api::compat::Release,
+    /// Pipeline store to emulate: database, or kubernetes (custom resources, from 2.14)
+    #[arg(long, value_name = "STORE", default_value = "database", value_parser = parse_store)]
+    pub pipeline_store: kfp_api::compat::Store,
+}
+
+fn parse_release(s: &str) -> Result<kfp_api::compat::Release, String> {
+    kfp_api::compat::Release::parse(s)
+        .ok_or_else(|| format!("{s:?} is not a release: expected X.Y.Z, e.g. 2.5.0"))
+}
+
+fn parse_store(s: &str) -> Result<kfp_api::compat::Store, String> {
+    kfp_api::compat::Store::parse(s)
+        .filter(|_| !s.trim().is_empty())
+        .ok_or_else(|| format!("{s:?} is not a pipeline store: use database or kubernetes"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

@@ -22,6 +22,7 @@ pub mod report;
 // Around it.
 pub mod ci;
 pub mod client;
+pub mod compat;
 pub mod dag;
 pub mod init;
 pub mod redact;

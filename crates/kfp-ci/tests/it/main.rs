@@ -2,6 +2,7 @@
 
 mod ci;
 mod common;
+mod compat;
 mod compile;
 mod deploy;
 mod deploy_fixes;

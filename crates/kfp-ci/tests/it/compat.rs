@@ -1,0 +1,456 @@
+//! Every KFP server release kfp-ci supports, both pipeline stores: `kfp-ci serve --server-version
+//! X --pipeline-store S` answers like that release (upload parameters, objects, routes, healthz,
+//! Kubernetes-store naming), and the deploy scenarios run against each: first deploy, unchanged
+//! redeploy, one edit by two racing runs, retention, multi-user.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::process::Output;
+
+use serde_json::{Value, json};
+
+use crate::common::{Server, TestContext, python};
+use crate::deploy::{GOODBYE, HELLO, assert_exit, json, run, text};
+
+/// `hello_pipeline.py` with another default: a changed spec.
+fn hello_edited(n: u32) -> String {
+    HELLO.replace(
+        "message: str = \"hello\"",
+        &format!("message: str = \"hello {n}\""),
+    )
+}
+
+/// `GET url` over plain HTTP/1.0 on loopback, the body as JSON.
+pub(crate) fn get_json(url: &str) -> Value {
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(h, p)| {
+        (h, format!("/{p}"))
+    });
+    let mut stream = std::net::TcpStream::connect(host).expect("connect");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
+    assert!(head.starts_with("HTTP/1.") && head.contains(" 200 "), "{head}\n{body}");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Raw pipelines of a namespace (`""`: the default), as the server writes them.
+fn raw_pipelines(url: &str, namespace: &str) -> Vec<Value> {
+    let list = get_json(&format!(
+        "{url}/apis/v2beta1/pipelines?page_size=200&namespace={}",
+        enc(namespace)
+    ));
+    list["pipelines"].as_array().cloned().unwrap_or_default()
+}
+
+/// The identity of an object: `name`, or `display_name` before 2.14 (no `name` there).
+fn ident(o: &Value) -> String {
+    o["name"]
+        .as_str()
+        .or_else(|| o["display_name"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// pipeline → its versions (raw objects, newest first).
+fn server_state(url: &str, namespace: &str) -> BTreeMap<String, Vec<Value>> {
+    raw_pipelines(url, namespace)
+        .iter()
+        .map(|p| {
+            let id = p["pipeline_id"].as_str().expect("pipeline_id");
+            let list = get_json(&format!(
+                "{url}/apis/v2beta1/pipelines/{id}/versions?page_size=200&sort_by={}",
+                enc("created_at desc")
+            ));
+            (
+                ident(p),
+                list["pipeline_versions"].as_array().cloned().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+fn version_names(state: &BTreeMap<String, Vec<Value>>, pipeline: &str) -> Vec<String> {
+    let mut names: Vec<String> = state
+        .get(pipeline)
+        .unwrap_or_else(|| panic!("no pipeline {pipeline}: {state:#?}"))
+        .iter()
+        .map(ident)
+        .collect();
+    names.sort();
+    names
+}
+
+struct Emulated {
+    release: &'static str,
+    store: &'static str,
+}
+
+impl Emulated {
+    fn at_least(&self, minor: u64) -> bool {
+        let m: u64 = self.release.split('.').nth(1).and_then(|m| m.parse().ok()).unwrap_or(0);
+        m >= minor
+    }
+
+    fn kubernetes(&self) -> bool {
+        self.store == "kubernetes"
+    }
+
+    /// Version names unique per namespace (Kubernetes store before 2.17).
+    fn collides(&self) -> bool {
+        self.kubernetes() && !self.at_least(17)
+    }
+
+    fn start(&self, ctx: &TestContext, file: &str, extra: &[&str]) -> Server {
+        let mut args = vec!["--server-version", self.release, "--pipeline-store", self.store];
+        args.extend_from_slice(extra);
+        Server::start(&ctx.root().join(file), &args)
+    }
+
+    /// The pipelines' names as deploy sends them (DNS-1123 on the Kubernetes store).
+    fn names(&self) -> (&'static str, &'static str) {
+        if self.kubernetes() {
+            ("hello-pipeline", "goodbye-pipeline")
+        } else {
+            ("hello_pipeline", "goodbye_pipeline")
+        }
+    }
+}
+
+fn deploy(ctx: &TestContext, url: &str, args: &[&str]) -> Output {
+    let mut all = vec!["deploy", "--endpoint", url];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--output", "json"]);
+    run(ctx, &all)
+}
+
+/// Age every version by `secs` (timestamps have second precision: retention never deletes a
+/// version from the newest one's second) and upload a version by hand, not through kfp-ci.
+fn age_and_upload_by_hand(db: &std::path::Path, url: &str, pipeline: &str) {
+    let script = r#"
+import json, sqlite3, sys, urllib.parse, urllib.request
+import requests
+db, url, pipeline = sys.argv[1], sys.argv[2], sys.argv[3]
+con = sqlite3.connect(db, timeout=10)
+con.execute("UPDATE pipeline_versions SET created_at = created_at - 100")
+con.commit()
+con.close()
+pipelines = json.load(urllib.request.urlopen(url + "/apis/v2beta1/pipelines?page_size=200"))["pipelines"]
+p = next(p for p in pipelines if p.get("name", p.get("display_name")) == pipeline)
+versions = json.load(urllib.request.urlopen(url + "/apis/v2beta1/pipelines/" + p["pipeline_id"] + "/versions"))["pipeline_versions"]
+spec = json.dumps(versions[0]["pipeline_spec"])
+q = urllib.parse.urlencode({"pipelineid": p["pipeline_id"], "name": "by-hand", "description": "uploaded by hand"})
+r = requests.post(url + "/apis/v2beta1/pipelines/upload_version?" + q, files={"uploadfile": ("by-hand.json", spec)})
+assert r.status_code == 200, r.text
+"#;
+    let out = std::process::Command::new(python())
+        .args(["-c", script])
+        .arg(db)
+        .args([url, pipeline])
+        .output()
+        .expect("run python");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// The deploy scenarios against one emulated release and store.
+fn scenarios(e: Emulated) {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    ctx.write("goodbye_pipeline.py", GOODBYE);
+    let server = e.start(&ctx, "registry.db", &[]);
+    let url = server.url.as_str();
+    let (hello, goodbye) = e.names();
+
+    // healthz is the release's own.
+    let h = get_json(&format!("{url}/apis/v2beta1/healthz"));
+    assert_eq!(h["tag_name"], e.release, "{h}");
+    if e.at_least(14) {
+        assert_eq!(h["pipeline_store"], e.store, "{h}");
+    } else {
+        assert!(h.get("pipeline_store").is_none(), "{h}");
+    }
+
+    // 1. First deploy: both pipelines created, one version each.
+    let tag = "v20261202-101010";
+    let out = deploy(&ctx, url, &["--version-tag", tag]);
+    assert_exit(&out, 0);
+    let report = json(&out);
+    assert_eq!(report["counts"]["created"], 2, "{report:#}");
+    let state = server_state(url, "");
+    assert_eq!(state.len(), 2, "{state:#?}");
+    let mut first: Vec<String> = [hello, goodbye]
+        .iter()
+        .flat_map(|p| version_names(&state, p))
+        .collect();
+    first.sort();
+    if e.collides() {
+        // One pipeline has the tag; the other's is taken in the namespace: `<pipeline>-<tag>`,
+        // and the report says why.
+        assert!(first.contains(&tag.to_string()), "{first:?}");
+        assert!(
+            first.contains(&format!("{hello}-{tag}")) || first.contains(&format!("{goodbye}-{tag}")),
+            "{first:?}"
+        );
+        let reasons = report["pipelines"].to_string();
+        assert!(reasons.contains("#13534"), "{report:#}");
+    } else {
+        assert_eq!(first, [tag, tag], "{state:#?}");
+    }
+    // Objects: no `name` before 2.14, no tags before 2.17, provenance in the description.
+    for versions in state.values() {
+        let v = &versions[0];
+        assert_eq!(v.get("name").is_some(), e.at_least(14), "{v:#}");
+        assert_eq!(v.get("tags").is_some(), e.at_least(17), "{v:#}");
+        assert!(
+            v["description"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("Deployed by kfp-ci"),
+            "{v:#}"
+        );
+    }
+    for p in raw_pipelines(url, "") {
+        assert_eq!(p.get("name").is_some(), e.at_least(14), "{p:#}");
+    }
+
+    // 2. Unchanged redeploy: nothing uploaded.
+    let out = deploy(&ctx, url, &["--version-tag", "v20261202-111111"]);
+    assert_exit(&out, 0);
+    assert_eq!(json(&out)["counts"]["unchanged"], 2, "{}", text(&out.stdout));
+    assert_eq!(server_state(url, ""), state);
+
+    // 3. One edit, deployed by two racing runs: exactly one new version of that pipeline.
+    ctx.write("hello_pipeline.py", &hello_edited(1));
+    let args = ["--version-tag", "v20261202-121212"];
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| deploy(&ctx, url, &args));
+        let b = s.spawn(|| deploy(&ctx, url, &args));
+        (a.join().expect("a"), b.join().expect("b"))
+    });
+    assert_exit(&a, 0);
+    assert_exit(&b, 0);
+    let state = server_state(url, "");
+    assert_eq!(state[hello].len(), 2, "{state:#?}");
+    assert_eq!(state[goodbye].len(), 1, "{state:#?}");
+
+    // 4. Retention: only kfp-ci's versions are pruned (found by the description where there
+    // are no tags), never the newest, never one uploaded by hand.
+    age_and_upload_by_hand(&server.db, url, hello);
+    ctx.write("hello_pipeline.py", &hello_edited(2));
+    let out = deploy(
+        &ctx,
+        url,
+        &["--version-tag", "v20261202-131313", "--keep-versions", "1"],
+    );
+    assert_exit(&out, 0);
+    let state = server_state(url, "");
+    assert_eq!(
+        version_names(&state, hello),
+        ["by-hand", "v20261202-131313"],
+        "{state:#?}"
+    );
+    assert_eq!(state[goodbye].len(), 1, "{state:#?}");
+    let out = deploy(&ctx, url, &[]);
+    assert_eq!(json(&out)["counts"]["unchanged"], 2, "{}", text(&out.stdout));
+
+    // 5. Multi-user: the same tag in two namespaces, each with its own pipelines.
+    let multi = e.start(&ctx, "multi.db", &["--multi-user"]);
+    for ns in ["team-a", "team-b"] {
+        let out = deploy(&ctx, &multi.url, &["--namespace", ns, "--version-tag", tag]);
+        assert_exit(&out, 0);
+        assert_eq!(json(&out)["counts"]["created"], 2, "{ns}");
+        let state = server_state(&multi.url, ns);
+        assert_eq!(state.len(), 2, "{ns}: {state:#?}");
+        assert!(state.values().all(|v| v.len() == 1), "{ns}: {state:#?}");
+        for p in raw_pipelines(&multi.url, ns) {
+            assert_eq!(p["namespace"], ns, "{p:#}");
+        }
+    }
+}
+
+macro_rules! matrix {
+    ($($test:ident: $release:literal, $store:literal;)*) => {$(
+        #[test]
+        fn $test() {
+            scenarios(Emulated { release: $release, store: $store });
+        }
+    )*};
+}
+
+matrix! {
+    deploy_scenarios_on_2_0_0_database: "2.0.0", "database";
+    deploy_scenarios_on_2_5_0_database: "2.5.0", "database";
+    deploy_scenarios_on_2_14_0_database: "2.14.0", "database";
+    deploy_scenarios_on_2_14_0_kubernetes: "2.14.0", "kubernetes";
+    deploy_scenarios_on_2_16_0_database: "2.16.0", "database";
+    deploy_scenarios_on_2_16_0_kubernetes: "2.16.0", "kubernetes";
+    deploy_scenarios_on_2_17_0_database: "2.17.0", "database";
+    deploy_scenarios_on_2_17_0_kubernetes: "2.17.0", "kubernetes";
+}
+
+/// The emulation itself, request by request: what each release ignores, refuses and omits.
+#[test]
+fn emulated_releases_differ_where_the_real_ones_do() {
+    let ctx = TestContext::new();
+    let e = Emulated {
+        release: "2.5.0",
+        store: "database",
+    };
+    let old = e.start(&ctx, "old.db", &[]);
+    let script = r#"
+import json, sys, requests
+url = sys.argv[1]
+spec = '{"pipelineInfo": {"name": "x"}, "root": {"dag": {"tasks": {}}}, "schemaVersion": "2.1.0", "sdkVersion": "kfp-2.17.0"}'
+def up(path, **q):
+    return requests.post(url + "/apis/v2beta1/pipelines/" + path, params=q, files={"uploadfile": ("x.json", spec)})
+out = {}
+r = up("upload", name="ident", display_name="Readable", tags='{"a":"b"}')
+out["upload"] = [r.status_code, r.json()]
+pid = r.json().get("pipeline_id", "")
+r = requests.patch(url + "/apis/v2beta1/pipelines/" + pid, json={"display_name": "new"})
+out["patch"] = r.status_code
+r = requests.get(url + "/apis/v2beta1/pipelines/names/ident")
+out["by_name"] = r.status_code
+r = requests.get(url + "/apis/v2beta1/pipelines", params={"filter": json.dumps({"predicates": [{"operation": "EQUALS", "key": "tags.a", "string_value": "b"}]})})
+out["tag_filter"] = r.status_code
+r = requests.post(url + "/apis/v2beta1/pipelines", json={"name": "ignored", "display_name": "shown"})
+out["create"] = [r.status_code, r.json()]
+print(json.dumps(out))
+"#;
+    let py = |url: &str| -> Value {
+        let out = std::process::Command::new(python())
+            .args(["-c", script, url])
+            .output()
+            .expect("python");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_str(text(&out.stdout).lines().last().unwrap_or("{}")).expect("json")
+    };
+    let r = py(&old.url);
+    // 2.5: `name` is the only name (display_name and tags ignored), shown as display_name.
+    assert_eq!(r["upload"][0], 200, "{r:#}");
+    assert_eq!(r["upload"][1]["display_name"], "ident", "{r:#}");
+    assert!(r["upload"][1].get("name").is_none(), "{r:#}");
+    assert!(r["upload"][1].get("tags").is_none(), "{r:#}");
+    assert_ne!(r["patch"], 200, "{r:#}");
+    assert_eq!(r["by_name"], 200, "{r:#}");
+    assert_eq!(r["tag_filter"], 400, "{r:#}");
+    assert_eq!(r["create"][1]["display_name"], "shown", "{r:#}");
+
+    let new = Emulated {
+        release: "2.17.0",
+        store: "database",
+    }
+    .start(&ctx, "new.db", &[]);
+    let r = py(&new.url);
+    assert_eq!(r["upload"][1]["name"], "ident", "{r:#}");
+    assert_eq!(r["upload"][1]["display_name"], "Readable", "{r:#}");
+    assert_eq!(r["upload"][1]["tags"], json!({"a": "b"}), "{r:#}");
+    assert_eq!(r["patch"], 200, "{r:#}");
+    assert_eq!(r["tag_filter"], 200, "{r:#}");
+    assert_eq!(r["create"][1]["name"], "ignored", "{r:#}");
+
+    // Kubernetes store: DNS-1123 names only; before 2.14 there is none.
+    let k8s = Emulated {
+        release: "2.16.0",
+        store: "kubernetes",
+    }
+    .start(&ctx, "k8s.db", &[]);
+    let r = py(&k8s.url);
+    assert_eq!(r["upload"][0], 200, "{r:#}");
+    assert_eq!(r["create"][0], 400, "{r:#}");
+    let out = ctx
+        .cmd()
+        .args(["serve", "--addr", "127.0.0.1:0", "--server-version", "2.5.0"])
+        .args(["--pipeline-store", "kubernetes", "--db", "x.db"])
+        .output()
+        .expect("serve");
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("needs --server-version 2.14.0 or later"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// On a 2.16 Kubernetes store, version resources are named by the bare version name: three
+/// changed pipelines under one tag still get exactly one version each, named as close to the
+/// tag as the server allows, and the report says why.
+#[test]
+fn version_collision_on_a_2_16_kubernetes_store_still_gives_each_pipeline_one_version() {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    ctx.write("goodbye_pipeline.py", GOODBYE);
+    ctx.write(
+        "third_pipeline.py",
+        &GOODBYE.replace("goodbye-pipeline", "third-pipeline"),
+    );
+    let e = Emulated {
+        release: "2.16.0",
+        store: "kubernetes",
+    };
+    let server = e.start(&ctx, "registry.db", &[]);
+    let tag = "v20261202-101010";
+    let out = deploy(&ctx, &server.url, &["--version-tag", tag]);
+    assert_exit(&out, 0);
+    let report = json(&out);
+    let state = server_state(&server.url, "");
+    assert_eq!(state.len(), 3, "{state:#?}");
+    let mut all = Vec::new();
+    for (pipeline, versions) in &state {
+        assert_eq!(versions.len(), 1, "{pipeline}: {state:#?}");
+        let name = ident(&versions[0]);
+        assert!(
+            name == tag || name == format!("{pipeline}-{tag}"),
+            "{pipeline}: {name}"
+        );
+        all.push(name);
+    }
+    assert_eq!(all.iter().filter(|n| *n == tag).count(), 1, "{all:?}");
+    let notes: Vec<&str> = report["pipelines"]
+        .as_array()
+        .expect("pipelines")
+        .iter()
+        .filter_map(|p| p["reason"].as_str())
+        .filter(|r| r.contains("kubeflow/pipelines#13534"))
+        .collect();
+    assert_eq!(notes.len(), 2, "{report:#}");
+    assert_eq!(
+        report["pipelines"]
+            .as_array()
+            .expect("pipelines")
+            .iter()
+            .filter(|p| p["version_name"] == tag)
+            .count(),
+        1,
+        "{report:#}"
+    );
+
+    // On 2.17 the same deploy gives every pipeline the tag itself.
+    let ctx17 = TestContext::new();
+    for f in ["hello_pipeline.py", "goodbye_pipeline.py", "third_pipeline.py"] {
+        ctx17.write(f, &std::fs::read_to_string(ctx.root().join(f)).expect("read"));
+    }
+    let server17 = Emulated {
+        release: "2.17.0",
+        store: "kubernetes",
+    }
+    .start(&ctx17, "registry.db", &[]);
+    let out = deploy(&ctx17, &server17.url, &["--version-tag", tag]);
+    assert_exit(&out, 0);
+    let state = server_state(&server17.url, "");
+    for (pipeline, versions) in &state {
+        assert_eq!(versions.iter().map(ident).collect::<Vec<_>>(), [tag], "{pipeline}");
+    }
+}
