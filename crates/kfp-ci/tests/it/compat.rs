@@ -327,6 +327,8 @@ r = requests.get(url + "/apis/v2beta1/pipelines", params={"filter": json.dumps({
 out["tag_filter"] = r.status_code
 r = requests.post(url + "/apis/v2beta1/pipelines", json={"name": "ignored", "display_name": "shown"})
 out["create"] = [r.status_code, r.json()]
+r = requests.post(url + "/apis/v2beta1/pipelines", json={"name": "Not_DNS", "display_name": "Not_DNS"})
+out["create_bad_name"] = r.status_code
 print(json.dumps(out))
 "#;
     let py = |url: &str| -> Value {
@@ -360,6 +362,7 @@ print(json.dumps(out))
     assert_eq!(r["patch"], 200, "{r:#}");
     assert_eq!(r["tag_filter"], 200, "{r:#}");
     assert_eq!(r["create"][1]["name"], "ignored", "{r:#}");
+    assert_eq!(r["create_bad_name"], 200, "{r:#}");
 
     // Kubernetes store: DNS-1123 names only; before 2.14 there is none.
     let k8s = Emulated {
@@ -369,7 +372,8 @@ print(json.dumps(out))
     .start(&ctx, "k8s.db", &[]);
     let r = py(&k8s.url);
     assert_eq!(r["upload"][0], 200, "{r:#}");
-    assert_eq!(r["create"][0], 400, "{r:#}");
+    assert_eq!(r["create"][0], 200, "{r:#}");
+    assert_eq!(r["create_bad_name"], 400, "{r:#}");
     let out = ctx
         .cmd()
         .args(["serve", "--addr", "127.0.0.1:0", "--server-version", "2.5.0"])
