@@ -2,6 +2,7 @@
 //! The facts per release live in [`kfp_api::compat`]; this module applies them to deploys.
 
 use kfp_api::compat::{Capabilities, Release, Store, dns1123};
+use kfp_api::wire::Healthz;
 use kfp_api::wire::limits;
 
 use crate::apply::{Provenance, version_names};
@@ -208,6 +209,34 @@ pub fn features(caps: &Capabilities) -> Vec<FeatureLine> {
             },
         },
     ]
+}
+
+/// `kfp-ci doctor`'s lines about the server: `(works, text)` per line, then advice.
+pub fn doctor_lines(h: &Healthz, sdk: Option<&str>) -> (Vec<(bool, String)>, Vec<String>) {
+    let caps = Capabilities::from_healthz(h);
+    let mut lines = vec![(
+        true,
+        match caps.release {
+            Some(r) => format!(
+                "server: KFP {r}, {} store, {}",
+                caps.store,
+                if caps.multi_user { "multi-user" } else { "single-user" }
+            ),
+            None => format!(
+                "server: release unknown (tag_name {:?}), {} store, {}: kfp-ci sends only what every release reads the same way",
+                h.tag_name,
+                caps.store,
+                if caps.multi_user { "multi-user" } else { "single-user" }
+            ),
+        },
+    )];
+    for f in features(&caps) {
+        lines.push((
+            f.works,
+            format!("{}: {}", f.feature, f.detail),
+        ));
+    }
+    (lines, sdk_advice(sdk, &caps))
 }
 
 /// SDK ↔ server advice for `kfp-ci doctor` and deploy warnings; `sdk` is the kfp SDK version.

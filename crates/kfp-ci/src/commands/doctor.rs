@@ -60,7 +60,12 @@ pub async fn run(cmd: DoctorCmd, global: &GlobalArgs) -> Result<ExitStatus> {
             ),
         ),
         Endpoint::Remote(base) => {
-            check_kfp(&mut checks, &target, base, connect_timeout).await?;
+            let sdk = loaded
+                .config
+                .kfp_version
+                .clone()
+                .unwrap_or_else(|| settings::DEFAULT_KFP_VERSION.to_string());
+            check_kfp(&mut checks, &target, base, connect_timeout, &sdk).await?;
         }
     }
 
@@ -142,6 +147,7 @@ async fn check_kfp(
     target: &Target,
     base: &url::Url,
     connect_timeout: Duration,
+    sdk: &str,
 ) -> Result<()> {
     let http = http_client(target, connect_timeout)?;
     let mut healthz = base.clone();
@@ -199,6 +205,14 @@ async fn check_kfp(
                 format!(", {} store", h.pipeline_store)
             };
             checks.line(Mark::Ok, &format!("healthz: {version}, {mode}{store}"));
+            // What kfp-ci can do on this release and store (kfp_api::compat).
+            let (lines, advice) = crate::compat::doctor_lines(&h, Some(sdk));
+            for (works, text) in lines {
+                checks.line(if works { Mark::Ok } else { Mark::Skip }, &text);
+            }
+            for text in advice {
+                checks.hint(&text);
+            }
         }
         Err(err) if matches!(err.status(), Some(401 | 403)) => {
             checks.line(Mark::Fail, &format!("healthz: credentials rejected: {err}"));

@@ -458,3 +458,47 @@ fn version_collision_on_a_2_16_kubernetes_store_still_gives_each_pipeline_one_ve
         assert_eq!(versions.iter().map(ident).collect::<Vec<_>>(), [tag], "{pipeline}");
     }
 }
+
+/// `kfp-ci doctor` names the release, the store, the mode, what works there, and SDK advice.
+#[test]
+fn doctor_prints_the_release_store_mode_features_and_sdk_advice() {
+    let ctx = TestContext::new();
+    let k8s = Emulated {
+        release: "2.16.0",
+        store: "kubernetes",
+    }
+    .start(&ctx, "k8s.db", &["--multi-user"]);
+    let out = run(&ctx, &["doctor", "--endpoint", &k8s.url]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    for expected in [
+        "server: KFP 2.16.0, kubernetes store, multi-user",
+        "skip  tags: KFP 2.16.0 has no tags",
+        "skip  PATCH",
+        "skip  code links",
+        "ok    DNS-1123 names: needed (Kubernetes store)",
+        "<pipeline>-<tag>",
+    ] {
+        assert!(stderr.contains(expected), "{expected:?} in:\n{stderr}");
+    }
+
+    // An SDK pin of 2.15.0 against a 2.5 server: the custom_path break and its fix.
+    ctx.write("kfp-ci.toml", "kfp_version = \"2.15.0\"\n");
+    let old = Emulated {
+        release: "2.5.0",
+        store: "database",
+    }
+    .start(&ctx, "old.db", &[]);
+    let out = run(&ctx, &["doctor", "--endpoint", &old.url]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    for expected in [
+        "server: KFP 2.5.0, database store, single-user",
+        "names: KFP 2.5.0 has one name per pipeline",
+        "custom_path",
+        "2.15.2",
+        "newer than the server (2.5.0)",
+    ] {
+        assert!(stderr.contains(expected), "{expected:?} in:\n{stderr}");
+    }
+}
