@@ -49,6 +49,8 @@ pub enum Command {
     Notify(NotifyCmd),
     /// Check the endpoint, token, namespace and ntfy from here
     Doctor(DoctorCmd),
+    /// Write the pipelines as Kubernetes custom resources for GitOps (--kubernetes)
+    Render(RenderCmd),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -108,6 +110,26 @@ pub struct CompileCmd {
     pub out_dir: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t)]
     pub output: OutputFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RenderCmd {
+    #[command(flatten)]
+    pub compile: CompileArgs,
+    /// Pipeline and PipelineVersion resources (pipelines.kubeflow.org/v2beta1) for KFP's
+    /// Kubernetes pipeline store, one file per pipeline
+    #[arg(long)]
+    pub kubernetes: bool,
+    /// Output directory (default dist/kubernetes in the repository)
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// metadata.namespace of the resources (default: none, the namespace GitOps applies to)
+    #[arg(long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Name of a new version (default vYYYYMMDD-HHMMSS, as deploy); an unchanged spec keeps the
+    /// version already in the file
+    #[arg(long, value_name = "TAG")]
+    pub version_tag: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

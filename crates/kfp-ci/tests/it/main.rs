@@ -10,5 +10,6 @@ mod deploy_target;
 mod faulty;
 mod ntfy_server;
 mod qa;
+mod render;
 mod serve;
 mod tls;
