@@ -502,3 +502,74 @@ fn doctor_prints_the_release_store_mode_features_and_sdk_advice() {
         assert!(stderr.contains(expected), "{expected:?} in:\n{stderr}");
     }
 }
+
+/// The kfp 2.5 SDK (`target/kfp25-venv`, made by `scripts/test`; override
+/// `KFP_CI_TEST_KFP25_PYTHON`).
+fn kfp25_python() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("KFP_CI_TEST_KFP25_PYTHON") {
+        return p.into();
+    }
+    let p = crate::common::workspace_root().join("target/kfp25-venv/bin/python");
+    assert!(
+        p.exists(),
+        "no kfp 2.5 venv at {}: run `scripts/test` (it creates it)",
+        p.display()
+    );
+    p
+}
+
+/// What an official client lists: display name → sorted version display names, and the SDK's
+/// own version.
+fn official_client_view(python: &std::path::Path, url: &str, namespace: &str) -> Value {
+    let script = r#"
+import json, sys
+import kfp
+client = kfp.Client(host=sys.argv[1])
+ns = sys.argv[2] or None
+out = {}
+for p in client.list_pipelines(page_size=100, namespace=ns).pipelines or []:
+    versions = client.list_pipeline_versions(p.pipeline_id, page_size=100).pipeline_versions or []
+    out[p.display_name] = sorted(v.display_name for v in versions)
+print(json.dumps({"sdk": kfp.__version__, "pipelines": out}, sort_keys=True))
+"#;
+    let out = std::process::Command::new(python)
+        .args(["-c", script, url, namespace])
+        .output()
+        .expect("run python");
+    assert!(out.status.success(), "kfp.Client failed:\n{}", text(&out.stderr));
+    serde_json::from_str(text(&out.stdout).lines().last().unwrap_or("{}")).expect("JSON")
+}
+
+/// The kfp 2.5 client (the SDK line of KFP 2.5 servers) lists what kfp-ci uploaded to an
+/// emulated 2.5 server, single- and multi-user; the 2.17 client reads the 2.17 emulation.
+#[test]
+fn the_official_kfp_2_5_client_lists_what_kfp_ci_uploaded_to_a_2_5_server() {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    ctx.write("goodbye_pipeline.py", GOODBYE);
+    let tag = "v20261202-101010";
+    let expected = json!({"goodbye_pipeline": [tag], "hello_pipeline": [tag]});
+    let e = Emulated {
+        release: "2.5.0",
+        store: "database",
+    };
+    let single = e.start(&ctx, "single.db", &[]);
+    let multi = e.start(&ctx, "multi.db", &["--multi-user"]);
+    for (server, ns) in [(&single, ""), (&multi, "team-a")] {
+        let out = deploy(&ctx, &server.url, &["--namespace", ns, "--version-tag", tag]);
+        assert_exit(&out, 0);
+        let view = official_client_view(&kfp25_python(), &server.url, ns);
+        assert_eq!(view["sdk"], "2.5.0", "{view:#}");
+        assert_eq!(view["pipelines"], expected, "{ns}: {view:#}");
+    }
+    let new = Emulated {
+        release: "2.17.0",
+        store: "database",
+    }
+    .start(&ctx, "new.db", &[]);
+    let out = deploy(&ctx, &new.url, &["--version-tag", tag]);
+    assert_exit(&out, 0);
+    let view = official_client_view(&python(), &new.url, "");
+    assert_eq!(view["sdk"], "2.17.0", "{view:#}");
+    assert_eq!(view["pipelines"], expected, "{view:#}");
+}
