@@ -411,7 +411,7 @@ pub async fn patch_pipeline(
         })
     })
     .await?;
-    Ok(Json(p))
+    Ok(Json(emulate::pipeline(&state.caps, p)))
 }
 
 pub async fn list_versions(
@@ -493,5 +493,5 @@ pub async fn patch_version(
         })
     })
     .await?;
-    Ok(Json(v))
+    Ok(Json(emulate::version(&state.caps, v)))
 }

@@ -54,6 +54,10 @@ pub fn version(caps: &Capabilities, mut v: PipelineVersion) -> PipelineVersion {
     if !caps.tags {
         v.tags.clear();
     }
+    // 2.17.0 and older do not write `code_source_url` in v2beta1 versions; later ones do.
+    if !caps.upload_code_source_url {
+        v.code_source_url.clear();
+    }
     v
 }
 

@@ -201,8 +201,8 @@ fn version_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PipelineVersion> {
         package_url: (!package_url.is_empty()).then_some(Url {
             pipeline_url: package_url,
         }),
-        // Not echoed by the 2.17.0 server.
-        code_source_url: String::new(),
+        // Echoed only by releases after 2.17.0 (see `emulate::version`).
+        code_source_url: r.get(8)?,
         pipeline_spec: serde_json::from_str(&spec).ok(),
         tags: tags_from(&r.get::<_, String>(10)?),
         error: None,
@@ -295,7 +295,7 @@ pub fn insert_version(
         description: v.description.clone(),
         created_at: Some(timestamp(created)),
         package_url: None,
-        code_source_url: String::new(),
+        code_source_url: v.code_source_url.clone(),
         pipeline_spec: serde_json::from_str(&v.spec).ok(),
         tags: v.tags.clone(),
         error: None,

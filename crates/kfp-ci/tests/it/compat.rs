@@ -573,3 +573,46 @@ fn the_official_kfp_2_5_client_lists_what_kfp_ci_uploaded_to_a_2_5_server() {
     assert_eq!(view["sdk"], "2.17.0", "{view:#}");
     assert_eq!(view["pipelines"], expected, "{view:#}");
 }
+
+/// `code_source_url`: a link to the file at the commit, sent where the upload handler reads it
+/// (after 2.17.0), not to 2.17.0.
+#[test]
+fn code_source_url_links_the_file_at_the_commit_where_the_server_reads_it() {
+    let ctx = TestContext::new();
+    ctx.write("pipes/hello_pipeline.py", HELLO);
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    for (release, expected) in [
+        (
+            "2.17.1",
+            Some(format!(
+                "https://git.example/ml/pipes/src/commit/{sha}/pipes/hello_pipeline.py"
+            )),
+        ),
+        ("2.17.0", None),
+    ] {
+        let server = Emulated {
+            release,
+            store: "database",
+        }
+        .start(&ctx, &format!("{release}.db"), &[]);
+        let out = ctx
+            .cmd()
+            .args(["deploy", "--endpoint", &server.url, "--version-tag", "v1"])
+            .env("CI", "true")
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITEA_ACTIONS", "true")
+            .env("GITHUB_SHA", sha)
+            .env("GITHUB_SERVER_URL", "https://git.example/")
+            .env("GITHUB_REPOSITORY", "ml/pipes")
+            .output()
+            .expect("run");
+        assert_exit(&out, 0);
+        let state = server_state(&server.url, "");
+        let v = &state["hello_pipeline"][0];
+        assert_eq!(
+            v["code_source_url"].as_str().map(str::to_string),
+            expected,
+            "{release}: {v:#}"
+        );
+    }
+}
