@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::common::{Server, TestContext, python};
 use crate::deploy::{GOODBYE, HELLO, assert_exit, json, run, text};
+use crate::faulty::{Fault, Faulty, Rule};
 
 /// `hello_pipeline.py` with another default: a changed spec.
 fn hello_edited(n: u32) -> String {
@@ -207,6 +208,9 @@ fn scenarios(e: Emulated) {
         assert!(reasons.contains("#13534"), "{report:#}");
     } else {
         assert_eq!(first, [tag, tag], "{state:#?}");
+        for p in report["pipelines"].as_array().expect("pipelines") {
+            assert_eq!(p["version_name"], tag, "{report:#}");
+        }
     }
     // Objects: no `name` before 2.14, no tags before 2.17, provenance in the description.
     for versions in state.values() {
@@ -231,16 +235,38 @@ fn scenarios(e: Emulated) {
     assert_eq!(json(&out)["counts"]["unchanged"], 2, "{}", text(&out.stdout));
     assert_eq!(server_state(url, ""), state);
 
-    // 3. One edit, deployed by two racing runs: exactly one new version of that pipeline.
+    // 3. One edit, deployed by two racing runs (a proxy holds both uploads until both have
+    // sent theirs): exactly one new version of that pipeline, both runs report it.
     ctx.write("hello_pipeline.py", &hello_edited(1));
+    let proxy = Faulty::start(
+        url,
+        vec![Rule {
+            method: "POST",
+            path_suffix: "/upload_version",
+            times: 2,
+            fault: Fault::Barrier(2),
+        }],
+    );
     let args = ["--version-tag", "v20261202-121212"];
     let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(|| deploy(&ctx, url, &args));
-        let b = s.spawn(|| deploy(&ctx, url, &args));
+        let a = s.spawn(|| deploy(&ctx, &proxy.url, &args));
+        let b = s.spawn(|| deploy(&ctx, &proxy.url, &args));
         (a.join().expect("a"), b.join().expect("b"))
     });
     assert_exit(&a, 0);
     assert_exit(&b, 0);
+    assert_eq!(proxy.count("POST", "/upload_version"), 2);
+    for out in [&a, &b] {
+        let report = json(out);
+        let p = report["pipelines"]
+            .as_array()
+            .expect("pipelines")
+            .iter()
+            .find(|p| p["name"] == hello)
+            .cloned()
+            .expect("hello in the report");
+        assert_eq!(p["version_name"], "v20261202-121212", "{report:#}");
+    }
     let state = server_state(url, "");
     assert_eq!(state[hello].len(), 2, "{state:#?}");
     assert_eq!(state[goodbye].len(), 1, "{state:#?}");
