@@ -94,7 +94,11 @@ pub fn file_link(forge: Forge, web: &str, sha: &str, path: &str) -> String {
 
 /// The forge and repository page of this CI run, from the CI's environment.
 pub fn forge_from_env(env: &dyn Fn(&str) -> Option<String>) -> Option<(Forge, String)> {
-    let var = |n: &str| env(n).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let var = |n: &str| {
+        env(n)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
     let is_true = |n: &str| var(n).is_some_and(|v| v.eq_ignore_ascii_case("true"));
     if is_true("GITLAB_CI") {
         return Some((Forge::Gitlab, var("CI_PROJECT_URL")?));
@@ -220,21 +224,26 @@ pub fn doctor_lines(h: &Healthz, sdk: Option<&str>) -> (Vec<(bool, String)>, Vec
             Some(r) => format!(
                 "server: KFP {r}, {} store, {}",
                 caps.store,
-                if caps.multi_user { "multi-user" } else { "single-user" }
+                if caps.multi_user {
+                    "multi-user"
+                } else {
+                    "single-user"
+                }
             ),
             None => format!(
                 "server: release unknown (tag_name {:?}), {} store, {}: kfp-ci sends only what every release reads the same way",
                 h.tag_name,
                 caps.store,
-                if caps.multi_user { "multi-user" } else { "single-user" }
+                if caps.multi_user {
+                    "multi-user"
+                } else {
+                    "single-user"
+                }
             ),
         },
     )];
     for f in features(&caps) {
-        lines.push((
-            f.works,
-            format!("{}: {}", f.feature, f.detail),
-        ));
+        lines.push((f.works, format!("{}: {}", f.feature, f.detail)));
     }
     (lines, sdk_advice(sdk, &caps))
 }
@@ -289,7 +298,10 @@ mod tests {
             ]
         );
         let k17 = Capabilities::of(Release::V2_17, Store::Kubernetes, false);
-        assert_eq!(version_candidates(&k17, "hello", "v1", None)[..2], ["v1", "v1-2"]);
+        assert_eq!(
+            version_candidates(&k17, "hello", "v1", None)[..2],
+            ["v1", "v1-2"]
+        );
         // A long pipeline name is shortened, never the tag.
         let long = "p".repeat(200);
         let names = version_candidates(&k16, &long, "v20261202-101010", None);
@@ -301,7 +313,10 @@ mod tests {
     fn rename_notes_say_why() {
         let k16 = Capabilities::of(Release::V2_16, Store::Kubernetes, false);
         let note = rename_note(&k16, "v1", "hello-v1").expect("note");
-        assert!(note.contains("#13534") && note.contains("hello-v1"), "{note}");
+        assert!(
+            note.contains("#13534") && note.contains("hello-v1"),
+            "{note}"
+        );
         assert!(rename_note(&k16, "v1", "v1").is_none());
         let db = Capabilities::of(Release::V2_16, Store::Database, false);
         assert!(rename_note(&db, "v1", "v1-2").is_none());
@@ -311,7 +326,12 @@ mod tests {
     fn file_links_per_forge() {
         let sha = "0123456789abcdef0123456789abcdef01234567";
         assert_eq!(
-            file_link(Forge::Github, "https://github.com/o/r/", sha, "pipes/a b.py"),
+            file_link(
+                Forge::Github,
+                "https://github.com/o/r/",
+                sha,
+                "pipes/a b.py"
+            ),
             format!("https://github.com/o/r/blob/{sha}/pipes/a%20b.py")
         );
         assert_eq!(
@@ -370,7 +390,11 @@ mod tests {
     fn sdk_advice_names_the_custom_path_break() {
         let old = Capabilities::of(Release::V2_5, Store::Database, false);
         let advice = sdk_advice(Some("2.15.0"), &old);
-        assert!(advice.iter().any(|a| a.contains("custom_path") && a.contains("2.15.2")));
+        assert!(
+            advice
+                .iter()
+                .any(|a| a.contains("custom_path") && a.contains("2.15.2"))
+        );
         assert!(advice.iter().any(|a| a.contains("newer than the server")));
         let new = Capabilities::of(Release::V2_17, Store::Database, false);
         assert!(sdk_advice(Some("2.17.0"), &new).is_empty());

@@ -88,7 +88,11 @@ pub fn check_filter(caps: &Capabilities, filter: Option<&String>) -> Result<(), 
     let Ok(parsed) = serde_json::from_str::<Filter>(text) else {
         return Ok(()); // the list parser reports malformed filters
     };
-    if let Some(p) = parsed.predicates.iter().find(|p| p.key.starts_with("tags.")) {
+    if let Some(p) = parsed
+        .predicates
+        .iter()
+        .find(|p| p.key.starts_with("tags."))
+    {
         return Err(ApiError::invalid(format!(
             "Invalid input error: invalid filter key {:?}: KFP {} has no tags (they came with 2.17.0)",
             p.key,

@@ -78,7 +78,10 @@ pub async fn run(cmd: RenderCmd, global: &GlobalArgs) -> Result<ExitStatus> {
             Ok(d) => d,
             Err(e) => {
                 failed += 1;
-                eprintln!("error: {}: the server would reject this spec: {e}", file.rel);
+                eprintln!(
+                    "error: {}: the server would reject this spec: {e}",
+                    file.rel
+                );
                 continue;
             }
         };
@@ -255,6 +258,9 @@ mod tests {
         let a = render(&r).expect("render");
         assert_eq!(a, render(&r).expect("render"));
         assert!(a.contains("a: 1\n") && a.contains("b: 2.5\n"), "{a}");
-        assert!(a.contains("name: hello-v1\n") && a.contains("namespace: team-a\n"), "{a}");
+        assert!(
+            a.contains("name: hello-v1\n") && a.contains("namespace: team-a\n"),
+            "{a}"
+        );
     }
 }

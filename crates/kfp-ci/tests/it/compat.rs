@@ -24,15 +24,18 @@ fn hello_edited(n: u32) -> String {
 /// `GET url` over plain HTTP/1.0 on loopback, the body as JSON.
 pub(crate) fn get_json(url: &str) -> Value {
     let rest = url.strip_prefix("http://").expect("http URL");
-    let (host, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(h, p)| {
-        (h, format!("/{p}"))
-    });
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
     let mut stream = std::net::TcpStream::connect(host).expect("connect");
     write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").expect("send");
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("read");
     let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
-    assert!(head.starts_with("HTTP/1.") && head.contains(" 200 "), "{head}\n{body}");
+    assert!(
+        head.starts_with("HTTP/1.") && head.contains(" 200 "),
+        "{head}\n{body}"
+    );
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
@@ -77,7 +80,10 @@ fn server_state(url: &str, namespace: &str) -> BTreeMap<String, Vec<Value>> {
             ));
             (
                 ident(p),
-                list["pipeline_versions"].as_array().cloned().unwrap_or_default(),
+                list["pipeline_versions"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
             )
         })
         .collect()
@@ -101,7 +107,12 @@ struct Emulated {
 
 impl Emulated {
     fn at_least(&self, minor: u64) -> bool {
-        let m: u64 = self.release.split('.').nth(1).and_then(|m| m.parse().ok()).unwrap_or(0);
+        let m: u64 = self
+            .release
+            .split('.')
+            .nth(1)
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0);
         m >= minor
     }
 
@@ -115,7 +126,12 @@ impl Emulated {
     }
 
     fn start(&self, ctx: &TestContext, file: &str, extra: &[&str]) -> Server {
-        let mut args = vec!["--server-version", self.release, "--pipeline-store", self.store];
+        let mut args = vec![
+            "--server-version",
+            self.release,
+            "--pipeline-store",
+            self.store,
+        ];
         args.extend_from_slice(extra);
         Server::start(&ctx.root().join(file), &args)
     }
@@ -201,7 +217,8 @@ fn scenarios(e: Emulated) {
         // and the report says why.
         assert!(first.contains(&tag.to_string()), "{first:?}");
         assert!(
-            first.contains(&format!("{hello}-{tag}")) || first.contains(&format!("{goodbye}-{tag}")),
+            first.contains(&format!("{hello}-{tag}"))
+                || first.contains(&format!("{goodbye}-{tag}")),
             "{first:?}"
         );
         let reasons = report["pipelines"].to_string();
@@ -232,7 +249,12 @@ fn scenarios(e: Emulated) {
     // 2. Unchanged redeploy: nothing uploaded.
     let out = deploy(&ctx, url, &["--version-tag", "v20261202-111111"]);
     assert_exit(&out, 0);
-    assert_eq!(json(&out)["counts"]["unchanged"], 2, "{}", text(&out.stdout));
+    assert_eq!(
+        json(&out)["counts"]["unchanged"],
+        2,
+        "{}",
+        text(&out.stdout)
+    );
     assert_eq!(server_state(url, ""), state);
 
     // 3. One edit, deployed by two racing runs (a proxy holds both uploads until both have
@@ -289,7 +311,12 @@ fn scenarios(e: Emulated) {
     );
     assert_eq!(state[goodbye].len(), 1, "{state:#?}");
     let out = deploy(&ctx, url, &[]);
-    assert_eq!(json(&out)["counts"]["unchanged"], 2, "{}", text(&out.stdout));
+    assert_eq!(
+        json(&out)["counts"]["unchanged"],
+        2,
+        "{}",
+        text(&out.stdout)
+    );
 
     // 5. Multi-user: the same tag in two namespaces, each with its own pipelines.
     let multi = e.start(&ctx, "multi.db", &["--multi-user"]);
@@ -402,7 +429,13 @@ print(json.dumps(out))
     assert_eq!(r["create_bad_name"], 400, "{r:#}");
     let out = ctx
         .cmd()
-        .args(["serve", "--addr", "127.0.0.1:0", "--server-version", "2.5.0"])
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--server-version",
+            "2.5.0",
+        ])
         .args(["--pipeline-store", "kubernetes", "--db", "x.db"])
         .output()
         .expect("serve");
@@ -469,8 +502,15 @@ fn version_collision_on_a_2_16_kubernetes_store_still_gives_each_pipeline_one_ve
 
     // On 2.17 the same deploy gives every pipeline the tag itself.
     let ctx17 = TestContext::new();
-    for f in ["hello_pipeline.py", "goodbye_pipeline.py", "third_pipeline.py"] {
-        ctx17.write(f, &std::fs::read_to_string(ctx.root().join(f)).expect("read"));
+    for f in [
+        "hello_pipeline.py",
+        "goodbye_pipeline.py",
+        "third_pipeline.py",
+    ] {
+        ctx17.write(
+            f,
+            &std::fs::read_to_string(ctx.root().join(f)).expect("read"),
+        );
     }
     let server17 = Emulated {
         release: "2.17.0",
@@ -481,7 +521,11 @@ fn version_collision_on_a_2_16_kubernetes_store_still_gives_each_pipeline_one_ve
     assert_exit(&out, 0);
     let state = server_state(&server17.url, "");
     for (pipeline, versions) in &state {
-        assert_eq!(versions.iter().map(ident).collect::<Vec<_>>(), [tag], "{pipeline}");
+        assert_eq!(
+            versions.iter().map(ident).collect::<Vec<_>>(),
+            [tag],
+            "{pipeline}"
+        );
     }
 }
 
@@ -562,7 +606,11 @@ print(json.dumps({"sdk": kfp.__version__, "pipelines": out}, sort_keys=True))
         .args(["-c", script, url, namespace])
         .output()
         .expect("run python");
-    assert!(out.status.success(), "kfp.Client failed:\n{}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kfp.Client failed:\n{}",
+        text(&out.stderr)
+    );
     serde_json::from_str(text(&out.stdout).lines().last().unwrap_or("{}")).expect("JSON")
 }
 
@@ -582,7 +630,11 @@ fn the_official_kfp_2_5_client_lists_what_kfp_ci_uploaded_to_a_2_5_server() {
     let single = e.start(&ctx, "single.db", &[]);
     let multi = e.start(&ctx, "multi.db", &["--multi-user"]);
     for (server, ns) in [(&single, ""), (&multi, "team-a")] {
-        let out = deploy(&ctx, &server.url, &["--namespace", ns, "--version-tag", tag]);
+        let out = deploy(
+            &ctx,
+            &server.url,
+            &["--namespace", ns, "--version-tag", tag],
+        );
         assert_exit(&out, 0);
         let view = official_client_view(&kfp25_python(), &server.url, ns);
         assert_eq!(view["sdk"], "2.5.0", "{view:#}");

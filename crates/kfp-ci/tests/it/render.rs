@@ -29,7 +29,10 @@ fn validate(dir: &Path, files: &[PathBuf]) {
     let mut schemas = std::collections::BTreeMap::new();
     for (kind, file) in [
         ("Pipeline", "pipelines.kubeflow.org_pipelines.yaml"),
-        ("PipelineVersion", "pipelines.kubeflow.org_pipelineversions.yaml"),
+        (
+            "PipelineVersion",
+            "pipelines.kubeflow.org_pipelineversions.yaml",
+        ),
     ] {
         let crd = &yaml_docs(&crds.join(file))[0];
         let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
@@ -86,7 +89,10 @@ fn render_kubernetes_writes_valid_resources_and_re_renders_byte_identically() {
     let ctx = TestContext::new();
     ctx.write("hello_pipeline.py", HELLO);
     ctx.write("goodbye_pipeline.py", GOODBYE);
-    let files = render(&ctx, &["--version-tag", "V1_first", "--namespace", "team-a"]);
+    let files = render(
+        &ctx,
+        &["--version-tag", "V1_first", "--namespace", "team-a"],
+    );
     assert_eq!(files.len(), 2, "{files:?}");
     let dir = tempfile::tempdir().expect("tempdir");
     validate(dir.path(), &files);
@@ -113,10 +119,16 @@ fn render_kubernetes_writes_valid_resources_and_re_renders_byte_identically() {
     assert_eq!(docs[1]["spec"]["pipelineSpec"], compiled[0]);
 
     // Unchanged specs: the same bytes, whatever the new tag.
-    let before: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).expect("read")).collect();
+    let before: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(f).expect("read"))
+        .collect();
     let again = render(&ctx, &["--version-tag", "v2", "--namespace", "team-a"]);
     assert_eq!(again, files);
-    let after: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).expect("read")).collect();
+    let after: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(f).expect("read"))
+        .collect();
     assert_eq!(before, after);
 
     // One edit: only that pipeline's file changes, to a new version under the new tag.
@@ -126,7 +138,10 @@ fn render_kubernetes_writes_valid_resources_and_re_renders_byte_identically() {
     );
     render(&ctx, &["--version-tag", "v3", "--namespace", "team-a"]);
     let goodbye = ctx.root().join("gitops/goodbye-pipeline.yaml");
-    assert_eq!(std::fs::read(&goodbye).expect("read"), before[files.iter().position(|f| f == &goodbye).expect("goodbye")]);
+    assert_eq!(
+        std::fs::read(&goodbye).expect("read"),
+        before[files.iter().position(|f| f == &goodbye).expect("goodbye")]
+    );
     let docs = yaml_docs(&hello);
     assert_eq!(docs[1]["spec"]["versionName"], "v3");
     assert_eq!(docs[1]["metadata"]["name"], "hello-pipeline-v3");
@@ -139,10 +154,22 @@ fn render_needs_a_format_and_reports_broken_files() {
     ctx.write("hello_pipeline.py", HELLO);
     let out = run(&ctx, &["render"]);
     assert_exit(&out, 2);
-    assert!(text(&out.stderr).contains("--kubernetes"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--kubernetes"),
+        "{}",
+        text(&out.stderr)
+    );
     ctx.write("broken_pipeline.py", "import module_that_does_not_exist\n");
     let out = run(&ctx, &["render", "--kubernetes"]);
     assert_exit(&out, 1);
-    assert!(text(&out.stderr).contains("broken_pipeline.py"), "{}", text(&out.stderr));
-    assert!(ctx.root().join("dist/kubernetes/hello-pipeline.yaml").exists());
+    assert!(
+        text(&out.stderr).contains("broken_pipeline.py"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        ctx.root()
+            .join("dist/kubernetes/hello-pipeline.yaml")
+            .exists()
+    );
 }
