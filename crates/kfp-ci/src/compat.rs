@@ -215,37 +215,25 @@ pub fn features(caps: &Capabilities) -> Vec<FeatureLine> {
     ]
 }
 
-/// `kfp-ci doctor`'s lines about the server: `(works, text)` per line, then advice.
-pub fn doctor_lines(h: &Healthz, sdk: Option<&str>) -> (Vec<(bool, String)>, Vec<String>) {
+/// `kfp-ci doctor`'s lines under its healthz check: what kfp-ci can do on this release and
+/// store (`yes` / `no` and why), then SDK ↔ server advice (`hint: …`).
+pub fn doctor_lines(h: &Healthz, sdk: Option<&str>) -> Vec<String> {
     let caps = Capabilities::from_healthz(h);
-    let mut lines = vec![(
-        true,
-        match caps.release {
-            Some(r) => format!(
-                "server: KFP {r}, {} store, {}",
-                caps.store,
-                if caps.multi_user {
-                    "multi-user"
-                } else {
-                    "single-user"
-                }
-            ),
-            None => format!(
-                "server: release unknown (tag_name {:?}), {} store, {}: kfp-ci sends only what every release reads the same way",
-                h.tag_name,
-                caps.store,
-                if caps.multi_user {
-                    "multi-user"
-                } else {
-                    "single-user"
-                }
-            ),
-        },
-    )];
-    for f in features(&caps) {
-        lines.push((f.works, format!("{}: {}", f.feature, f.detail)));
+    let mut lines = Vec::new();
+    if caps.release.is_none() {
+        lines.push(format!(
+            "release: unknown (tag_name {:?}): kfp-ci sends only what every release from 2.0 reads the same way",
+            h.tag_name
+        ));
     }
-    (lines, sdk_advice(sdk, &caps))
+    for f in features(&caps) {
+        let mark = if f.works { "yes" } else { "no" };
+        lines.push(format!("{}: {mark}: {}", f.feature, f.detail));
+    }
+    for advice in sdk_advice(sdk, &caps) {
+        lines.push(format!("hint: {advice}"));
+    }
+    lines
 }
 
 /// SDK ↔ server advice for `kfp-ci doctor` and deploy warnings; `sdk` is the kfp SDK version.

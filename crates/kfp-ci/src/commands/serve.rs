@@ -35,8 +35,12 @@ pub async fn run(cmd: ServeCmd, _global: &GlobalArgs) -> anyhow::Result<ExitStat
     eprintln!("kfp-ci serve: listening on {url}");
     eprintln!("  database: {}", db.display());
     eprintln!(
-        "  a local stand-in for the Kubeflow Pipelines API v2beta1 (pipelines, versions, healthz), answering like KFP {} ({} store): no runs, no experiments, no cluster",
-        cmd.server_version, cmd.pipeline_store
+        "  a local stand-in for the Kubeflow Pipelines API v2beta1 (pipelines, versions, healthz), answering like KFP {}{}: no runs, no experiments, no cluster",
+        cmd.server_version,
+        match cmd.pipeline_store {
+            kfp_serve::Store::Database => "",
+            kfp_serve::Store::Kubernetes => " with the Kubernetes pipeline store",
+        }
     );
     eprintln!(
         "  mode: {}; auth: {}",

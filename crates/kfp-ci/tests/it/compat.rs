@@ -542,11 +542,11 @@ fn doctor_prints_the_release_store_mode_features_and_sdk_advice() {
     assert_exit(&out, 0);
     let stderr = text(&out.stderr);
     for expected in [
-        "server: KFP 2.16.0, kubernetes store, multi-user",
-        "skip  tags: KFP 2.16.0 has no tags",
-        "skip  PATCH",
-        "skip  code links",
-        "ok    DNS-1123 names: needed (Kubernetes store)",
+        "ok    healthz: KFP 2.16.0, multi-user, kubernetes store",
+        "      tags: no: KFP 2.16.0 has no tags",
+        "      PATCH: no",
+        "      code links: no",
+        "      DNS-1123 names: yes: needed (Kubernetes store)",
         "<pipeline>-<tag>",
     ] {
         assert!(stderr.contains(expected), "{expected:?} in:\n{stderr}");
@@ -563,9 +563,9 @@ fn doctor_prints_the_release_store_mode_features_and_sdk_advice() {
     assert_exit(&out, 0);
     let stderr = text(&out.stderr);
     for expected in [
-        "server: KFP 2.5.0, database store, single-user",
-        "names: KFP 2.5.0 has one name per pipeline",
-        "custom_path",
+        "ok    healthz: KFP 2.5.0, single-user",
+        "      names: yes: KFP 2.5.0 has one name per pipeline",
+        "      hint: kfp SDK 2.15.0 writes a `custom_path` field",
         "2.15.2",
         "newer than the server (2.5.0)",
     ] {
