@@ -453,12 +453,7 @@ print(json.dumps(out))
 #[test]
 fn version_collision_on_a_2_16_kubernetes_store_still_gives_each_pipeline_one_version() {
     let ctx = TestContext::new();
-    ctx.write("hello_pipeline.py", HELLO);
-    ctx.write("goodbye_pipeline.py", GOODBYE);
-    ctx.write(
-        "third_pipeline.py",
-        &GOODBYE.replace("goodbye-pipeline", "third-pipeline"),
-    );
+    three_pipelines(&ctx);
     let e = Emulated {
         release: "2.16.0",
         store: "kubernetes",
@@ -468,19 +463,7 @@ fn version_collision_on_a_2_16_kubernetes_store_still_gives_each_pipeline_one_ve
     let out = deploy(&ctx, &server.url, &["--version-tag", tag]);
     assert_exit(&out, 0);
     let report = json(&out);
-    let state = server_state(&server.url, "");
-    assert_eq!(state.len(), 3, "{state:#?}");
-    let mut all = Vec::new();
-    for (pipeline, versions) in &state {
-        assert_eq!(versions.len(), 1, "{pipeline}: {state:#?}");
-        let name = ident(&versions[0]);
-        assert!(
-            name == tag || name == format!("{pipeline}-{tag}"),
-            "{pipeline}: {name}"
-        );
-        all.push(name);
-    }
-    assert_eq!(all.iter().filter(|n| *n == tag).count(), 1, "{all:?}");
+    one_version_each_one_with_the_tag(&server.url, tag);
     let notes: Vec<&str> = report["pipelines"]
         .as_array()
         .expect("pipelines")
@@ -693,4 +676,119 @@ fn code_source_url_links_the_file_at_the_commit_where_the_server_reads_it() {
             "{release}: {v:#}"
         );
     }
+}
+
+/// Three pipeline files, for the collision tests.
+fn three_pipelines(ctx: &TestContext) {
+    ctx.write("hello_pipeline.py", HELLO);
+    ctx.write("goodbye_pipeline.py", GOODBYE);
+    ctx.write(
+        "third_pipeline.py",
+        &GOODBYE.replace("goodbye-pipeline", "third-pipeline"),
+    );
+}
+
+/// Every pipeline has exactly one version; exactly one of them is named by the tag itself, the
+/// others `<pipeline>-<tag>`.
+#[track_caller]
+fn one_version_each_one_with_the_tag(url: &str, tag: &str) {
+    let state = server_state(url, "");
+    assert_eq!(state.len(), 3, "{state:#?}");
+    let mut with_tag = 0;
+    for (pipeline, versions) in &state {
+        assert_eq!(versions.len(), 1, "{pipeline}: {state:#?}");
+        let name = ident(&versions[0]);
+        if name == tag {
+            with_tag += 1;
+        } else {
+            assert_eq!(name, format!("{pipeline}-{tag}"), "{state:#?}");
+        }
+    }
+    assert_eq!(with_tag, 1, "{state:#?}");
+}
+
+/// Two runs deploying the same three new pipelines under one tag at once (a proxy holds the
+/// creates, then the uploads, until both runs have sent theirs) on a 2.16 Kubernetes store: the
+/// runs converge on one version per pipeline.
+#[test]
+fn racing_runs_converge_despite_version_collisions_on_a_2_16_kubernetes_store() {
+    let ctx = TestContext::new();
+    three_pipelines(&ctx);
+    let server = Emulated {
+        release: "2.16.0",
+        store: "kubernetes",
+    }
+    .start(&ctx, "registry.db", &[]);
+    let proxy = Faulty::start(
+        &server.url,
+        vec![
+            Rule {
+                method: "POST",
+                path_suffix: "/apis/v2beta1/pipelines",
+                times: 6,
+                fault: Fault::Barrier(6),
+            },
+            Rule {
+                method: "POST",
+                path_suffix: "/upload_version",
+                times: 6,
+                fault: Fault::Barrier(6),
+            },
+        ],
+    );
+    let tag = "v20261202-101010";
+    let args = ["--version-tag", tag];
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| deploy(&ctx, &proxy.url, &args));
+        let b = s.spawn(|| deploy(&ctx, &proxy.url, &args));
+        (a.join().expect("a"), b.join().expect("b"))
+    });
+    assert_exit(&a, 0);
+    assert_exit(&b, 0);
+    // Both runs sent every create and a first upload for every pipeline.
+    assert_eq!(proxy.count("POST", "/apis/v2beta1/pipelines"), 6);
+    assert!(proxy.count("POST", "/upload_version") >= 6);
+    one_version_each_one_with_the_tag(&server.url, tag);
+    // Both runs report the same version for each pipeline.
+    let names = |out: &Output| -> BTreeMap<String, String> {
+        json(out)["pipelines"]
+            .as_array()
+            .expect("pipelines")
+            .iter()
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap_or_default().to_string(),
+                    p["version_name"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(names(&a), names(&b));
+}
+
+/// A server whose healthz has no release (`dev`) on a Kubernetes store: kfp-ci assumes the
+/// older naming rule, so a collision is still handled.
+#[test]
+fn an_unknown_release_on_a_kubernetes_store_is_handled_conservatively() {
+    let ctx = TestContext::new();
+    three_pipelines(&ctx);
+    let server = Emulated {
+        release: "2.16.0",
+        store: "kubernetes",
+    }
+    .start(&ctx, "registry.db", &[]);
+    let proxy = crate::deploy::with_healthz(
+        &server.url,
+        r#"{"commit_sha":"abc","tag_name":"dev","multi_user":false,"pipeline_store":"kubernetes"}"#,
+    );
+    let tag = "v20261202-101010";
+    let out = deploy(&ctx, &proxy.url, &["--version-tag", tag]);
+    assert_exit(&out, 0);
+    one_version_each_one_with_the_tag(&server.url, tag);
+    let out = run(&ctx, &["doctor", "--endpoint", &proxy.url]);
+    assert!(
+        text(&out.stderr).contains("release: unknown (tag_name \"dev\")"),
+        "{}",
+        text(&out.stderr)
+    );
 }
