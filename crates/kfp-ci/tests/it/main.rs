@@ -9,5 +9,7 @@ mod deploy_target;
 mod faulty;
 mod ntfy_server;
 mod qa;
+mod secrets;
 mod serve;
+mod server_faults;
 mod tls;
