@@ -127,6 +127,15 @@ fn transport_problem(
             "the host name does not resolve".to_string(),
             Some("check the endpoint's host name; in-cluster it is ml-pipeline.<kfp-namespace>.svc.cluster.local".into()),
         )
+    } else if err.url().is_some_and(|u| u.scheme() == "https")
+        && ["invalidcontenttype", "corrupt message", "invalid message"]
+            .iter()
+            .any(|p| chain.to_lowercase().contains(p))
+    {
+        (
+            crate::client::PLAIN_HTTP.to_string(),
+            Some("the port speaks plain HTTP (the in-cluster ml-pipeline service on 8888 does): write the URL with http://".into()),
+        )
     } else if chain.contains("refused") {
         (
             "connection refused".to_string(),

@@ -312,6 +312,19 @@ fn a_login_redirect_is_reported_as_a_login_page_without_the_html() {
         "{stderr}"
     );
     assert!(!stderr.contains("state-value-123456"), "{stderr}");
+    // doctor says the same on its health check line.
+    let out = run(&ctx, &["doctor", "--endpoint", &stub.url]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("healthz: GET"), "{stderr}");
+    assert!(
+        stderr.contains("login page") && stderr.contains("KFP_CI_COOKIE"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("<html") && !stderr.contains("state-value-123456"),
+        "{stderr}"
+    );
 
     // An HTML page answered directly (a proxy that serves its sign-in page in place), with a
     // cookie configured: the cookie was sent and not accepted.
@@ -353,4 +366,11 @@ fn https_to_a_plain_http_port_says_use_http() {
         "{stderr}"
     );
     assert!(stderr.contains(&https), "{stderr}");
+    let out = run(&ctx, &["doctor", "--endpoint", &https]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("the server answered plain HTTP; use http://"),
+        "{stderr}"
+    );
 }
