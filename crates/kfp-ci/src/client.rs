@@ -76,7 +76,7 @@ pub enum ApiError {
     Credentials(String),
     /// A redirect or an HTML page where JSON was expected: an authentication proxy (Dex,
     /// oauth2-proxy) sent the request to its login page. The page itself is never shown.
-    #[error("{method} {url}: {}", login_page_message(*status, location.as_deref()))]
+    #[error("{method} {url}: {}", login_page_message(url, *status, location.as_deref()))]
     LoginPage {
         method: String,
         url: String,
@@ -86,8 +86,11 @@ pub enum ApiError {
     },
 }
 
-fn login_page_message(status: u16, location: Option<&str>) -> String {
+fn login_page_message(url: &str, status: u16, location: Option<&str>) -> String {
     match location {
+        Some(location) if is_move(url, location) => format!(
+            "the server redirects this request (HTTP {status}) to {location}: write the endpoint with that scheme and host"
+        ),
         Some(location) => format!(
             "the request was sent to a login page (HTTP {status} redirect to {location}), not to the KFP API"
         ),
@@ -133,7 +136,12 @@ impl ApiError {
 
     /// Did an authentication proxy answer instead of the KFP API?
     pub fn is_login_page(&self) -> bool {
-        matches!(self, ApiError::LoginPage { .. })
+        match self {
+            ApiError::LoginPage { url, location, .. } => {
+                !location.as_deref().is_some_and(|l| is_move(url, l))
+            }
+            _ => false,
+        }
     }
 
     pub fn is_conflict(&self) -> bool {
@@ -211,6 +219,15 @@ impl ApiError {
                 _ => None,
             },
         }
+    }
+}
+
+/// A redirect to the same path elsewhere (`http://` → `https://`, another host): the API moved,
+/// no login page.
+fn is_move(url: &str, location: &str) -> bool {
+    match (url::Url::parse(url), url::Url::parse(location)) {
+        (Ok(from), Ok(to)) => from.path() == to.path() && from.origin() != to.origin(),
+        _ => false,
     }
 }
 
@@ -1495,6 +1512,51 @@ mod tests {
             .await
             .expect("upload");
         assert_eq!(v.pipeline_version_id, "v-id");
+    }
+
+    #[tokio::test]
+    async fn redirects_are_not_followed_a_login_page_is_named_a_move_is_not_one() {
+        let (url, count) = serve(|_, req| {
+            let path = req.uri().path().to_string();
+            if path.contains("healthz") {
+                (
+                    StatusCode::FOUND,
+                    [("location", "/oauth2/start?rd=%2Fpipeline&token=query-value")],
+                )
+                    .into_response()
+            } else {
+                // The API moved to https, same path.
+                (
+                    StatusCode::MOVED_PERMANENTLY,
+                    [("location", format!("https://kfp.example{path}"))],
+                )
+                    .into_response()
+            }
+        })
+        .await;
+        let c = client(url, Auth::default());
+        let err = c.healthz().await.expect_err("login page");
+        assert!(err.is_login_page(), "{err}");
+        assert!(!err.is_retryable());
+        let text = err.to_string();
+        assert!(
+            text.contains("login page") && text.contains("/oauth2/start"),
+            "{text}"
+        );
+        assert!(!text.contains("query-value"), "{text}");
+        let hint = err.hint(c.auth()).expect("hint");
+        assert!(
+            hint.contains("KFP_CI_COOKIE") && hint.contains("cookie_env"),
+            "{hint}"
+        );
+        let err = c.pipeline_by_name("x", "").await.expect_err("moved");
+        assert!(!err.is_login_page(), "{err}");
+        assert!(err.to_string().contains("redirects this request (HTTP 301) to https://kfp.example/pipeline/apis/v2beta1/pipelines/names/x"), "{err}");
+        assert_eq!(
+            count.load(Ordering::SeqCst),
+            2,
+            "nothing followed, nothing retried"
+        );
     }
 
     #[tokio::test]
