@@ -565,7 +565,7 @@ impl Client {
         let every = progress_every();
         let started = std::time::Instant::now();
         self.waiting.count.fetch_add(1, Ordering::SeqCst);
-        let _done = scopeguard(|| {
+        let _done = OnDrop(|| {
             self.waiting.count.fetch_sub(1, Ordering::SeqCst);
         });
         tokio::pin!(exchange);
@@ -1039,10 +1039,6 @@ impl<F: FnMut()> Drop for OnDrop<F> {
     fn drop(&mut self) {
         (self.0)()
     }
-}
-
-fn scopeguard<F: FnMut()>(f: F) -> OnDrop<F> {
-    OnDrop(f)
 }
 
 /// A transport failure in a few words, from reqwest's error chain.

@@ -523,6 +523,69 @@ mod tests {
     }
 
     #[test]
+    fn request_timeout_flag_over_target_over_file_over_default() {
+        let mut config = Config {
+            request_timeout: Some(45),
+            ..Config::default()
+        };
+        config.targets.insert(
+            "slow".into(),
+            TargetConfig {
+                request_timeout: Some(120),
+                ..TargetConfig::default()
+            },
+        );
+        let secs = |args: TargetArgs, config: &Config| {
+            resolve_with(&args, &loaded(config.clone()), &|_| None, false)
+                .map(|t| t.request_timeout.as_secs())
+        };
+        assert_eq!(
+            secs(TargetArgs::default(), &Config::default()).ok(),
+            Some(30)
+        );
+        assert_eq!(secs(TargetArgs::default(), &config).ok(), Some(45));
+        let slow = TargetArgs {
+            target: Some("slow".into()),
+            ..TargetArgs::default()
+        };
+        assert_eq!(secs(slow.clone(), &config).ok(), Some(120));
+        let flag = TargetArgs {
+            request_timeout: Some(2),
+            ..slow
+        };
+        assert_eq!(secs(flag, &config).ok(), Some(2));
+        let zero = TargetArgs {
+            request_timeout: Some(0),
+            ..TargetArgs::default()
+        };
+        let err = secs(zero, &config).expect_err("zero");
+        assert!(err.to_string().contains("at least 1 second"), "{err}");
+    }
+
+    #[test]
+    fn a_single_character_credential_is_refused_naming_its_variable() {
+        let mut config = Config::default();
+        config.targets.insert(
+            "prod".into(),
+            TargetConfig {
+                token_env: Some("PROD_TOKEN".into()),
+                ..TargetConfig::default()
+            },
+        );
+        let args = TargetArgs {
+            target: Some("prod".into()),
+            ..TargetArgs::default()
+        };
+        let env = |k: &str| (k == "PROD_TOKEN").then(|| "z".to_string());
+        let err = resolve_with(&args, &loaded(config), &env, false).expect_err("one char");
+        assert!(
+            err.to_string()
+                .contains("the token in PROD_TOKEN is a single character"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn dns1123_names() {
         assert_eq!(dns1123("foo_pipeline"), "foo-pipeline");
         assert_eq!(dns1123("_Foo__Bar_"), "foo-bar");
