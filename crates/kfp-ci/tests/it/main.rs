@@ -11,5 +11,7 @@ mod faulty;
 mod ntfy_server;
 mod qa;
 mod render;
+mod secrets;
 mod serve;
+mod server_faults;
 mod tls;
