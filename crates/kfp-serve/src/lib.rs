@@ -3,7 +3,8 @@
 //!
 //! It answers like KFP 2.17.0 wherever a client can tell (routes, status codes, both error body
 //! shapes, omitted empty fields, paging, filters), so the same client code works against it and
-//! against a cluster. [`spawn`] runs it in the background of the current tokio runtime (what
+//! against a cluster; [`ServeOptions::server_version`] and [`ServeOptions::pipeline_store`] make
+//! it answer like an older release or the Kubernetes store instead (see `emulate`). [`spawn`] runs it in the background of the current tokio runtime (what
 //! `kfp-ci deploy` does when no endpoint is configured); [`serve`] runs it until Ctrl-C/SIGTERM.
 //!
 //! The library prints nothing: it logs through `tracing`.
