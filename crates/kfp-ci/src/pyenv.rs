@@ -174,8 +174,10 @@ async fn run_step(cmd: &mut tokio::process::Command, what: &str, hint: &str) -> 
             let text = String::from_utf8_lossy(stream);
             let lines: Vec<&str> = text.trim_end().lines().collect();
             for line in &lines[lines.len().saturating_sub(20)..] {
-                message.push_str("    ");
-                message.push_str(line);
+                if !line.trim().is_empty() {
+                    message.push_str("    ");
+                    message.push_str(line);
+                }
                 message.push('\n');
             }
         }

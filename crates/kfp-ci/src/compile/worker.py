@@ -1,5 +1,8 @@
 """kfp-ci compile worker (embedded in the kfp-ci binary, written to a temp file, run as `python -u -B`).
 
+Arguments: TMPDIR KFP_VERSION JOBS ACCEPT_OTHER_KFP ("1": an interpreter the user named, used
+whatever its kfp version).
+
 Protocol (one JSON document per line):
   * results go to the worker's *original* stdout, which is duplicated to a private fd at start-up;
     fd 1 itself is pointed at stderr, so nothing printed by kfp or by user code can reach the channel.
