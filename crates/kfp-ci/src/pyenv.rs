@@ -136,7 +136,7 @@ pub async fn ensure_venv(
             dir.display(),
             base_python.display()
         ),
-        &format!("Python's message above says what is missing and how to install it; {elsewhere}"),
+        &format!("Python's message above says why; {elsewhere}"),
     )
     .await?;
     run_step(
