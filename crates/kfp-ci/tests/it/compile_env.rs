@@ -317,6 +317,25 @@ fn a_local_helper_package_is_found_with_python_path() {
     );
     assert!(!message.contains("requirements"), "{message}");
 
+    // A package at the repository root: the root goes on the path.
+    ctx.write("shared_steps/__init__.py", "");
+    ctx.write(
+        "pipelines/rooted_pipeline.py",
+        "import shared_steps  # noqa: F401\n",
+    );
+    let out = ctx
+        .cmd()
+        .args(["check", "pipelines/rooted_pipeline.py"])
+        .output()
+        .expect("run");
+    let stderr = stderr_of(&out);
+    assert!(
+        stderr.contains("python_path = [\".\"]")
+            && stderr.contains(&format!("PYTHONPATH={}", ctx.root().display())),
+        "{stderr}"
+    );
+    std::fs::remove_file(ctx.root().join("pipelines/rooted_pipeline.py")).expect("rm");
+
     // A module that is nowhere in the repository still points at `requirements`.
     ctx.write(
         "pipelines/other_pipeline.py",
