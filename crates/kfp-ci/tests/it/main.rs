@@ -12,5 +12,7 @@ mod docs;
 mod faulty;
 mod ntfy_server;
 mod qa;
+mod secrets;
 mod serve;
+mod server_faults;
 mod tls;
