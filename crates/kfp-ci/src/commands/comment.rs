@@ -39,7 +39,7 @@ pub async fn run(cmd: PlanCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     if cmd.output == PlanOutput::Markdown {
         print!("{body}");
     } else if cmd.output == PlanOutput::Json {
-        println!("{}", super::plan::report_json(&report));
+        println!("{}", super::plan::report_json(&report)?);
     }
     if cmd.comment {
         let env = |name: &str| std::env::var(name).ok();

@@ -12,6 +12,7 @@ mod init;
 mod notify;
 mod plan;
 mod promote;
+mod render;
 mod rollback;
 mod serve;
 
@@ -34,5 +35,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Rollback(cmd) => rollback::run(cmd, &global).await,
         Command::Promote(cmd) => promote::run(cmd, &global).await,
         Command::Cleanup(cmd) => cleanup::run(cmd, &global).await,
+        Command::Render(cmd) => render::run(cmd, &global).await,
     }
 }

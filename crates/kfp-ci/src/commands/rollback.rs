@@ -102,6 +102,7 @@ pub async fn run(cmd: RollbackCmd, global: &GlobalArgs) -> Result<ExitStatus> {
             history::git_sha(chosen).unwrap_or_else(|| "no git sha".into())
         ),
         [(ROLLBACK_TAG.to_string(), label(chosen))].into(),
+        &chosen.code_source_url,
     )
     .await?;
     eprintln!(
@@ -159,6 +160,7 @@ pub(crate) async fn upload_spec(
     tag: &str,
     description: &str,
     extra_tags: BTreeMap<String, String>,
+    code_source_url: &str,
 ) -> Result<PipelineVersion> {
     let text = spec_upload_text(spec);
     let local = LocalSpec::from_yaml(text.clone()).map_err(|e| anyhow!("{}", e.message))?;
@@ -182,6 +184,7 @@ pub(crate) async fn upload_spec(
             display_name: name.clone(),
             description: description.to_string(),
             tags: tags.clone(),
+            code_source_url: code_source_url.to_string(),
         };
         match connected
             .client
