@@ -23,7 +23,9 @@ pub mod report;
 pub mod ci;
 pub mod client;
 pub mod dag;
+pub mod git;
 pub mod init;
+pub mod interrupt;
 pub mod redact;
 pub mod target;
 

@@ -146,6 +146,38 @@ pub enum RemoteState {
     Failed(PipelineError),
 }
 
+/// The newest versions of a pipeline as the plan saw them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Seen {
+    pub ids: Vec<String>,
+    /// `created_at` of the newest (RFC 3339, second precision).
+    pub newest_at: Option<String>,
+}
+
+impl Seen {
+    /// Was `v` created after the plan looked (by a concurrent run)? Every version is, when the
+    /// plan saw none (the pipeline was absent or empty). Timestamps have second precision: a
+    /// version from the same second as the newest that the plan did not see is new.
+    pub fn is_new(&self, v: &PipelineVersion) -> bool {
+        if self.ids.contains(&v.pipeline_version_id) {
+            return false;
+        }
+        match (
+            timestamp(self.newest_at.as_deref()),
+            timestamp(v.created_at.as_deref()),
+        ) {
+            (Some(newest), Some(at)) => at >= newest,
+            // No version seen, or times unknown: not seen is new.
+            _ => true,
+        }
+    }
+}
+
+/// An RFC 3339 timestamp as the server writes it.
+pub fn timestamp(s: Option<&str>) -> Option<jiff::Timestamp> {
+    s.and_then(|s| s.parse().ok())
+}
+
 /// What to do with one pipeline.
 #[derive(Debug, Clone)]
 pub struct PlanItem {
@@ -157,6 +189,9 @@ pub struct PlanItem {
     pub pipeline_id: Option<String>,
     /// Name of the newest version on the server, if any.
     pub latest_version: Option<String>,
+    /// The versions the plan saw as newest (ids) and their creation time: anything else that is
+    /// not older was created by a concurrent run since the plan (see `apply`).
+    pub seen: Seen,
     pub spec: Option<LocalSpec>,
     pub error: Option<PipelineError>,
 }
@@ -208,6 +243,7 @@ fn plan_one(
         reason: String::new(),
         pipeline_id: None,
         latest_version: None,
+        seen: Seen::default(),
         spec: None,
         error: None,
     };
@@ -268,6 +304,13 @@ fn plan_one(
             match latest {
                 None => item.reason = "the pipeline has no version".into(),
                 Some(latest) => {
+                    item.seen = Seen {
+                        ids: std::iter::once(&*latest)
+                            .chain(&tied)
+                            .map(|v| v.pipeline_version_id.clone())
+                            .collect(),
+                        newest_at: latest.created_at.clone(),
+                    };
                     // Unchanged only when every candidate for "newest" holds our spec.
                     let same = item
                         .spec

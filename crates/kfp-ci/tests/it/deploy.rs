@@ -653,7 +653,7 @@ fn unreachable_server_is_exit_2_with_the_endpoint_named() {
 }
 
 /// Name, description and tags of every version of every pipeline, from the official client.
-fn kfp_client_versions(url: &str) -> Value {
+pub(crate) fn kfp_client_versions(url: &str) -> Value {
     let script = r#"
 import json, sys
 import kfp
