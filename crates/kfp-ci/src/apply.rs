@@ -656,35 +656,50 @@ async fn settle(
 }
 
 /// Create the pipeline; `(id, None)` when this call created it, else `(id, Some(why it was
-/// there))`. A 409 means another run created it; a retryable failure may have landed: both are
-/// looked up before trying again.
+/// there))`. A 409 means another run created it (or an earlier attempt of ours landed with its
+/// answer lost): it is looked up. A retryable failure is sent again as it is, at most
+/// [`MAX_ATTEMPTS`](crate::client::MAX_ATTEMPTS) times in all: had it landed, the next attempt
+/// gets the 409; after the last one the name is looked up once.
 async fn ensure_pipeline(
     client: &Client,
     body: &Pipeline,
     multi_user: bool,
 ) -> Result<(String, Option<&'static str>), ApiError> {
+    // Our own create may have landed with its answer lost; either way the pipeline found is not
+    // known to be ours, so it is never deleted on failure.
+    const AFTER_FAILED: &str = "pipeline found after a failed create (its answer was lost, or a concurrent run created it)";
+    let mut failed_before = false;
     let mut attempt = 1;
     loop {
         match client.create_pipeline(body).await {
             Ok(p) => return Ok((p.pipeline_id, None)),
-            Err(e) if e.is_conflict() || e.is_retryable() => {
-                if let Some(p) =
-                    find_pipeline(client, &body.name, &body.namespace, multi_user).await?
-                {
-                    let found = if e.is_conflict() {
-                        "pipeline created concurrently by another run"
-                    } else {
-                        // Our own create may have landed with its answer lost; either way the
-                        // pipeline is not known to be ours, so it is never deleted on failure.
-                        "pipeline found after a failed create (its answer was lost, or a concurrent run created it)"
-                    };
-                    return Ok((p.pipeline_id, Some(found)));
-                }
-                if e.is_conflict() || attempt >= crate::client::MAX_ATTEMPTS {
-                    return Err(e);
-                }
+            Err(e) if e.is_conflict() => {
+                let found = if failed_before {
+                    AFTER_FAILED
+                } else {
+                    "pipeline created concurrently by another run"
+                };
+                return match find_pipeline(client, &body.name, &body.namespace, multi_user).await? {
+                    Some(p) => Ok((p.pipeline_id, Some(found))),
+                    None => Err(e),
+                };
+            }
+            Err(e) if e.is_retryable() && attempt < crate::client::MAX_ATTEMPTS => {
+                tracing::debug!(
+                    "creating {} failed ({}), sending it again",
+                    body.name,
+                    e.server_message()
+                );
+                failed_before = true;
                 client.backoff.sleep_after(attempt, &e).await;
                 attempt += 1;
+            }
+            Err(e) if e.is_retryable() => {
+                // The last attempt may have landed too.
+                return match find_pipeline(client, &body.name, &body.namespace, multi_user).await? {
+                    Some(p) => Ok((p.pipeline_id, Some(AFTER_FAILED))),
+                    None => Err(e),
+                };
             }
             Err(e) => return Err(e),
         }

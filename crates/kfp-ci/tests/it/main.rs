@@ -12,6 +12,7 @@ mod ntfy_server;
 mod provenance;
 mod qa;
 mod race;
+mod retries;
 mod serve;
 mod tenancy;
 mod tls;
