@@ -206,7 +206,13 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
             .iter()
             .filter(|p| p.status == Status::Skipped && p.reason.ends_with(apply::NOT_STARTED))
             .count();
-        report.errors.push(if not_started == 0 {
+        let applying = !cmd.dry_run && !blocked;
+        report.errors.push(if !applying {
+            format!(
+                "interrupted ({}) after the plan was complete: nothing was applied",
+                signal.name()
+            )
+        } else if not_started == 0 {
             format!(
                 "interrupted ({}): every change had already started and was finished",
                 signal.name()
