@@ -503,7 +503,7 @@ async fn deployed_meanwhile(
 }
 
 /// How many of the newest versions [`reconcile`] reads: versions created meanwhile are newest.
-const RECONCILE_PAGE: usize = 50;
+const RECONCILE_PAGE: usize = 10;
 /// How long the first of identical versions from the same second waits for the others to remove
 /// themselves (a run that listed before ours landed never will).
 const TIE_WAIT: Duration = Duration::from_secs(5);
