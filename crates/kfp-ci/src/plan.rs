@@ -479,6 +479,32 @@ mod tests {
     }
 
     #[test]
+    fn versions_created_after_the_plan_are_new() {
+        let at = |id: &str, t: &str| PipelineVersion {
+            pipeline_version_id: id.into(),
+            created_at: Some(t.into()),
+            ..PipelineVersion::default()
+        };
+        let items = plan(
+            vec![local("hello", SPEC)],
+            vec![present(Some(server_copy(SPEC)))],
+            true,
+        );
+        // `present` has no creation time: only what the plan did not see is new.
+        assert!(!items[0].seen.is_new(&at("v1", "2026-01-01T00:00:00Z")));
+        assert!(items[0].seen.is_new(&at("v2", "2026-01-01T00:00:00Z")));
+        let seen = Seen {
+            ids: vec!["v1".into()],
+            newest_at: Some("2026-01-01T00:00:05Z".into()),
+        };
+        assert!(!seen.is_new(&at("v1", "2026-01-01T00:00:05Z")));
+        assert!(!seen.is_new(&at("old", "2026-01-01T00:00:04Z")), "older");
+        assert!(seen.is_new(&at("same-second", "2026-01-01T00:00:05Z")));
+        assert!(seen.is_new(&at("later", "2026-01-01T00:00:06Z")));
+        assert!(Seen::default().is_new(&at("any", "2020-01-01T00:00:00Z")));
+    }
+
+    #[test]
     fn empty_pipeline_gets_a_version() {
         let remote = RemoteState::Present {
             pipeline: Box::new(Pipeline {

@@ -237,3 +237,55 @@ fn a_run_that_planned_before_a_concurrent_upload_uploads_nothing() {
         ["v0", "a1"]
     );
 }
+
+/// The interleaving a rule "the later one removes itself" alone gets wrong when both land in the
+/// same second: run A uploads and checks before run B's upload has landed (A sees no rival and
+/// keeps its version); B's upload lands, B sees A's identical version and gives way to it,
+/// whichever of the two sorts first.
+#[test]
+fn a_run_whose_rival_never_saw_it_gives_way() {
+    let (ctx, server) = repo_and_server(&[("hello_pipeline.py", HELLO)]);
+    json_run(&ctx, "deploy", &server.url, &["--version-tag", "v0"], 0);
+    ctx.write(
+        "hello_pipeline.py",
+        &HELLO.replace("message: str = \"hello\"", "message: str = \"hi\""),
+    );
+    let proxy = Faulty::start(
+        &server.url,
+        vec![Rule {
+            method: "POST",
+            path_suffix: "/upload_version",
+            times: 1,
+            fault: Fault::Hold,
+        }],
+    );
+    let b = spawn_deploy(&ctx, &proxy.url, "b1");
+    // B read the newest version again and sent its upload: the runs overlap from here.
+    proxy.wait_for("POST", "/upload_version", 1);
+    let a = json(&json_run(
+        &ctx,
+        "deploy",
+        &server.url,
+        &["--version-tag", "a1"],
+        0,
+    ));
+    assert_eq!(a["pipelines"][0]["action"], "new_version", "{a:#}");
+    assert_eq!(a["pipelines"][0]["version_name"], "a1", "{a:#}");
+    proxy.release();
+    let b = b.wait_with_output().expect("deploy b");
+    assert_exit(&b, 0);
+    let report = json(&b);
+    let p = &report["pipelines"][0];
+    assert_eq!(p["action"], "unchanged", "{report:#}");
+    assert_eq!(p["version_name"], "a1", "{report:#}");
+    assert!(
+        p["reason"].as_str().is_some_and(|r| r.contains(
+            "already deployed by a concurrent run as a1 (the identical version this run uploaded was removed again)"
+        )),
+        "{report:#}"
+    );
+    assert_eq!(
+        crate::race::server_view(&server.url)["hello_pipeline"],
+        ["v0", "a1"]
+    );
+}
