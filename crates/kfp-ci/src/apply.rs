@@ -263,7 +263,7 @@ async fn apply_item(
     }
 }
 
-/// `a; b`, either may be missing.
+/// `a; b`, or `b` alone.
 fn join_notes(a: Option<String>, b: String) -> Option<String> {
     Some(match a {
         Some(a) => format!("{a}; {b}"),
