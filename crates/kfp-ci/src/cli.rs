@@ -145,6 +145,9 @@ pub struct TargetArgs {
     /// KFP UI base URL, for links in reports and notifications
     #[arg(long, value_name = "URL", env = "KFP_CI_UI_URL")]
     pub ui_url: Option<String>,
+    /// Seconds one request to the KFP API may take, retries included (default 30)
+    #[arg(long, value_name = "SECONDS", env = "KFP_CI_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<u64>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -36,6 +36,8 @@ pub struct Config {
     pub endpoint: Option<String>,
     pub namespace: Option<String>,
     pub ui_url: Option<String>,
+    /// Seconds one request to the KFP API may take, retries included (default 30).
+    pub request_timeout: Option<u64>,
     pub default_target: Option<String>,
     pub targets: BTreeMap<String, TargetConfig>,
 
@@ -59,6 +61,8 @@ pub struct TargetConfig {
     pub headers: BTreeMap<String, String>,
     pub ca_cert: Option<PathBuf>,
     pub insecure_skip_tls_verify: Option<bool>,
+    /// Overrides the top-level `request_timeout` for this target.
+    pub request_timeout: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -120,10 +120,9 @@ pub(super) async fn run_compile(
 
     let failed = run.failed();
     if output == OutputFormat::Json {
-        let report = crate::redact::redact_serde(&build_report(&run, command, started_at));
+        let json = crate::redact::redacted_json(&build_report(&run, command, started_at))?;
         let mut stdout = std::io::stdout().lock();
-        serde_json::to_writer_pretty(&mut stdout, &report)?;
-        writeln!(stdout)?;
+        writeln!(stdout, "{json}")?;
     }
     if !quiet || failed > 0 {
         eprintln!("{}", summary(&run, command, out_dir.as_deref(), &cwd));

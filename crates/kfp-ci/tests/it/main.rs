@@ -13,6 +13,8 @@ mod provenance;
 mod qa;
 mod race;
 mod retries;
+mod secrets;
 mod serve;
+mod server_faults;
 mod tenancy;
 mod tls;
