@@ -38,7 +38,10 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
         bail!("--keep-versions must be at least 1 (the newest version is never deleted)");
     }
     let atomic = cmd.atomic || deploy_config.atomic.unwrap_or(false);
-    // A report file that cannot be written fails now, not after everything was deployed.
+    // Resolve notification settings early: a configuration error exits 2 before any deploy.
+    let notify_settings = crate::notify::resolve(&cmd.notify, &loaded.config.notify)?;
+    // A report file that cannot be written fails now, not after everything was deployed. From
+    // here on every way out writes the whole report over the placeholder.
     if let Some(path) = &cmd.report_file {
         let mut placeholder = crate::report::Report::new("deploy");
         placeholder.version_tag = Some(version_tag.clone());
@@ -49,8 +52,6 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
         check_report_file(path, &placeholder)?;
     }
 
-    // Resolve notification settings early: a configuration error exits 2 before any deploy.
-    let notify_settings = crate::notify::resolve(&cmd.notify, &loaded.config.notify)?;
     let mut ci_info =
         Some(crate::ci::detect_probing(&loaded.config.ci, cmd.notify.run_url.as_deref()).await);
     // A local run deploys the commit of the repository it reads, wherever it was started from.
