@@ -132,8 +132,20 @@ pub async fn find_pipeline(
     namespace: &str,
     multi_user: bool,
 ) -> Result<Option<Pipeline>, ApiError> {
+    Ok(find_pipeline_noting(client, name, namespace, multi_user)
+        .await?
+        .0)
+}
+
+/// [`find_pipeline`], and the other namespace get-by-name answered with, if it did.
+async fn find_pipeline_noting(
+    client: &Client,
+    name: &str,
+    namespace: &str,
+    multi_user: bool,
+) -> Result<(Option<Pipeline>, Option<String>), ApiError> {
     match client.pipeline_by_name(name, namespace).await? {
-        Some(p) if !multi_user || p.namespace == namespace => Ok(Some(p)),
+        Some(p) if !multi_user || p.namespace == namespace => Ok((Some(p), None)),
         Some(other) => {
             tracing::debug!(
                 "{name}: the lookup answered with the pipeline {} of namespace {:?}, not {:?}; listing {:?} instead",
@@ -142,13 +154,14 @@ pub async fn find_pipeline(
                 namespace,
                 namespace
             );
-            Ok(client
+            let own = client
                 .pipelines_named(name, namespace)
                 .await?
                 .into_iter()
-                .find(|p| p.name == name && p.namespace == namespace))
+                .find(|p| p.name == name && p.namespace == namespace);
+            Ok((own, Some(other.namespace)))
         }
-        None => Ok(None),
+        None => Ok((None, None)),
     }
 }
 
@@ -169,9 +182,15 @@ async fn lookup(
         return Ok(RemoteState::Unknown);
     }
     let rejected = |e: &ApiError| matches!(e.status(), Some(401 | 403));
-    let pipeline = match find_pipeline(client, &local.name, namespace, multi_user).await {
-        Ok(None) => return Ok(RemoteState::Absent),
-        Ok(Some(p)) => p,
+    let pipeline = match find_pipeline_noting(client, &local.name, namespace, multi_user).await {
+        Ok((None, None)) => return Ok(RemoteState::Absent),
+        Ok((None, Some(other_namespace))) => {
+            return Ok(RemoteState::AbsentHere {
+                namespace: namespace.to_string(),
+                other_namespace,
+            });
+        }
+        Ok((Some(p), _)) => p,
         Err(e) if rejected(&e) => return Err(e),
         Err(e) => return Ok(RemoteState::Failed(api_failure("plan", "lookup", &e, auth))),
     };

@@ -135,6 +135,12 @@ pub enum RemoteState {
     /// Not looked up (the local side already failed).
     Unknown,
     Absent,
+    /// Not in the target namespace; the server's get-by-name answered with a pipeline of that
+    /// name in this other namespace (multi-user KFP, shared namespace), which is left alone.
+    AbsentHere {
+        namespace: String,
+        other_namespace: String,
+    },
     Present {
         pipeline: Box<Pipeline>,
         latest: Option<Box<PipelineVersion>>,
@@ -293,6 +299,20 @@ fn plan_one(
         RemoteState::Absent => {
             item.action = Action::Create;
             item.reason = "not on the server".into();
+        }
+        RemoteState::AbsentHere {
+            namespace,
+            other_namespace,
+        } => {
+            item.action = Action::Create;
+            item.reason = format!(
+                "not in {} (the pipeline of this name in namespace {other_namespace} is not ours and is left alone)",
+                if namespace.is_empty() {
+                    "the shared namespace".to_string()
+                } else {
+                    format!("namespace {namespace}")
+                }
+            );
         }
         RemoteState::Present {
             pipeline,

@@ -36,6 +36,11 @@ fn a_shared_deploy_never_touches_another_namespaces_pipeline() {
     // Without a namespace: not on the server (in the shared namespace), not "unchanged".
     let plan = json(&json_run(&ctx, "plan", url, &[], 0));
     assert_eq!(plan["pipelines"][0]["action"], "create", "{plan:#}");
+    assert_eq!(
+        plan["pipelines"][0]["reason"],
+        "not in the shared namespace (the pipeline of this name in namespace team-a is not ours and is left alone)",
+        "{plan:#}"
+    );
     let report = json(&json_run(&ctx, "deploy", url, &["--version-tag", "s1"], 0));
     assert_eq!(report["counts"]["created"], 1, "{report:#}");
     let shared_id = report["pipelines"][0]["pipeline_id"]
