@@ -67,6 +67,9 @@ pub struct CompileArgs {
     /// Python interpreter that has (or gets) the kfp SDK
     #[arg(long, value_name = "PYTHON", env = "KFP_CI_PYTHON")]
     pub python: Option<PathBuf>,
+    /// Fail when the --python interpreter's kfp is not `kfp_version` (default: a warning)
+    #[arg(long)]
+    pub strict: bool,
     /// Parallel compile workers (default: number of cores)
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,

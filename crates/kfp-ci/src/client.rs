@@ -1165,7 +1165,8 @@ fn truncate(text: &str, max: usize) -> String {
     format!("{}…", &text[..end])
 }
 
-/// The server's own message from either error body shape (§6 of the API notes), else the text.
+/// The server's own message from either error body shape (the API's `{code, message, details}`
+/// status, or the upload endpoint's `{error_message, …}`), else the text.
 pub fn server_message(body: &str, status: reqwest::StatusCode) -> String {
     if let Ok(rpc) = serde_json::from_str::<RpcStatus>(body)
         && (!rpc.message.is_empty() || !rpc.details.is_empty())

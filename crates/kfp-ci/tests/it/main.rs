@@ -3,9 +3,12 @@
 mod ci;
 mod common;
 mod compile;
+mod compile_env;
 mod deploy;
 mod deploy_fixes;
 mod deploy_target;
+mod discover;
+mod docs;
 mod faulty;
 mod interrupt;
 mod ntfy_server;
