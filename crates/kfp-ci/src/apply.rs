@@ -40,9 +40,23 @@ pub const LOOKUP_JOBS: usize = 32;
 #[derive(Debug, Clone, Default)]
 pub struct Provenance {
     pub commit_sha: Option<String>,
+    /// The work tree differed from `commit_sha`: versions say `<sha>-dirty`.
+    pub dirty: bool,
     pub git_ref: Option<String>,
     pub run_url: Option<String>,
     pub run_id: Option<String>,
+}
+
+impl Provenance {
+    /// The commit as versions name it: `<sha>`, or `<sha>-dirty`.
+    pub fn commit_label(&self) -> Option<String> {
+        let sha = self.commit_sha.as_deref()?;
+        Some(if self.dirty {
+            format!("{sha}{}", crate::git::DIRTY_SUFFIX)
+        } else {
+            sha.to_string()
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -436,17 +450,27 @@ async fn apply_one(
             )
             .await
             {
-                Settled::Kept(version, extra) => Outcome {
-                    status: Status::Done,
-                    pipeline_id: Some(pipeline_id),
-                    version_id: Some(version.pipeline_version_id),
-                    version_name: Some(version.name),
-                    note: match extra {
-                        Some(extra) => join_notes(note, extra),
-                        None => note,
-                    },
-                    ..Outcome::default()
-                },
+                Settled::Kept(version, extra) => {
+                    if let Some(extra) = extra {
+                        note = join_notes(note, extra);
+                    }
+                    // Say so when the server made the version name differ from the tag.
+                    if let Some(renamed) = crate::compat::rename_note(
+                        client.capabilities(),
+                        &opts.version_tag,
+                        &version.name,
+                    ) {
+                        note = join_notes(note, renamed);
+                    }
+                    Outcome {
+                        status: Status::Done,
+                        pipeline_id: Some(pipeline_id),
+                        version_id: Some(version.pipeline_version_id),
+                        version_name: Some(version.name),
+                        note,
+                        ..Outcome::default()
+                    }
+                }
                 Settled::Yielded(winner) => {
                     let why = format!(
                         "{} (the identical version this run uploaded was removed again)",
@@ -651,7 +675,7 @@ async fn settle(
         Ok(Some(v)) if spec.same_as(&v) => Settled::Yielded(v),
         Err(_) => Settled::Yielded(winner),
         Ok(_) => {
-            let meta = upload_meta(&mine.name, item, spec, opts);
+            let meta = upload_meta(&mine.name, item, spec, opts, client.capabilities());
             match upload_checked(client, pipeline_id, &meta, spec).await {
                 Ok((v, _)) => Settled::Kept(
                     v,
@@ -777,8 +801,9 @@ async fn upload_converging(
         .as_deref()
         .map(|s| &s[..s.len().min(7)]);
     let mut last_conflict = None;
-    for name in version_names(&opts.version_tag, short_sha) {
-        let meta = upload_meta(&name, item, spec, opts);
+    let caps = client.capabilities();
+    for name in crate::compat::version_candidates(caps, &item.name, &opts.version_tag, short_sha) {
+        let meta = upload_meta(&name, item, spec, opts, caps);
         match upload_checked(client, pipeline_id, &meta, spec).await {
             Ok(found) => return Ok(found),
             Err(e) if e.is_conflict() => {
@@ -825,7 +850,13 @@ async fn upload_converging(
 }
 
 /// Name, description and tags of an upload.
-fn upload_meta(name: &str, item: &PlanItem, spec: &LocalSpec, opts: &ApplyOptions) -> UploadMeta {
+fn upload_meta(
+    name: &str,
+    item: &PlanItem,
+    spec: &LocalSpec,
+    opts: &ApplyOptions,
+    caps: &kfp_api::compat::Capabilities,
+) -> UploadMeta {
     UploadMeta {
         name: name.to_string(),
         display_name: name.to_string(),
@@ -835,6 +866,7 @@ fn upload_meta(name: &str, item: &PlanItem, spec: &LocalSpec, opts: &ApplyOption
         } else {
             BTreeMap::new()
         },
+        code_source_url: crate::compat::code_source_url(caps, &item.file, &opts.provenance),
     }
 }
 
@@ -914,7 +946,7 @@ pub fn description(item: &PlanItem, opts: &ApplyOptions) -> String {
         env!("CARGO_PKG_VERSION"),
         item.file
     );
-    if let Some(sha) = &p.commit_sha {
+    if let Some(sha) = p.commit_label() {
         out.push_str(&format!(" at {sha}"));
     }
     if let Some(r) = &p.git_ref {
@@ -936,8 +968,8 @@ pub fn tags(spec: &LocalSpec, opts: &ApplyOptions) -> BTreeMap<String, String> {
         env!("CARGO_PKG_VERSION").to_string(),
     );
     tags.insert("spec-hash".to_string(), spec.hash.clone());
-    if let Some(sha) = &p.commit_sha {
-        tags.insert("git-sha".to_string(), sha.clone());
+    if let Some(sha) = p.commit_label() {
+        tags.insert("git-sha".to_string(), sha);
     }
     if let Some(r) = &p.git_ref {
         tags.insert("git-ref".to_string(), r.clone());
@@ -1114,6 +1146,7 @@ mod tests {
             tags: true,
             provenance: Provenance {
                 commit_sha: Some("0123456789abcdef0123456789abcdef01234567".into()),
+                dirty: false,
                 git_ref: Some(format!("refs/heads/{}", "feature/".repeat(10))),
                 run_url: None,
                 run_id: Some("42".into()),

@@ -60,6 +60,7 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     }
     let mut provenance = Provenance {
         commit_sha: ci_info.as_ref().and_then(|c| c.commit_sha.clone()),
+        dirty: false,
         git_ref: ci_info.as_ref().and_then(|c| c.git_ref.clone()),
         run_url: cmd
             .notify
@@ -276,7 +277,7 @@ fn mark_dirty(
             "the work tree has changes not in commit {short}: the versions say {short}{}",
             crate::git::DIRTY_SUFFIX
         );
-        provenance.commit_sha = Some(format!("{sha}{}", crate::git::DIRTY_SUFFIX));
+        provenance.dirty = true;
     }
 }
 

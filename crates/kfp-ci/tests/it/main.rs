@@ -2,6 +2,7 @@
 
 mod ci;
 mod common;
+mod compat;
 mod compile;
 mod compile_env;
 mod deploy;
@@ -15,6 +16,7 @@ mod ntfy_server;
 mod provenance;
 mod qa;
 mod race;
+mod render;
 mod retries;
 mod secrets;
 mod serve;
