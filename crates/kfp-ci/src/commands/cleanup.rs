@@ -67,9 +67,14 @@ pub async fn run(cmd: CleanupCmd, global: &GlobalArgs) -> Result<ExitStatus> {
 pub(super) async fn preview_items(prepared: &mut Prepared, preview: &str) -> Result<()> {
     let kubernetes = prepared.health.pipeline_store == "kubernetes";
     let locals = review::preview_locals(&prepared.items, preview, kubernetes);
-    let remotes = crate::apply::fetch_remote(&prepared.client, &locals, &prepared.target.namespace)
-        .await
-        .map_err(|e| anyhow!("looking up the preview pipelines: {}", e.server_message()))?;
+    let remotes = crate::apply::fetch_remote(
+        &prepared.client,
+        &locals,
+        &prepared.target.namespace,
+        prepared.health.multi_user,
+    )
+    .await
+    .map_err(|e| anyhow!("looking up the preview pipelines: {}", e.server_message()))?;
     let mut previews = plan::plan(locals, remotes, false).into_iter();
     let items: Vec<PlanItem> = std::mem::take(&mut prepared.items)
         .into_iter()
@@ -87,7 +92,10 @@ pub(super) async fn preview_items(prepared: &mut Prepared, preview: &str) -> Res
 
 /// `deploy --prune`, planning half: kfp-ci's pipelines whose files are gone. A failed listing
 /// (pipelines or recurring runs) prunes nothing and says why.
-pub(super) async fn prune_plan(prepared: &Prepared) -> Result<Vec<PruneItem>, String> {
+pub(super) async fn prune_plan(
+    prepared: &Prepared,
+    root: &std::path::Path,
+) -> Result<Vec<PruneItem>, String> {
     let ns = &prepared.target.namespace;
     let pipelines = review::all_pipelines(&prepared.client, ns)
         .await
@@ -105,10 +113,8 @@ pub(super) async fn prune_plan(prepared: &Prepared) -> Result<Vec<PruneItem>, St
                 e.server_message()
             )
         })?;
-    let cwd = std::env::current_dir().map_err(|e| format!("--prune: {e}"))?;
-    let root = crate::settings::repo_root(&cwd);
     let deployed: BTreeSet<String> = prepared.items.iter().map(|i| i.name.clone()).collect();
-    Ok(review::prune_plan(&pipelines, &root, &deployed, &in_use))
+    Ok(review::prune_plan(&pipelines, root, &deployed, &in_use))
 }
 
 /// `deploy --prune`, applying half: delete the planned pipelines with their versions.

@@ -20,7 +20,7 @@ const MAX_BODY: usize = 60_000;
 
 pub async fn run(cmd: PlanCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     let started = Instant::now();
-    let loaded = load_config(global)?;
+    let loaded = load_config(global, &cmd.compile.paths)?;
     let mut report = Report::new("plan");
     let prepared = prepare(&cmd.compile, &cmd.target, &loaded, &mut report, false).await?;
     report.pipelines = prepared.items.iter().map(item_report).collect();

@@ -34,7 +34,7 @@ pub struct PipelineDiff {
 
 pub async fn run(cmd: DiffCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     let started = Instant::now();
-    let loaded = load_config(global)?;
+    let loaded = load_config(global, &cmd.compile.paths)?;
     let mut report = Report::new("diff");
     let prepared = prepare(&cmd.compile, &cmd.target, &loaded, &mut report, false).await?;
     let diffs = collect(&prepared, cmd.against.as_deref()).await;

@@ -20,7 +20,7 @@ pub(super) struct Connected {
 }
 
 pub(super) async fn open(args: &TargetArgs, global: &GlobalArgs) -> Result<Connected> {
-    let loaded = load_config(global)?;
+    let loaded = load_config(global, &[])?;
     let target = target::resolve(args, &loaded)?;
     let (client, embedded) = connect(&target).await?;
     let label = endpoint_label(&target);

@@ -58,15 +58,20 @@ pub async fn run(cmd: PromoteCmd, global: &GlobalArgs) -> Result<ExitStatus> {
         served.push(read_served(&src, name, kubernetes).await);
     }
     let locals: Vec<LocalPipeline> = served.iter().map(|s| s.local.clone()).collect();
-    let remotes = apply::fetch_remote(&dst.client, &locals, &dst.target.namespace)
-        .await
-        .map_err(|e| {
-            anyhow!(
-                "the KFP API at {} refused the lookups: {}",
-                dst.label,
-                e.server_message()
-            )
-        })?;
+    let remotes = apply::fetch_remote(
+        &dst.client,
+        &locals,
+        &dst.target.namespace,
+        dst.health.multi_user,
+    )
+    .await
+    .map_err(|e| {
+        anyhow!(
+            "the KFP API at {} refused the lookups: {}",
+            dst.label,
+            e.server_message()
+        )
+    })?;
     let items = plan::plan(locals, remotes, false);
 
     let mut report = Report::new("promote");
@@ -85,6 +90,8 @@ pub async fn run(cmd: PromoteCmd, global: &GlobalArgs) -> Result<ExitStatus> {
         }
     }
     if !cmd.dry_run {
+        // Ctrl-C lets the upload in flight finish; the rest are reported as not started.
+        let interrupt = crate::interrupt::Interrupt::install();
         let tags = server_version(&dst.health)
             .as_deref()
             .is_none_or(|v| !newer("2.17.0", v));
@@ -98,6 +105,7 @@ pub async fn run(cmd: PromoteCmd, global: &GlobalArgs) -> Result<ExitStatus> {
             let Some(version) = &s.version else { continue };
             let opts = ApplyOptions {
                 namespace: dst.target.namespace.clone(),
+                multi_user: dst.health.multi_user,
                 version_tag: label(version),
                 tags,
                 provenance: Provenance {
@@ -107,7 +115,7 @@ pub async fn run(cmd: PromoteCmd, global: &GlobalArgs) -> Result<ExitStatus> {
                 keep_versions: None,
                 upload_jobs: 1,
             };
-            let outcome = apply::apply(&dst.client, std::slice::from_ref(item), &opts)
+            let outcome = apply::apply(&dst.client, std::slice::from_ref(item), &opts, &interrupt)
                 .await
                 .into_iter()
                 .next()
