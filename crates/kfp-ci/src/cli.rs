@@ -244,6 +244,12 @@ pub struct ServeCmd {
     /// Testing aid: seed for --fail-rate
     #[arg(long, value_name = "S")]
     pub seed: Option<u64>,
+    /// Testing aid: how every simulated run ends (runs are recorded, not executed)
+    #[arg(long, value_name = "OUTCOME", default_value = "succeeded", value_parser = ["succeeded", "failed"])]
+    pub run_outcome: String,
+    /// Testing aid: milliseconds a simulated run takes from creation to its outcome
+    #[arg(long, value_name = "MS", default_value_t = kfp_serve::DEFAULT_RUN_DURATION_MS)]
+    pub run_duration_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

@@ -25,6 +25,7 @@ pub mod client;
 pub mod dag;
 pub mod init;
 pub mod redact;
+pub mod schedules;
 pub mod target;
 
 use std::process::ExitCode;

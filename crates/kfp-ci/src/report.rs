@@ -36,6 +36,9 @@ pub struct Report {
     /// Where the time went (plan and deploy).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timings: Option<Timings>,
+    /// Recurring runs from `[[schedules]]` (docs/schedules.md).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<crate::schedules::ScheduleReport>,
 }
 
 /// Milliseconds per phase of a plan or deploy.
@@ -215,12 +218,14 @@ impl Report {
 
     /// Did any pipeline fail (or a run-level error occur)?
     pub fn has_failures(&self) -> bool {
-        self.counts.failed > 0 || !self.errors.is_empty()
+        self.counts.failed > 0
+            || !self.errors.is_empty()
+            || self.schedules.iter().any(|s| s.failed())
     }
 
     /// Would (or did) anything change on the server?
     pub fn has_changes(&self) -> bool {
-        self.counts.uploaded() > 0
+        self.counts.uploaded() > 0 || self.schedules.iter().any(|s| s.changes())
     }
 
     /// Pretty JSON (what `--output json` prints and `--report-file` writes).
@@ -305,6 +310,7 @@ impl Report {
                 }
             }
         }
+        out.push_str(&crate::schedules::render(&self.schedules, applied));
         for e in &self.errors {
             out.push_str(&format!("error: {e}\n"));
         }

@@ -147,6 +147,12 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
             }
         }
     }
+    let states = crate::schedules::pipeline_states(&report.pipelines, !cmd.dry_run && !blocked);
+    report.schedules = if cmd.dry_run || blocked {
+        crate::schedules::plan(&prepared.client, &prepared.target.namespace, &prepared.schedules, states).await
+    } else {
+        crate::schedules::deploy(&prepared.client, &prepared.target.namespace, &prepared.schedules, states).await
+    };
     finish_links(&mut report, &prepared.target);
     report.recount();
     report.duration_ms = started.elapsed().as_millis() as u64;

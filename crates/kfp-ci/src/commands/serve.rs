@@ -27,14 +27,21 @@ pub async fn run(cmd: ServeCmd, _global: &GlobalArgs) -> anyhow::Result<ExitStat
         latency_ms: cmd.latency_ms,
         fail_rate: cmd.fail_rate,
         seed: cmd.seed,
+        run_outcome: cmd
+            .run_outcome
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--run-outcome: {e}"))?,
+        run_duration_ms: cmd.run_duration_ms,
     };
     let server = kfp_serve::spawn(opts).await?;
     let url = server.url();
     eprintln!("kfp-ci serve: listening on {url}");
     eprintln!("  database: {}", db.display());
     eprintln!(
-        "  a local stand-in for the Kubeflow Pipelines API v2beta1 (pipelines, versions, healthz), answering like KFP {}: no runs, no experiments, no cluster",
-        kfp_serve::EMULATED_KFP_VERSION
+        "  a local stand-in for the Kubeflow Pipelines API v2beta1 (pipelines, versions, experiments, runs, recurring runs, healthz), answering like KFP {}; no cluster: runs are recorded, not executed (each ends {} after {} ms)",
+        kfp_serve::EMULATED_KFP_VERSION,
+        cmd.run_outcome.to_uppercase(),
+        cmd.run_duration_ms
     );
     eprintln!(
         "  mode: {}; auth: {}",
