@@ -9,5 +9,6 @@ mod deploy_target;
 mod faulty;
 mod ntfy_server;
 mod qa;
+mod schedules;
 mod serve;
 mod tls;
