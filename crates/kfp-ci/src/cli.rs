@@ -191,6 +191,9 @@ pub struct DeployCmd {
     /// Parallel uploads (default 8)
     #[arg(long, value_name = "N")]
     pub upload_jobs: Option<usize>,
+    /// Start one run per created or changed pipeline and wait for it (`[smoke]` configures it)
+    #[arg(long)]
+    pub smoke: bool,
 }
 
 /// Notification options (deploy and notify).

@@ -26,6 +26,7 @@ pub mod dag;
 pub mod init;
 pub mod redact;
 pub mod schedules;
+pub mod smoke;
 pub mod target;
 
 use std::process::ExitCode;

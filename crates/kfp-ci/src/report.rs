@@ -39,6 +39,9 @@ pub struct Report {
     /// Recurring runs from `[[schedules]]` (docs/schedules.md).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub schedules: Vec<crate::schedules::ScheduleReport>,
+    /// Smoke runs of created or changed pipelines (deploy `--smoke` or `[smoke]`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub smoke: Vec<crate::smoke::SmokeReport>,
 }
 
 /// Milliseconds per phase of a plan or deploy.
@@ -221,6 +224,7 @@ impl Report {
         self.counts.failed > 0
             || !self.errors.is_empty()
             || self.schedules.iter().any(|s| s.failed())
+            || self.smoke.iter().any(|s| s.failed())
     }
 
     /// Would (or did) anything change on the server?
@@ -311,6 +315,7 @@ impl Report {
             }
         }
         out.push_str(&crate::schedules::render(&self.schedules, applied));
+        out.push_str(&crate::smoke::render(&self.smoke));
         for e in &self.errors {
             out.push_str(&format!("error: {e}\n"));
         }

@@ -315,6 +315,10 @@ pub fn parameter_problems(
 #[derive(Debug, Clone, Default)]
 pub struct Configured {
     pub schedules: Vec<Schedule>,
+    /// `[smoke]`, checked too (deploy turns it on with `--smoke` as well).
+    pub smoke: crate::smoke::Smoke,
+    /// The configuration file, for messages.
+    pub source: String,
     /// Configured schedules outside this run's PATHs: left alone, never pruned.
     pub ignored: BTreeSet<String>,
     pub prune: Prune,
@@ -343,8 +347,20 @@ pub fn check_config(
         })
         .unwrap_or_else(|| "configuration".into());
     let configs = config.schedules.as_deref().unwrap_or_default();
-    let schedules = validate(configs, pipelines, all_in_scope, &source)
-        .map_err(|errors| anyhow::anyhow!("{}", errors.join("\n")))?;
+    let checked = validate(configs, pipelines, all_in_scope, &source);
+    let smoke =
+        crate::smoke::check_config(config.smoke.as_ref(), false, pipelines, all_in_scope, &source);
+    let schedules = match (checked, smoke) {
+        (Ok(schedules), Ok(smoke)) => (schedules, smoke),
+        (checked, smoke) => {
+            let mut errors = checked.err().unwrap_or_default();
+            if let Err(e) = smoke {
+                errors.push(e.to_string());
+            }
+            anyhow::bail!("{}", errors.join("\n"));
+        }
+    };
+    let (schedules, smoke) = schedules;
     let managed: BTreeSet<&str> = schedules.iter().map(|s| s.name.as_str()).collect();
     let ignored = configs
         .iter()
@@ -353,6 +369,8 @@ pub fn check_config(
         .collect();
     Ok(Configured {
         schedules,
+        smoke,
+        source,
         ignored,
         prune,
         enabled: config.schedules.is_some() || config.deploy.prune_schedules.is_some(),

@@ -45,6 +45,8 @@ pub struct Config {
 
     /// Recurring runs (docs/schedules.md). `schedules = []` manages (and so prunes) none.
     pub schedules: Option<Vec<crate::schedules::ScheduleConfig>>,
+    /// Smoke runs after deploy (docs/schedules.md).
+    pub smoke: Option<crate::smoke::SmokeConfig>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

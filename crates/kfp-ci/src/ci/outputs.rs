@@ -76,6 +76,7 @@ fn scalar_outputs(report: &Report) -> Vec<(&'static str, String)> {
             one_line(report.version_tag.as_deref().unwrap_or("")),
         ),
         ("failed_names", failed_names(report)),
+        ("smoke_failed", crate::smoke::failed_names(report)),
     ]
 }
 

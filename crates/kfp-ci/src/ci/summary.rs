@@ -22,6 +22,7 @@ pub enum Outcome {
 impl Outcome {
     pub fn of(report: &Report) -> Outcome {
         if report.counts.failed > 0
+            || report.has_failures()
             || !report.errors.is_empty()
             || report.pipelines.iter().any(is_failed)
         {

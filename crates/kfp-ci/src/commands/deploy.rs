@@ -153,6 +153,33 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     } else {
         crate::schedules::deploy(&prepared.client, &prepared.target.namespace, &prepared.schedules, states).await
     };
+    if !cmd.dry_run && !blocked {
+        let smoke = if cmd.smoke && !prepared.schedules.smoke.enabled {
+            crate::smoke::check_config(
+                None,
+                true,
+                &crate::schedules::specs_of(&prepared.items),
+                cmd.compile.paths.is_empty(),
+                &prepared.schedules.source,
+            )
+        } else {
+            Ok(prepared.schedules.smoke.clone())
+        };
+        match smoke {
+            Ok(smoke) => {
+                report.smoke = crate::smoke::run(
+                    &prepared.client,
+                    &prepared.target.namespace,
+                    &smoke,
+                    &report,
+                    prepared.target.ui_url.as_deref(),
+                    global.quiet,
+                )
+                .await;
+            }
+            Err(e) => report.errors.push(format!("--smoke: {e:#}")),
+        }
+    }
     finish_links(&mut report, &prepared.target);
     report.recount();
     report.duration_ms = started.elapsed().as_millis() as u64;

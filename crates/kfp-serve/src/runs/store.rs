@@ -315,8 +315,8 @@ fn lifecycle(
     let mut history = vec![status(created, "PENDING")];
     let end = created + duration;
     let cut = terminated.filter(|t| *t < end);
-    // PENDING for the first tenth of the run, then RUNNING.
-    let running_at = created + duration / 10;
+    // PENDING for the first tenth of the run (at most a second), then RUNNING.
+    let running_at = created + (duration / 10).min(1000);
     let upto = cut.unwrap_or(end).min(now);
     if upto >= running_at && running_at < end {
         history.push(status(running_at, "RUNNING"));
