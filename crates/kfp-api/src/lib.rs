@@ -2,6 +2,6 @@
 //! ([`wire`]) and compiled pipeline specs in the server's canonical form ([`spec`]).
 //! No I/O: the client in `kfp-ci` and the local server in `kfp-serve` both build on it.
 
+pub mod runs;
 pub mod spec;
 pub mod wire;
-pub mod runs;

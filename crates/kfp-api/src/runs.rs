@@ -316,7 +316,9 @@ pub fn check_kfp_cron(expr: &str) -> Result<(), String> {
     let expr = expr.trim();
     if let Some(desc) = expr.strip_prefix('@') {
         return match desc {
-            "yearly" | "annually" | "monthly" | "weekly" | "daily" | "midnight" | "hourly" => Ok(()),
+            "yearly" | "annually" | "monthly" | "weekly" | "daily" | "midnight" | "hourly" => {
+                Ok(())
+            }
             _ => match desc.strip_prefix("every ") {
                 Some(d) => parse_go_duration(d.trim())
                     .map(|_| ())
@@ -560,14 +562,20 @@ mod tests {
     fn cron_forms() {
         assert_eq!(to_kfp_cron("0 2 * * *").as_deref(), Ok("0 0 2 * * *"));
         assert_eq!(to_kfp_cron("0 0 9 ? * 2-6").as_deref(), Ok("0 0 9 ? * 2-6"));
-        assert_eq!(to_kfp_cron("*/15 * * * MON-FRI").as_deref(), Ok("0 */15 * * * MON-FRI"));
+        assert_eq!(
+            to_kfp_cron("*/15 * * * MON-FRI").as_deref(),
+            Ok("0 */15 * * * MON-FRI")
+        );
         assert!(to_kfp_cron("@daily").is_ok());
         assert!(to_kfp_cron("@every 6h").is_ok());
         assert!(to_kfp_cron("61 * * * *").is_err());
         assert!(to_kfp_cron("* * * *").is_err());
         assert!(to_kfp_cron("0 25 * * *").is_err());
         assert!(to_kfp_cron("@sometimes").is_err());
-        assert!(check_kfp_cron("0 2 * * *").is_ok(), "five fields: KFP reads seconds first");
+        assert!(
+            check_kfp_cron("0 2 * * *").is_ok(),
+            "five fields: KFP reads seconds first"
+        );
     }
 
     #[test]
@@ -584,9 +592,7 @@ mod tests {
             "x": {"parameterType": "NUMBER_DOUBLE", "defaultValue": 1.5},
             "name": {"parameterType": "STRING"},
         }}}});
-        let p = |v: Value| -> BTreeMap<String, Value> {
-            serde_json::from_value(v).expect("map")
-        };
+        let p = |v: Value| -> BTreeMap<String, Value> { serde_json::from_value(v).expect("map") };
         assert!(check_parameters(&spec, &p(json!({"name": "a"}))).is_ok());
         assert!(check_parameters(&spec, &p(json!({"x": 2, "name": "a"}))).is_ok());
         let missing = check_parameters(&spec, &p(json!({}))).expect_err("missing");

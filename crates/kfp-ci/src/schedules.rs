@@ -114,15 +114,28 @@ pub fn validate(
         };
         let mut err = |key: &str, msg: String| errors.push(format!("{who}: {key}: {msg}"));
         if c.name.trim().is_empty() {
-            err("name", "missing: every schedule needs a unique name (the recurring run's display name)".into());
+            err(
+                "name",
+                "missing: every schedule needs a unique name (the recurring run's display name)"
+                    .into(),
+            );
         } else if c.name.contains('\n') || c.name.chars().count() > 128 {
             err("name", "must be one line of at most 128 characters".into());
         } else if !seen.insert(c.name.clone()) {
-            err("name", format!("{:?} is used by more than one schedule: names must be unique", c.name));
+            err(
+                "name",
+                format!(
+                    "{:?} is used by more than one schedule: names must be unique",
+                    c.name
+                ),
+            );
         }
         let spec = match pipelines.get(&c.pipeline) {
             _ if c.pipeline.trim().is_empty() => {
-                err("pipeline", "missing: name the pipeline to run (a pipeline this repository deploys)".into());
+                err(
+                    "pipeline",
+                    "missing: name the pipeline to run (a pipeline this repository deploys)".into(),
+                );
                 None
             }
             Some(spec) => spec.as_ref(),
@@ -134,7 +147,11 @@ pub fn validate(
                     format!(
                         "{:?} is not a pipeline this repository deploys (known: {})",
                         c.pipeline,
-                        if known.is_empty() { "none".into() } else { known.join(", ") }
+                        if known.is_empty() {
+                            "none".into()
+                        } else {
+                            known.join(", ")
+                        }
                     ),
                 );
                 None
@@ -146,7 +163,11 @@ pub fn validate(
                 None
             }
             (None, None) => {
-                err("cron", "missing: set cron = \"0 2 * * *\" (standard 5 fields) or every = \"6h\"".into());
+                err(
+                    "cron",
+                    "missing: set cron = \"0 2 * * *\" (standard 5 fields) or every = \"6h\""
+                        .into(),
+                );
                 None
             }
             (Some(cron), None) => match kfp_api::runs::to_kfp_cron(cron) {
@@ -161,7 +182,9 @@ pub fn validate(
                 Err(e) => {
                     err(
                         "cron",
-                        format!("{cron:?} is not a valid cron expression ({e}); write 5 fields `minute hour day-of-month month day-of-week` such as \"0 2 * * *\", or KFP's 6 fields starting with seconds"),
+                        format!(
+                            "{cron:?} is not a valid cron expression ({e}); write 5 fields `minute hour day-of-month month day-of-week` such as \"0 2 * * *\", or KFP's 6 fields starting with seconds"
+                        ),
                     );
                     None
                 }
@@ -176,7 +199,12 @@ pub fn validate(
                     }),
                 }),
                 None => {
-                    err("every", format!("{every:?} is not a period: write e.g. \"6h\", \"30m\", \"1h30m\", \"1d\" (at least 1s)"));
+                    err(
+                        "every",
+                        format!(
+                            "{every:?} is not a period: write e.g. \"6h\", \"30m\", \"1h30m\", \"1d\" (at least 1s)"
+                        ),
+                    );
                     None
                 }
             },
@@ -185,7 +213,10 @@ pub fn validate(
             if let Some(t) = value
                 && t.parse::<jiff::Timestamp>().is_err()
             {
-                err(key, format!("{t:?} is not an RFC 3339 time such as \"2026-01-01T00:00:00Z\""));
+                err(
+                    key,
+                    format!("{t:?} is not an RFC 3339 time such as \"2026-01-01T00:00:00Z\""),
+                );
             }
         }
         let experiment = c
@@ -193,19 +224,30 @@ pub fn validate(
             .clone()
             .unwrap_or_else(|| DEFAULT_EXPERIMENT.to_string());
         if let Some(problem) = kfp_api::runs::experiment_name_problem(&experiment) {
-            err("experiment", format!("{experiment:?} would be refused by KFP: {problem}"));
+            err(
+                "experiment",
+                format!("{experiment:?} would be refused by KFP: {problem}"),
+            );
         }
         let pinned = match c.version.as_deref().map(str::trim) {
             None | Some("latest") => false,
             Some("pinned") => true,
             Some(other) => {
-                err("version", format!("{other:?}: use \"latest\" (every run uses the newest version) or \"pinned\" (the version this deploy uploaded)"));
+                err(
+                    "version",
+                    format!(
+                        "{other:?}: use \"latest\" (every run uses the newest version) or \"pinned\" (the version this deploy uploaded)"
+                    ),
+                );
                 false
             }
         };
         let max_concurrency = c.max_concurrency.unwrap_or(1);
         if !(1..=kfp_api::runs::limits::MAX_CONCURRENCY).contains(&max_concurrency) {
-            err("max_concurrency", format!("{max_concurrency}: KFP accepts 1 to 10"));
+            err(
+                "max_concurrency",
+                format!("{max_concurrency}: KFP accepts 1 to 10"),
+            );
         }
         if let Some(spec) = spec {
             for problem in parameter_problems(&c.pipeline, spec, &c.parameters) {
@@ -277,7 +319,13 @@ pub fn parameter_problems(
     for (name, value) in params {
         let key = format!("parameters.{name}");
         match declared.get(name) {
-            None => out.push((key, format!("pipeline {pipeline} has no parameter {name:?} ({})", listing()))),
+            None => out.push((
+                key,
+                format!(
+                    "pipeline {pipeline} has no parameter {name:?} ({})",
+                    listing()
+                ),
+            )),
             Some((ty, _)) => {
                 let fits = match ty.as_str() {
                     // KFP would accept 2.5 for an int; the pipeline would then fail at run time.
@@ -348,8 +396,13 @@ pub fn check_config(
         .unwrap_or_else(|| "configuration".into());
     let configs = config.schedules.as_deref().unwrap_or_default();
     let checked = validate(configs, pipelines, all_in_scope, &source);
-    let smoke =
-        crate::smoke::check_config(config.smoke.as_ref(), false, pipelines, all_in_scope, &source);
+    let smoke = crate::smoke::check_config(
+        config.smoke.as_ref(),
+        false,
+        pipelines,
+        all_in_scope,
+        &source,
+    );
     let schedules = match (checked, smoke) {
         (Ok(schedules), Ok(smoke)) => (schedules, smoke),
         (checked, smoke) => {
@@ -442,10 +495,7 @@ pub fn marker(description: &str) -> Option<(String, String)> {
 }
 
 fn with_marker(description: &str, name: &str, hash: &str) -> String {
-    let line = format!(
-        "{MARKER}{}",
-        json!({"schedule": name, "settings": hash})
-    );
+    let line = format!("{MARKER}{}", json!({"schedule": name, "settings": hash}));
     if description.is_empty() {
         line
     } else {
@@ -476,7 +526,10 @@ fn desired_view(
     m.insert("trigger", trigger_label(&s.trigger));
     m.insert(
         "pipeline",
-        pipeline.pipeline_id.clone().unwrap_or_else(|| "(new pipeline)".into()),
+        pipeline
+            .pipeline_id
+            .clone()
+            .unwrap_or_else(|| "(new pipeline)".into()),
     );
     m.insert(
         "version",
@@ -582,7 +635,13 @@ fn differences(
         .filter(|(k, v)| old.get(*k) != Some(*v))
         .map(|(k, v)| {
             let o = old.get(k).cloned().unwrap_or_default();
-            let show = |s: &str| if s.is_empty() { "(none)".to_string() } else { s.to_string() };
+            let show = |s: &str| {
+                if s.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    s.to_string()
+                }
+            };
             format!("{k}: {} → {}", show(&o), show(v))
         })
         .collect();
@@ -596,9 +655,16 @@ fn differences(
 /// The oldest of several recurring runs (what every racing deploy agrees to keep).
 fn oldest<'a>(runs: impl Iterator<Item = &'a RecurringRun>) -> Option<&'a RecurringRun> {
     runs.min_by(|a, b| {
-        let ta = a.created_at.as_deref().and_then(|t| t.parse::<jiff::Timestamp>().ok());
-        let tb = b.created_at.as_deref().and_then(|t| t.parse::<jiff::Timestamp>().ok());
-        ta.cmp(&tb).then_with(|| a.recurring_run_id.cmp(&b.recurring_run_id))
+        let ta = a
+            .created_at
+            .as_deref()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+        let tb = b
+            .created_at
+            .as_deref()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+        ta.cmp(&tb)
+            .then_with(|| a.recurring_run_id.cmp(&b.recurring_run_id))
     })
 }
 
@@ -670,7 +736,8 @@ pub async fn plan(
     configured: &Configured,
     mut states: BTreeMap<String, PipelineState>,
 ) -> Vec<ScheduleReport> {
-    let (schedules, ignored, prune) = (&configured.schedules, &configured.ignored, configured.prune);
+    let (schedules, ignored, prune) =
+        (&configured.schedules, &configured.ignored, configured.prune);
     // Without `[[schedules]]` (or `schedules = []`) kfp-ci leaves recurring runs alone.
     if !configured.enabled {
         return Vec::new();
@@ -696,7 +763,10 @@ pub async fn plan(
         if state.failed {
             row.action = "skipped".into();
             row.status = Status::Skipped;
-            row.reason = format!("pipeline {} failed: its recurring run is left as it is", s.pipeline);
+            row.reason = format!(
+                "pipeline {} failed: its recurring run is left as it is",
+                s.pipeline
+            );
             out.push(row);
             continue;
         }
@@ -716,7 +786,12 @@ pub async fn plan(
         decide(&mut row, existing, &want, &hash, s.enabled);
         out.push(row);
     }
-    out.extend(orphans(&by_name, &configured_names(schedules, ignored), prune, true));
+    out.extend(orphans(
+        &by_name,
+        &configured_names(schedules, ignored),
+        prune,
+        true,
+    ));
     out
 }
 
@@ -763,10 +838,7 @@ fn decide(
             }
             None => {
                 row.action = "create".into();
-                row.reason = want
-                    .get("trigger")
-                    .cloned()
-                    .unwrap_or_default();
+                row.reason = want.get("trigger").cloned().unwrap_or_default();
                 if !enabled {
                     row.reason.push_str(" (disabled)");
                 }
@@ -801,10 +873,17 @@ fn orphans(
                 Prune::Disable => "disable",
             }
             .into(),
-            status: if planned { Status::Planned } else { Status::Done },
+            status: if planned {
+                Status::Planned
+            } else {
+                Status::Done
+            },
             reason: "no longer in the configuration".into(),
             deleted: if prune == Prune::Delete {
-                targets.iter().map(|rr| rr.recurring_run_id.clone()).collect()
+                targets
+                    .iter()
+                    .map(|rr| rr.recurring_run_id.clone())
+                    .collect()
             } else {
                 Vec::new()
             },
@@ -823,7 +902,8 @@ pub async fn deploy(
     configured: &Configured,
     mut states: BTreeMap<String, PipelineState>,
 ) -> Vec<ScheduleReport> {
-    let (schedules, ignored, prune) = (&configured.schedules, &configured.ignored, configured.prune);
+    let (schedules, ignored, prune) =
+        (&configured.schedules, &configured.ignored, configured.prune);
     if !configured.enabled {
         return Vec::new();
     }
@@ -907,7 +987,13 @@ async fn apply_one(
     let experiment = client
         .ensure_experiment(&s.experiment, namespace)
         .await
-        .map_err(|e| format!("cannot create experiment {:?}: {}", s.experiment, e.server_message()))?;
+        .map_err(|e| {
+            format!(
+                "cannot create experiment {:?}: {}",
+                s.experiment,
+                e.server_message()
+            )
+        })?;
     let want = desired_view(s, state, Some(&experiment.experiment_id));
     let hash = settings_hash(&want, &s.pipeline);
     decide(row, existing, &want, &hash, s.enabled);
@@ -918,7 +1004,13 @@ async fn apply_one(
                 client
                     .set_recurring_run_enabled(id, s.enabled)
                     .await
-                    .map_err(|e| format!("cannot {} recurring run {id}: {}", row.action, e.server_message()))?;
+                    .map_err(|e| {
+                        format!(
+                            "cannot {} recurring run {id}: {}",
+                            row.action,
+                            e.server_message()
+                        )
+                    })?;
             }
         }
         "create" | "replace" => {
@@ -954,7 +1046,9 @@ async fn apply_one(
             // A racing deploy may have created one too: list again, keep the oldest.
             if let Ok(all) = client.all_recurring_runs(namespace).await {
                 let mine = managed(all).remove(&s.name).unwrap_or_default();
-                if let Some(winner) = oldest(mine.iter().filter(|(h, _)| *h == hash).map(|(_, rr)| rr)) {
+                if let Some(winner) =
+                    oldest(mine.iter().filter(|(h, _)| *h == hash).map(|(_, rr)| rr))
+                {
                     keep_id = Some(winner.recurring_run_id.clone());
                 }
             }
@@ -975,10 +1069,12 @@ async fn apply_one(
         .filter(|id| Some(id) != keep_id.as_ref())
         .collect();
     for id in stale {
-        client
-            .delete_recurring_run(&id)
-            .await
-            .map_err(|e| format!("cannot delete the old recurring run {id}: {}", e.server_message()))?;
+        client.delete_recurring_run(&id).await.map_err(|e| {
+            format!(
+                "cannot delete the old recurring run {id}: {}",
+                e.server_message()
+            )
+        })?;
         row.deleted.push(id);
     }
     Ok(())
@@ -1006,14 +1102,24 @@ pub fn render(rows: &[ScheduleReport], applied: bool) -> String {
         table.push([
             r.name.clone(),
             r.action.clone(),
-            if applied { r.status.label().into() } else { String::new() },
+            if applied {
+                r.status.label().into()
+            } else {
+                String::new()
+            },
             detail,
         ]);
     }
     out.clear();
     out.push('\n');
     let widths: Vec<usize> = (0..3)
-        .map(|i| table.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .map(|i| {
+            table
+                .iter()
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     for row in &table {
         let mut line = String::new();

@@ -91,7 +91,13 @@ pub fn check_config(
     if all_in_scope {
         for name in selected.iter().flatten() {
             if !pipelines.contains_key(name) {
-                err("pipelines", format!("{name:?} is not a pipeline this repository deploys (known: {})", known()));
+                err(
+                    "pipelines",
+                    format!(
+                        "{name:?} is not a pipeline this repository deploys (known: {})",
+                        known()
+                    ),
+                );
             }
         }
     }
@@ -99,11 +105,20 @@ pub fn check_config(
         match pipelines.get(name) {
             None if all_in_scope => err(
                 &format!("parameters.{name}"),
-                format!("{name:?} is not a pipeline this repository deploys (known: {})", known()),
+                format!(
+                    "{name:?} is not a pipeline this repository deploys (known: {})",
+                    known()
+                ),
             ),
             Some(Some(spec)) => {
                 for (key, msg) in crate::schedules::parameter_problems(name, spec, params) {
-                    err(&format!("parameters.{name}.{}", key.trim_start_matches("parameters.")), msg);
+                    err(
+                        &format!(
+                            "parameters.{name}.{}",
+                            key.trim_start_matches("parameters.")
+                        ),
+                        msg,
+                    );
                 }
             }
             _ => {}
@@ -123,9 +138,15 @@ pub fn check_config(
         .clone()
         .unwrap_or_else(|| DEFAULT_EXPERIMENT.to_string());
     if let Some(problem) = kfp_api::runs::experiment_name_problem(&experiment) {
-        err("experiment", format!("{experiment:?} would be refused by KFP: {problem}"));
+        err(
+            "experiment",
+            format!("{experiment:?} would be refused by KFP: {problem}"),
+        );
     }
-    let wait_text = config.wait.clone().unwrap_or_else(|| DEFAULT_WAIT.to_string());
+    let wait_text = config
+        .wait
+        .clone()
+        .unwrap_or_else(|| DEFAULT_WAIT.to_string());
     let wait = match wait_text.trim() {
         "0" => Some(Duration::ZERO),
         text => crate::schedules::parse_every(text).map(|s| Duration::from_secs(s as u64)),
@@ -237,7 +258,11 @@ pub async fn run(
                 });
             }
             Err(e) => {
-                say(format!("smoke: {}: cannot start a run: {}", p.name, e.server_message()));
+                say(format!(
+                    "smoke: {}: cannot start a run: {}",
+                    p.name,
+                    e.server_message()
+                ));
                 out.push(SmokeReport {
                     pipeline: p.name.clone(),
                     state: "NOT_STARTED".into(),
@@ -304,7 +329,11 @@ async fn wait(client: &Client, limit: Duration, runs: &mut [SmokeReport], say: &
         }
         // A line at least every 30 s in CI logs, so a long wait is visibly alive.
         if last_progress.elapsed() >= Duration::from_secs(30) && pending(runs) {
-            say(format!("smoke: still waiting ({} of {})", human(started.elapsed()), human(limit)));
+            say(format!(
+                "smoke: still waiting ({} of {})",
+                human(started.elapsed()),
+                human(limit)
+            ));
             last_progress = Instant::now();
         }
     };
@@ -314,13 +343,30 @@ async fn wait(client: &Client, limit: Duration, runs: &mut [SmokeReport], say: &
             continue;
         }
         let (state, why) = if interrupted {
-            ("INTERRUPTED", "interrupted (Ctrl-C) while waiting; the run goes on on the server")
+            (
+                "INTERRUPTED",
+                "interrupted (Ctrl-C) while waiting; the run goes on on the server",
+            )
         } else {
-            ("TIMED_OUT", "did not finish within the wait; the run goes on on the server")
+            (
+                "TIMED_OUT",
+                "did not finish within the wait; the run goes on on the server",
+            )
         };
-        r.error = Some(format!("{why} (last state {})", if r.state.is_empty() { "unknown" } else { &r.state }));
+        r.error = Some(format!(
+            "{why} (last state {})",
+            if r.state.is_empty() {
+                "unknown"
+            } else {
+                &r.state
+            }
+        ));
         r.state = state.into();
-        say(format!("smoke: {}: {}", r.pipeline, r.error.clone().unwrap_or_default()));
+        say(format!(
+            "smoke: {}: {}",
+            r.pipeline,
+            r.error.clone().unwrap_or_default()
+        ));
     }
 }
 
@@ -348,7 +394,10 @@ pub fn render(rows: &[SmokeReport]) -> String {
             r.state,
             r.run_id.as_deref().unwrap_or("-"),
             r.url.as_ref().map(|u| format!("  {u}")).unwrap_or_default(),
-            r.error.as_ref().map(|e| format!("  ({e})")).unwrap_or_default(),
+            r.error
+                .as_ref()
+                .map(|e| format!("  ({e})"))
+                .unwrap_or_default(),
         ));
     }
     out
@@ -369,10 +418,21 @@ pub fn failed_names(report: &Report) -> String {
 pub fn notify_items(report: &Report) -> Vec<(&'static str, String)> {
     let mut items = Vec::new();
     for r in &report.smoke {
-        let link = r.url.as_ref().map(|u| format!(" ([run]({u}))")).unwrap_or_default();
-        items.push(("Smoke runs", format!("- `{}`: {}{link}", r.pipeline, r.state)));
+        let link = r
+            .url
+            .as_ref()
+            .map(|u| format!(" ([run]({u}))"))
+            .unwrap_or_default();
+        items.push((
+            "Smoke runs",
+            format!("- `{}`: {}{link}", r.pipeline, r.state),
+        ));
     }
-    for s in report.schedules.iter().filter(|s| s.changes() || s.failed()) {
+    for s in report
+        .schedules
+        .iter()
+        .filter(|s| s.changes() || s.failed())
+    {
         let what = match &s.error {
             Some(e) => format!("{} failed: {e}", s.action),
             None => s.action.clone(),
@@ -423,7 +483,15 @@ mod tests {
         ] {
             assert!(err.contains(needle), "missing {needle:?} in\n{err}");
         }
-        assert!(!check_config(None, false, &pipelines, true, "f").expect("off").enabled);
-        assert!(check_config(None, true, &pipelines, true, "f").expect("flag").enabled);
+        assert!(
+            !check_config(None, false, &pipelines, true, "f")
+                .expect("off")
+                .enabled
+        );
+        assert!(
+            check_config(None, true, &pipelines, true, "f")
+                .expect("flag")
+                .enabled
+        );
     }
 }

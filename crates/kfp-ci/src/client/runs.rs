@@ -24,7 +24,10 @@ impl Client {
             query.push(("namespace", namespace));
         }
         let list: ListExperimentsResponse = self.get(&["experiments"], &query).await?;
-        Ok(list.experiments.into_iter().find(|e| e.display_name == name))
+        Ok(list
+            .experiments
+            .into_iter()
+            .find(|e| e.display_name == name))
     }
 
     /// The experiment named `name`, created when missing (a 409 from a concurrent creation is

@@ -124,7 +124,11 @@ pub(super) async fn run_compile(
             .results
             .iter()
             .map(|r| {
-                let spec = r.outcome.as_ref().ok().and_then(|c| crate::schedules::spec_value(&c.yaml));
+                let spec = r
+                    .outcome
+                    .as_ref()
+                    .ok()
+                    .and_then(|c| crate::schedules::spec_value(&c.yaml));
                 (r.file.name.clone(), spec)
             })
             .collect();

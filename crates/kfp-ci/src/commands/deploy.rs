@@ -149,9 +149,21 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     }
     let states = crate::schedules::pipeline_states(&report.pipelines, !cmd.dry_run && !blocked);
     report.schedules = if cmd.dry_run || blocked {
-        crate::schedules::plan(&prepared.client, &prepared.target.namespace, &prepared.schedules, states).await
+        crate::schedules::plan(
+            &prepared.client,
+            &prepared.target.namespace,
+            &prepared.schedules,
+            states,
+        )
+        .await
     } else {
-        crate::schedules::deploy(&prepared.client, &prepared.target.namespace, &prepared.schedules, states).await
+        crate::schedules::deploy(
+            &prepared.client,
+            &prepared.target.namespace,
+            &prepared.schedules,
+            states,
+        )
+        .await
     };
     if !cmd.dry_run && !blocked {
         let smoke = if cmd.smoke && !prepared.schedules.smoke.enabled {

@@ -10,6 +10,6 @@ mod faulty;
 mod ntfy_server;
 mod qa;
 mod schedules;
-mod smoke;
 mod serve;
+mod smoke;
 mod tls;

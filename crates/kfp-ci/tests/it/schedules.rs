@@ -60,7 +60,11 @@ fn client_script(script: &str, args: &[&str]) -> String {
         text(&out.stdout),
         text(&out.stderr)
     );
-    text(&out.stdout).lines().last().unwrap_or_default().to_string()
+    text(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// What the official `kfp.Client` sees: recurring run display name → its fields (every one, so
@@ -96,8 +100,14 @@ print(json.dumps(out, sort_keys=True))
 /// The one recurring run of a schedule (fails on duplicates).
 #[track_caller]
 fn only<'a>(view: &'a Value, name: &str) -> &'a Value {
-    let list = view[name].as_array().unwrap_or_else(|| panic!("no {name} in {view:#}"));
-    assert_eq!(list.len(), 1, "exactly one recurring run for {name}: {view:#}");
+    let list = view[name]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {name} in {view:#}"));
+    assert_eq!(
+        list.len(),
+        1,
+        "exactly one recurring run for {name}: {view:#}"
+    );
     &list[0]
 }
 
@@ -159,13 +169,23 @@ fn schedules_are_created_kept_replaced_disabled_and_deleted() {
     );
     let view = recurring_view(url);
     let nightly = only(&view, "nightly-hello").clone();
-    assert_eq!(nightly["cron"], "0 0 2 * * *", "5-field cron gets KFP's seconds field");
+    assert_eq!(
+        nightly["cron"], "0 0 2 * * *",
+        "5-field cron gets KFP's seconds field"
+    );
     assert_eq!(nightly["status"], "ENABLED");
     assert_eq!(nightly["experiment"], "nightly");
-    assert_eq!(nightly["version_id"], Value::Null, "latest: no version pinned");
+    assert_eq!(
+        nightly["version_id"],
+        Value::Null,
+        "latest: no version pinned"
+    );
     assert_eq!(nightly["parameters"], json!({"message": "good night"}));
     assert!(
-        nightly["description"].as_str().unwrap_or_default().contains("kfp-ci:{\"schedule\":\"nightly-hello\""),
+        nightly["description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("kfp-ci:{\"schedule\":\"nightly-hello\""),
         "{nightly}"
     );
     let goodbye = only(&view, "goodbye-every-6h").clone();
@@ -207,7 +227,10 @@ print(r.recurring_run_id)
         .iter()
         .map(|r| &r["id"])
         .collect();
-    assert!(ids.contains(&&nightly["id"]) && ids.contains(&&json!(hand)), "{view:#}");
+    assert!(
+        ids.contains(&&nightly["id"]) && ids.contains(&&json!(hand)),
+        "{view:#}"
+    );
 
     // A changed cron: plan says what differs, deploy replaces (new id, old one gone).
     ctx.write(
@@ -223,7 +246,10 @@ print(r.recurring_run_id)
         reason.contains("trigger: cron 0 0 2 * * * → cron 0 30 3 * * 1-5"),
         "{reason}"
     );
-    assert!(stderr.contains("nightly-hello") && stderr.contains("replace"), "{stderr}");
+    assert!(
+        stderr.contains("nightly-hello") && stderr.contains("replace"),
+        "{stderr}"
+    );
     assert_eq!(plan["schedules"][1]["action"], "unchanged");
     let out = json_run(&ctx, "plan", url, &["--detailed-exitcode"], 2);
     drop(out);
@@ -242,7 +268,10 @@ print(r.recurring_run_id)
     assert_eq!(managed.len(), 1, "{view:#}");
     assert_ne!(managed[0]["id"], nightly["id"]);
     assert_eq!(managed[0]["cron"], "0 30 3 * * 1-5");
-    assert_eq!(view["goodbye-every-6h"][0]["id"], goodbye["id"], "the other one kept");
+    assert_eq!(
+        view["goodbye-every-6h"][0]["id"], goodbye["id"],
+        "the other one kept"
+    );
 
     // Removed → deleted; enabled = false → disabled in place; the hand-made one untouched.
     ctx.write(
@@ -273,12 +302,19 @@ enabled = false
     let goodbye_now = only(&view, "goodbye-every-6h");
     assert_eq!(goodbye_now["id"], goodbye["id"]);
     assert_eq!(goodbye_now["status"], "DISABLED");
-    assert_eq!(only(&view, "nightly-hello")["id"], json!(hand), "hand-made one kept");
+    assert_eq!(
+        only(&view, "nightly-hello")["id"],
+        json!(hand),
+        "hand-made one kept"
+    );
 
     // `schedules = []` prunes the rest (disabled ones included); experiments stay.
     ctx.write("kfp-ci.toml", "schedules = []\n");
     let out = json_run(&ctx, "deploy", url, &["--version-tag", "v5"], 0);
-    assert_eq!(schedule_rows(&json(&out)), [("goodbye-every-6h".to_string(), "delete".to_string())]);
+    assert_eq!(
+        schedule_rows(&json(&out)),
+        [("goodbye-every-6h".to_string(), "delete".to_string())]
+    );
     let view = recurring_view(url);
     assert!(view.get("goodbye-every-6h").is_none(), "{view:#}");
     assert_eq!(only(&view, "nightly-hello")["id"], json!(hand));
@@ -350,11 +386,17 @@ version = "pinned"
     assert_ne!(second["id"], first["id"]);
 
     // Removed with prune_schedules = "disable": kept, disabled.
-    ctx.write("kfp-ci.toml", "schedules = []\n[deploy]\nprune_schedules = \"disable\"\n");
+    ctx.write(
+        "kfp-ci.toml",
+        "schedules = []\n[deploy]\nprune_schedules = \"disable\"\n",
+    );
     let out = json_run(&ctx, "deploy", url, &["--version-tag", "v3"], 0);
     assert_eq!(json(&out)["schedules"][0]["action"], "disable");
     let kept = only(&recurring_view(url), "pinned-hello").clone();
-    assert_eq!((kept["id"].clone(), kept["status"].clone()), (second["id"].clone(), json!("DISABLED")));
+    assert_eq!(
+        (kept["id"].clone(), kept["status"].clone()),
+        (second["id"].clone(), json!("DISABLED"))
+    );
 }
 
 /// Two deploys at once, then a third: exactly one recurring run per schedule.
@@ -426,7 +468,11 @@ experiment = "EXPERIMENT_NAME_TOO_LONG"
     }
     let out = run(&ctx, &["deploy", "--endpoint", &server.url]);
     assert_exit(&out, 2);
-    assert!(text(&out.stderr).contains("schedule \"b\": cron"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("schedule \"b\": cron"),
+        "{}",
+        text(&out.stderr)
+    );
     let pipelines = get_json(&format!("{}{API}/pipelines", server.url));
     assert_eq!(pipelines, json!({}), "nothing deployed");
 }

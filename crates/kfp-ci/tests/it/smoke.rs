@@ -21,13 +21,25 @@ fn deploy(ctx: &TestContext, url: &str, args: &[&str]) -> (std::process::Output,
     let outputs = ctx.write("github_output", "");
     let out = ctx
         .cmd()
-        .args(["deploy", "--endpoint", url, "--output", "json", "--ui-url", "https://kfp.example/pipeline"])
+        .args([
+            "deploy",
+            "--endpoint",
+            url,
+            "--output",
+            "json",
+            "--ui-url",
+            "https://kfp.example/pipeline",
+        ])
         .args(args)
         .env("GITHUB_OUTPUT", &outputs)
         .output()
         .expect("run");
     let report = json(&out);
-    (out, report, std::fs::read_to_string(outputs).expect("outputs"))
+    (
+        out,
+        report,
+        std::fs::read_to_string(outputs).expect("outputs"),
+    )
 }
 
 /// The run as the official client sees it: (state, experiment name).
@@ -74,13 +86,27 @@ wait = "30s"
     let run_id = smoke[0]["run_id"].as_str().expect("run id").to_string();
     assert_eq!(
         smoke[0]["url"],
-        json!(format!("https://kfp.example/pipeline/#/runs/details/{run_id}"))
+        json!(format!(
+            "https://kfp.example/pipeline/#/runs/details/{run_id}"
+        ))
     );
-    assert!(stderr.contains(&format!("smoke: hello_pipeline: started run {run_id}")), "{stderr}");
-    assert!(stderr.contains("smoke: hello_pipeline: SUCCEEDED after"), "{stderr}");
-    assert!(stderr.contains("Ctrl-C stops waiting, not the runs"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("smoke: hello_pipeline: started run {run_id}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("smoke: hello_pipeline: SUCCEEDED after"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Ctrl-C stops waiting, not the runs"),
+        "{stderr}"
+    );
     assert!(outputs.contains("smoke_failed=\n"), "{outputs}");
-    assert_eq!(client_run(&server.url, &run_id), ("SUCCEEDED".into(), "ci-smoke".into()));
+    assert_eq!(
+        client_run(&server.url, &run_id),
+        ("SUCCEEDED".into(), "ci-smoke".into())
+    );
 
     // Nothing changed: no smoke run.
     let (out, report, _) = deploy(&ctx, &server.url, &["--version-tag", "v2"]);
@@ -95,7 +121,14 @@ fn failed_smoke_runs_fail_the_deploy_and_are_reported_and_notified() {
     let outputs = ctx.write("github_output", "");
     let out = ctx
         .cmd()
-        .args(["deploy", "--endpoint", &server.url, "--output", "json", "--smoke"])
+        .args([
+            "deploy",
+            "--endpoint",
+            &server.url,
+            "--output",
+            "json",
+            "--smoke",
+        ])
         .env("GITHUB_OUTPUT", &outputs)
         .env("KFP_CI_NTFY_URL", format!("{}/kfp-deploys", ntfy.url))
         .output()
@@ -106,7 +139,12 @@ fn failed_smoke_runs_fail_the_deploy_and_are_reported_and_notified() {
         .as_array()
         .expect("smoke")
         .iter()
-        .map(|s| (s["pipeline"].as_str().unwrap_or(""), s["state"].as_str().unwrap_or("")))
+        .map(|s| {
+            (
+                s["pipeline"].as_str().unwrap_or(""),
+                s["state"].as_str().unwrap_or(""),
+            )
+        })
         .collect();
     assert_eq!(
         states,
@@ -114,14 +152,20 @@ fn failed_smoke_runs_fail_the_deploy_and_are_reported_and_notified() {
         "{report:#}"
     );
     let outputs = std::fs::read_to_string(outputs).expect("outputs");
-    assert!(outputs.contains("smoke_failed=goodbye_pipeline,hello_pipeline\n"), "{outputs}");
+    assert!(
+        outputs.contains("smoke_failed=goodbye_pipeline,hello_pipeline\n"),
+        "{outputs}"
+    );
     let sent = ntfy.accepted();
     assert_eq!(sent.len(), 1);
     let body = sent[0].json();
     let title = body["title"].as_str().unwrap_or_default();
     assert!(title.contains("2 smoke run(s) failed"), "{title}");
     let message = body["message"].as_str().unwrap_or_default();
-    assert!(message.contains("**Smoke runs**") && message.contains("`hello_pipeline`: FAILED"), "{message}");
+    assert!(
+        message.contains("**Smoke runs**") && message.contains("`hello_pipeline`: FAILED"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -133,13 +177,22 @@ fn a_smoke_run_that_outlasts_the_wait_times_out_and_keeps_running() {
     let smoke = &report["smoke"][0];
     assert_eq!(smoke["state"], "TIMED_OUT", "{report:#}");
     assert!(
-        smoke["error"].as_str().unwrap_or_default().contains("goes on on the server"),
+        smoke["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("goes on on the server"),
         "{smoke}"
     );
     assert!(smoke["waited_ms"].as_u64().unwrap_or(0) >= 1000, "{smoke}");
-    assert!(outputs.contains("smoke_failed=goodbye_pipeline\n"), "{outputs}");
+    assert!(
+        outputs.contains("smoke_failed=goodbye_pipeline\n"),
+        "{outputs}"
+    );
     let (state, experiment) = client_run(&server.url, smoke["run_id"].as_str().expect("id"));
-    assert!(matches!(state.as_str(), "PENDING" | "RUNNING"), "still going: {state}");
+    assert!(
+        matches!(state.as_str(), "PENDING" | "RUNNING"),
+        "still going: {state}"
+    );
     assert_eq!(experiment, "kfp-ci-smoke");
 
     // wait = 0: started, not waited for, not a failure.

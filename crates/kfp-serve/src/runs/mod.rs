@@ -71,7 +71,9 @@ fn strict_body<T: serde::de::DeserializeOwned>(
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::invalid(format!("invalid JSON request body: {e}")))?;
     let Value::Object(map) = value else {
-        return Err(ApiError::invalid("invalid JSON request body: expected an object"));
+        return Err(ApiError::invalid(
+            "invalid JSON request body: expected an object",
+        ));
     };
     let mut out = Map::new();
     for (key, mut v) in map {
@@ -120,7 +122,11 @@ fn split_action(rest: &str) -> (&str, Option<&str>) {
     }
 }
 
-fn list_params(kind: Kind, scope: &str, q: &std::collections::HashMap<String, String>) -> Result<list::ListParams, ApiError> {
+fn list_params(
+    kind: Kind,
+    scope: &str,
+    q: &std::collections::HashMap<String, String>,
+) -> Result<list::ListParams, ApiError> {
     list::parse(
         kind,
         scope,
@@ -286,13 +292,12 @@ fn resolve_source(
 ) -> Result<(Option<PipelineVersionReference>, Value), ApiError> {
     match (reference, inline) {
         (Some(r), _) if !r.pipeline_version_id.is_empty() => {
-            let version: Option<(String, String)> = rusqlite::OptionalExtension::optional(
-                tx.query_row(
+            let version: Option<(String, String)> =
+                rusqlite::OptionalExtension::optional(tx.query_row(
                     "SELECT pipeline_id, spec FROM pipeline_versions WHERE id = ?1",
                     [&r.pipeline_version_id],
                     |row| Ok((row.get(0)?, row.get(1)?)),
-                ),
-            )?;
+                ))?;
             let (pid, spec) = version.ok_or_else(|| {
                 ApiError::not_found(format!(
                     "Failed to fetch a pipeline version and its manifest from pipeline version {}: PipelineVersion {} not found",
@@ -400,7 +405,10 @@ pub async fn list_runs(
     let q = query_map(raw);
     let (scope, key) = run_scope(&state, &q)?;
     let params = list_params(Kind::Runs, &key, &q)?;
-    let page = blocking(&state, move |s| s.read(|tx| store::list_runs(tx, scope, &params))).await?;
+    let page = blocking(&state, move |s| {
+        s.read(|tx| store::list_runs(tx, scope, &params))
+    })
+    .await?;
     Ok(Json(ListRunsResponse {
         runs: page.items,
         total_size: total(page.total),
@@ -433,7 +441,11 @@ pub async fn create_run(State(state): State<Arc<AppState>>, body: Body) -> ApiRe
                 false,
             )?;
             check_parameters(&spec, &store::parameters(body.runtime_config.as_ref())).map_err(
-                |e| ApiError::invalid(format!("Failed to create a new run: Invalid input error: {e}")),
+                |e| {
+                    ApiError::invalid(format!(
+                        "Failed to create a new run: Invalid input error: {e}"
+                    ))
+                },
             )?;
             store::insert_run(
                 tx,
@@ -442,7 +454,11 @@ pub async fn create_run(State(state): State<Arc<AppState>>, body: Body) -> ApiRe
                     display_name: body.display_name,
                     description: body.description,
                     namespace: ns,
-                    pipeline_spec: if reference.is_none() { Some(spec) } else { None },
+                    pipeline_spec: if reference.is_none() {
+                        Some(spec)
+                    } else {
+                        None
+                    },
                     reference,
                     runtime_config: body.runtime_config,
                     service_account: body.service_account,
@@ -552,7 +568,11 @@ fn recurring_or_404(tx: &Transaction<'_>, id: &str) -> Result<RecurringRun, ApiE
 }
 
 fn check_trigger(trigger: Option<&Trigger>) -> Result<Trigger, ApiError> {
-    let bad = |m: String| ApiError::invalid(format!("Failed to create a recurring run: Invalid input error: {m}"));
+    let bad = |m: String| {
+        ApiError::invalid(format!(
+            "Failed to create a recurring run: Invalid input error: {m}"
+        ))
+    };
     let trigger = trigger.cloned().unwrap_or_default();
     match (&trigger.cron_schedule, &trigger.periodic_schedule) {
         (Some(c), None) => check_kfp_cron(&c.cron).map_err(|e| {
@@ -576,10 +596,22 @@ fn check_trigger(trigger: Option<&Trigger>) -> Result<Trigger, ApiError> {
         }
     }
     for t in [
-        trigger.cron_schedule.as_ref().and_then(|c| c.start_time.as_ref()),
-        trigger.cron_schedule.as_ref().and_then(|c| c.end_time.as_ref()),
-        trigger.periodic_schedule.as_ref().and_then(|c| c.start_time.as_ref()),
-        trigger.periodic_schedule.as_ref().and_then(|c| c.end_time.as_ref()),
+        trigger
+            .cron_schedule
+            .as_ref()
+            .and_then(|c| c.start_time.as_ref()),
+        trigger
+            .cron_schedule
+            .as_ref()
+            .and_then(|c| c.end_time.as_ref()),
+        trigger
+            .periodic_schedule
+            .as_ref()
+            .and_then(|c| c.start_time.as_ref()),
+        trigger
+            .periodic_schedule
+            .as_ref()
+            .and_then(|c| c.end_time.as_ref()),
     ]
     .into_iter()
     .flatten()
@@ -648,9 +680,17 @@ pub async fn create_recurring_run(
                 &store::NewRecurringRun {
                     display_name: body.display_name,
                     description: body.description,
-                    namespace: if ns.is_empty() { experiment.namespace } else { ns },
+                    namespace: if ns.is_empty() {
+                        experiment.namespace
+                    } else {
+                        ns
+                    },
                     experiment_id: experiment.experiment_id,
-                    pipeline_spec: if reference.is_none() { Some(spec) } else { None },
+                    pipeline_spec: if reference.is_none() {
+                        Some(spec)
+                    } else {
+                        None
+                    },
                     reference,
                     runtime_config: body.runtime_config,
                     service_account: body.service_account,

@@ -503,10 +503,7 @@ pub fn insert_recurring_run(
         .ok_or_else(|| ApiError::internal("recurring run vanished after insert"))
 }
 
-pub fn get_recurring_run(
-    tx: &Transaction<'_>,
-    id: &str,
-) -> Result<Option<RecurringRun>, ApiError> {
+pub fn get_recurring_run(tx: &Transaction<'_>, id: &str) -> Result<Option<RecurringRun>, ApiError> {
     Ok(tx
         .query_row(
             &format!("SELECT {RECURRING_COLS} FROM recurring_runs WHERE id = ?1"),
