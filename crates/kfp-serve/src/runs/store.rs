@@ -279,7 +279,7 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
         // KFP reports the epoch for a run that has not finished.
         finished_at: Some(ms_timestamp(finished_ms.unwrap_or(0))),
         storage_state: r.get(7)?,
-        pipeline_version_reference: (!version_id.is_empty()).then(|| PipelineVersionReference {
+        pipeline_version_reference: (!version_id.is_empty()).then_some(PipelineVersionReference {
             pipeline_id,
             pipeline_version_id: version_id,
         }),
@@ -445,8 +445,8 @@ fn recurring_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecurringRun> {
         namespace: r.get(6)?,
         experiment_id: r.get(7)?,
         // Either the reference (a pipeline, optionally one version) or the inline spec.
-        pipeline_version_reference: (!pipeline_id.is_empty() || !version_id.is_empty()).then(
-            || PipelineVersionReference {
+        pipeline_version_reference: (!pipeline_id.is_empty() || !version_id.is_empty()).then_some(
+            PipelineVersionReference {
                 pipeline_id,
                 pipeline_version_id: version_id,
             },
