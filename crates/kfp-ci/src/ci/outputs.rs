@@ -76,8 +76,11 @@ fn scalar_outputs(report: &Report) -> Vec<(&'static str, String)> {
             one_line(report.version_tag.as_deref().unwrap_or("")),
         ),
         ("failed_names", failed_names(report)),
-        ("smoke_failed", crate::smoke::failed_names(report)),
     ]
+    .into_iter()
+    // Only after smoke runs, so workflows without them see the outputs they always had.
+    .chain((!report.smoke.is_empty()).then(|| ("smoke_failed", crate::smoke::failed_names(report))))
+    .collect()
 }
 
 /// The text appended to `$GITHUB_OUTPUT`: `key=value` lines, and a heredoc for the report when

@@ -38,7 +38,7 @@ pub async fn run(cmd: ServeCmd, _global: &GlobalArgs) -> anyhow::Result<ExitStat
     eprintln!("kfp-ci serve: listening on {url}");
     eprintln!("  database: {}", db.display());
     eprintln!(
-        "  a local stand-in for the Kubeflow Pipelines API v2beta1 (pipelines, versions, experiments, runs, recurring runs, healthz), answering like KFP {}; no cluster: runs are recorded, not executed (each ends {} after {} ms)",
+        "  a local stand-in for the Kubeflow Pipelines API v2beta1 (pipelines, versions, experiments, runs, recurring runs, healthz), answering like KFP {}; runs are recorded, not executed (each ends {} after {} ms); no cluster",
         kfp_serve::EMULATED_KFP_VERSION,
         cmd.run_outcome.to_uppercase(),
         cmd.run_duration_ms
