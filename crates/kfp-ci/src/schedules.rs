@@ -1057,15 +1057,26 @@ async fn apply_one(
     }
     row.recurring_run_id = keep_id.clone();
     // Everything else carrying this schedule's name goes: replaced ones and racing duplicates.
-    let current = client
-        .all_recurring_runs(namespace)
-        .await
-        .map_err(|e| format!("cannot list recurring runs: {}", e.server_message()))?;
-    let stale: Vec<String> = managed(current)
-        .remove(&s.name)
-        .unwrap_or_default()
+    // After a create the listing is fresh; otherwise the one read at the start is enough.
+    let mine: Vec<String> = if matches!(row.action.as_str(), "create" | "replace") {
+        let current = client
+            .all_recurring_runs(namespace)
+            .await
+            .map_err(|e| format!("cannot list recurring runs: {}", e.server_message()))?;
+        managed(current)
+            .remove(&s.name)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(_, rr)| rr.recurring_run_id)
+            .collect()
+    } else {
+        existing
+            .iter()
+            .map(|(_, rr)| rr.recurring_run_id.clone())
+            .collect()
+    };
+    let stale: Vec<String> = mine
         .into_iter()
-        .map(|(_, rr)| rr.recurring_run_id)
         .filter(|id| Some(id) != keep_id.as_ref())
         .collect();
     for id in stale {

@@ -286,6 +286,8 @@ async fn wait(client: &Client, limit: Duration, runs: &mut [SmokeReport], say: &
         runs.iter()
             .any(|r| r.run_id.is_some() && !kfp_api::runs::FINAL_STATES.contains(&r.state.as_str()))
     };
+    // Listen for Ctrl-C before saying so: from here on it ends the wait, not the process.
+    let mut interrupt = Interrupt::new();
     say(format!(
         "smoke: waiting up to {} for {} run(s); Ctrl-C stops waiting, not the runs",
         human(limit),
@@ -303,7 +305,7 @@ async fn wait(client: &Client, limit: Duration, runs: &mut [SmokeReport], say: &
         let sleep = delay.min(limit.saturating_sub(started.elapsed()));
         tokio::select! {
             () = tokio::time::sleep(sleep) => {}
-            _ = tokio::signal::ctrl_c() => break true,
+            () = interrupt.recv() => break true,
         }
         delay = (delay * 2).min(Duration::from_secs(5));
         for r in runs.iter_mut() {
@@ -367,6 +369,35 @@ async fn wait(client: &Client, limit: Duration, runs: &mut [SmokeReport], say: &
             r.pipeline,
             r.error.clone().unwrap_or_default()
         ));
+    }
+}
+
+/// Ctrl-C (SIGINT), registered when created.
+struct Interrupt {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Interrupt {
+    fn new() -> Interrupt {
+        Interrupt {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok(),
+        }
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        match &mut self.signal {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

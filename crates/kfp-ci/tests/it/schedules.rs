@@ -424,6 +424,37 @@ fn racing_deploys_leave_one_recurring_run_per_schedule() {
     let out = json_run(&ctx, "deploy", &url, &["--version-tag", "vc"], 0);
     let rows = schedule_rows(&json(&out));
     assert!(rows.iter().all(|(_, a)| a == "unchanged"), "{rows:?}");
+
+    // What a lost race (or a crash between create and delete) leaves: a second recurring run
+    // with the same marker. The next deploy keeps the oldest and deletes the other.
+    let kept = only(&recurring_view(&url), "goodbye-every-6h")["id"].clone();
+    let twin = client_script(
+        r#"
+import sys, kfp
+c = kfp.Client(host=sys.argv[1])
+r = c.get_recurring_run(sys.argv[2])
+# The same recurring run again, through the client's API object (kfp.Client's own method
+# insists on a version id; this one follows the latest version).
+r.recurring_run_id = r.created_at = r.updated_at = r.status = None
+t = c._recurring_run_api.recurring_run_service_create_recurring_run(recurring_run=r)
+print(t.recurring_run_id)
+"#,
+        &[&url, kept.as_str().expect("id")],
+    );
+    assert_eq!(
+        recurring_view(&url)["goodbye-every-6h"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    let out = json_run(&ctx, "deploy", &url, &["--version-tag", "vd"], 0);
+    let report = json(&out);
+    assert_eq!(
+        report["schedules"][1]["deleted"],
+        json!([twin]),
+        "{report:#}"
+    );
+    assert_eq!(only(&recurring_view(&url), "goodbye-every-6h")["id"], kept);
 }
 
 /// Bad schedules are found by check and plan, named with their key, before anything is applied.

@@ -1,6 +1,8 @@
 //! `deploy --smoke` / `[smoke]`: one run per created or changed pipeline on `kfp-ci serve`
 //! (simulated lifecycle), waited for; exit codes, report, job outputs and the notification.
 
+use std::process::Command;
+
 use serde_json::{Value, json};
 
 use crate::common::{Server, TestContext, python};
@@ -204,4 +206,57 @@ fn a_smoke_run_that_outlasts_the_wait_times_out_and_keeps_running() {
     let (out, report, _) = deploy(&ctx, &server.url, &[]);
     assert_exit(&out, 0);
     assert_eq!(report["smoke"][0]["state"], "STARTED", "{report:#}");
+}
+
+/// Ctrl-C while waiting stops the wait, not the runs: exit 1, INTERRUPTED in the report, the
+/// run still going on the server.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_while_waiting_leaves_the_runs_running() {
+    use std::io::{BufRead, BufReader};
+    let (ctx, server) = repo(
+        "[smoke]\nwait = \"5m\"\npipelines = [\"hello_pipeline\"]\n",
+        &["--run-duration-ms", "600000"],
+    );
+    let mut child = ctx
+        .std_cmd()
+        .args(["deploy", "--endpoint", &server.url, "--output", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let mut seen = String::new();
+    loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("deploy ended before waiting:\n{seen}"))
+            .expect("line");
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("Ctrl-C stops waiting, not the runs") {
+            break;
+        }
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(1), "{seen}{}", rest.join("\n"));
+    let report = json(&out);
+    let smoke = &report["smoke"][0];
+    assert_eq!(smoke["state"], "INTERRUPTED", "{report:#}");
+    assert!(
+        smoke["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("the run goes on on the server"),
+        "{smoke}"
+    );
+    let (state, _) = client_run(&server.url, smoke["run_id"].as_str().expect("id"));
+    assert!(matches!(state.as_str(), "PENDING" | "RUNNING"), "{state}");
 }
