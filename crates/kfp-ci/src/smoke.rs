@@ -473,6 +473,41 @@ pub fn notify_items(report: &Report) -> Vec<(&'static str, String)> {
     items
 }
 
+/// Step-summary tables of the schedules and smoke runs (empty when there are none).
+pub fn summary_markdown(report: &Report) -> String {
+    let cell = |t: &str| t.lines().next().unwrap_or_default().replace('|', "\\|");
+    let mut md = String::new();
+    if !report.schedules.is_empty() {
+        md.push_str("\n| schedule | action | status | details |\n| --- | --- | --- | --- |\n");
+        for s in &report.schedules {
+            let details = s.error.as_deref().unwrap_or(&s.reason);
+            md.push_str(&format!(
+                "| `{}` | {} | {} | {} |\n",
+                cell(&s.name),
+                s.action,
+                s.status.label(),
+                cell(details)
+            ));
+        }
+    }
+    if !report.smoke.is_empty() {
+        md.push_str("\n| smoke run | state | run |\n| --- | --- | --- |\n");
+        for r in &report.smoke {
+            let run = match (&r.url, &r.run_id) {
+                (Some(u), Some(id)) => format!("[{}]({u})", cell(id)),
+                (None, Some(id)) => format!("`{}`", cell(id)),
+                _ => cell(r.error.as_deref().unwrap_or("-")),
+            };
+            md.push_str(&format!(
+                "| `{}` | {} | {run} |\n",
+                cell(&r.pipeline),
+                r.state
+            ));
+        }
+    }
+    md
+}
+
 /// `, N smoke run(s) failed` for the notification title.
 pub fn title_suffix(report: &Report) -> String {
     let n = report.smoke.iter().filter(|r| r.failed()).count();

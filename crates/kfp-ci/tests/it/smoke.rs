@@ -121,6 +121,7 @@ fn failed_smoke_runs_fail_the_deploy_and_are_reported_and_notified() {
     let ntfy = NtfyServer::start(Auth::Open);
     let (ctx, server) = repo("", &["--run-outcome", "failed", "--run-duration-ms", "200"]);
     let outputs = ctx.write("github_output", "");
+    let summary = ctx.write("step_summary", "");
     let out = ctx
         .cmd()
         .args([
@@ -132,6 +133,7 @@ fn failed_smoke_runs_fail_the_deploy_and_are_reported_and_notified() {
             "--smoke",
         ])
         .env("GITHUB_OUTPUT", &outputs)
+        .env("GITHUB_STEP_SUMMARY", &summary)
         .env("KFP_CI_NTFY_URL", format!("{}/kfp-deploys", ntfy.url))
         .output()
         .expect("run");
@@ -157,6 +159,12 @@ fn failed_smoke_runs_fail_the_deploy_and_are_reported_and_notified() {
     assert!(
         outputs.contains("smoke_failed=goodbye_pipeline,hello_pipeline\n"),
         "{outputs}"
+    );
+    let summary = std::fs::read_to_string(summary).expect("summary");
+    assert!(
+        summary.contains("| smoke run | state | run |")
+            && summary.contains("| `hello_pipeline` | FAILED |"),
+        "{summary}"
     );
     let sent = ntfy.accepted();
     assert_eq!(sent.len(), 1);
