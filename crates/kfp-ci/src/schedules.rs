@@ -826,10 +826,19 @@ fn decide(
                 _ => "unchanged",
             }
             .into();
+            let mut why = Vec::new();
+            match row.action.as_str() {
+                "disable" => why.push("enabled: true → false".to_string()),
+                "enable" => why.push("enabled: false → true".to_string()),
+                _ => {}
+            }
             let extra = existing.len() - 1;
             if extra > 0 {
-                row.reason = format!("{extra} other recurring run(s) of this schedule to delete");
+                why.push(format!(
+                    "{extra} other recurring run(s) of this schedule to delete"
+                ));
             }
+            row.reason = why.join("; ");
         }
         None => match oldest(existing.iter().map(|(_, rr)| rr)) {
             Some(old) => {
