@@ -48,7 +48,13 @@ impl Client {
         })
         .unwrap_or(Value::Null);
         match self
-            .send_once(&Method::POST, &url, &[], &Body::Json(&body))
+            .send_once(
+                &Method::POST,
+                &url,
+                &[],
+                &Body::Json(&body),
+                self.request_timeout,
+            )
             .await
         {
             Ok(bytes) => Self::decode("POST", &url, &bytes),
@@ -88,7 +94,13 @@ impl Client {
         let url = self.url(&["recurringruns"]);
         let body = serde_json::to_value(rr).unwrap_or(Value::Null);
         let bytes = self
-            .send_once(&Method::POST, &url, &[], &Body::Json(&body))
+            .send_once(
+                &Method::POST,
+                &url,
+                &[],
+                &Body::Json(&body),
+                self.request_timeout,
+            )
             .await?;
         Self::decode("POST", &url, &bytes)
     }
@@ -120,7 +132,13 @@ impl Client {
         let url = self.url(&["runs"]);
         let body = serde_json::to_value(run).unwrap_or(Value::Null);
         let bytes = self
-            .send_once(&Method::POST, &url, &[], &Body::Json(&body))
+            .send_once(
+                &Method::POST,
+                &url,
+                &[],
+                &Body::Json(&body),
+                self.request_timeout,
+            )
             .await?;
         Self::decode("POST", &url, &bytes)
     }
