@@ -2,6 +2,7 @@
 
 mod ci;
 mod common;
+mod compat;
 mod compile;
 mod compile_env;
 mod deploy;
@@ -12,6 +13,7 @@ mod docs;
 mod faulty;
 mod ntfy_server;
 mod qa;
+mod render;
 mod schedules;
 mod secrets;
 mod serve;

@@ -537,6 +537,58 @@ fn kfp_python_client_runs_against_serve() {
     );
 }
 
+/// A pipeline with versions v1 and v2: (pipeline id, version ids oldest first).
+async fn upload_two_versions(c: &reqwest::Client, url: &str, spec: &str) -> (String, Vec<String>) {
+    let mut pipeline_id = String::new();
+    for (i, name) in ["v1", "v2"].iter().enumerate() {
+        let form = reqwest::multipart::Form::new().part(
+            "uploadfile",
+            reqwest::multipart::Part::bytes(spec.as_bytes().to_vec()).file_name("p.yaml"),
+        );
+        let (path, query) = if i == 0 {
+            ("upload", vec![("name", "p".to_string())])
+        } else {
+            (
+                "upload_version",
+                vec![
+                    ("pipelineid", pipeline_id.clone()),
+                    ("name", name.to_string()),
+                ],
+            )
+        };
+        let v: Value = c
+            .post(format!("{url}{API}/pipelines/{path}"))
+            .query(&query)
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload")
+            .json()
+            .await
+            .expect("json");
+        if i == 0 {
+            pipeline_id = v["pipeline_id"].as_str().expect("id").to_string();
+        }
+    }
+    let list: Value = c
+        .get(format!(
+            "{url}{API}/pipelines/{pipeline_id}/versions?sort_by=created_at"
+        ))
+        .send()
+        .await
+        .expect("versions")
+        .json()
+        .await
+        .expect("json");
+    let versions = list["pipeline_versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .map(|v| v["pipeline_version_id"].as_str().expect("id").to_string())
+        .collect();
+    (pipeline_id, versions)
+}
+
 /// Failed outcome, the latest version resolved for runs and kept open for recurring runs,
 /// terminate, and the web page listing them with names escaped.
 #[test]
@@ -551,43 +603,7 @@ fn serve_simulates_runs_and_resolves_latest_versions() {
     rt.block_on(async {
         let c = reqwest::Client::new();
         let spec = compiled_spec();
-        let mut pipeline_id = String::new();
-        let mut versions = Vec::new();
-        for (i, name) in ["v1", "v2"].iter().enumerate() {
-            let form = reqwest::multipart::Form::new().part(
-                "uploadfile",
-                reqwest::multipart::Part::bytes(spec.clone().into_bytes()).file_name("p.yaml"),
-            );
-            let (path, query) = if i == 0 {
-                ("upload", vec![("name", "p".to_string())])
-            } else {
-                ("upload_version", vec![("pipelineid", pipeline_id.clone()), ("name", name.to_string())])
-            };
-            let v: Value = c
-                .post(format!("{url}{API}/pipelines/{path}"))
-                .query(&query)
-                .multipart(form)
-                .send()
-                .await
-                .expect("upload")
-                .json()
-                .await
-                .expect("json");
-            if i == 0 {
-                pipeline_id = v["pipeline_id"].as_str().expect("id").to_string();
-            }
-        }
-        let list: Value = c
-            .get(format!("{url}{API}/pipelines/{pipeline_id}/versions?sort_by=created_at"))
-            .send()
-            .await
-            .expect("versions")
-            .json()
-            .await
-            .expect("json");
-        for v in list["pipeline_versions"].as_array().expect("versions") {
-            versions.push(v["pipeline_version_id"].as_str().expect("id").to_string());
-        }
+        let (pipeline_id, versions) = upload_two_versions(&c, url, &spec).await;
         let experiment: Value = c
             .post(format!("{url}{API}/experiments"))
             .json(&json!({"display_name": "<b>smoke</b>"}))
@@ -656,6 +672,27 @@ fn serve_simulates_runs_and_resolves_latest_versions() {
             .await
             .expect("bad");
         assert_eq!(bad.status(), 400);
+
+        // Before KFP 2.5.0 the latest version was resolved once, at creation.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = Server::start(&dir.path().join("old.db"), &["--server-version", "2.4.0"]);
+        let (old_pid, old_versions) = upload_two_versions(&c, &old.url, &spec).await;
+        let rr: Value = c
+            .post(format!("{}{API}/recurringruns", old.url))
+            .json(&json!({"display_name": "rr", "mode": "ENABLE", "max_concurrency": 1,
+                          "trigger": {"periodic_schedule": {"interval_second": 60}},
+                          "pipeline_version_reference": {"pipeline_id": old_pid}}))
+            .send()
+            .await
+            .expect("rr")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(
+            rr["pipeline_version_reference"]["pipeline_version_id"],
+            json!(old_versions[1]),
+            "{rr:#}"
+        );
 
         // The web page lists the experiment (escaped), the recurring run and the run.
         let page = c.get(format!("{url}/")).send().await.expect("page").text().await.expect("text");

@@ -659,6 +659,12 @@ pub async fn create_recurring_run(
     let trigger = check_trigger(body.trigger.as_ref())?;
     let enabled = body.mode == "ENABLE";
     let ns = namespace(&state, Some(&body.namespace))?;
+    // Following the latest version came with KFP 2.5.0 (kubeflow/pipelines#11560); before, an
+    // empty version id was resolved once, at creation.
+    let follow_latest = state
+        .caps
+        .release
+        .is_none_or(|r| r >= kfp_api::compat::Release::V2_5);
     let rr = blocking(&state, move |s| {
         s.write(|tx| {
             let experiment = resolve_experiment(tx, &body.experiment_id, &ns)?;
@@ -666,7 +672,7 @@ pub async fn create_recurring_run(
                 tx,
                 body.pipeline_version_reference.as_ref(),
                 body.pipeline_spec.as_ref(),
-                true,
+                follow_latest,
             )?;
             check_parameters(&spec, &store::parameters(body.runtime_config.as_ref())).map_err(
                 |e| {
