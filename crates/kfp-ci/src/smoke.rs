@@ -184,6 +184,7 @@ pub async fn run(
     report: &Report,
     ui_url: Option<&str>,
     quiet: bool,
+    interrupt: &crate::interrupt::Interrupt,
 ) -> Vec<SmokeReport> {
     if !smoke.enabled {
         return Vec::new();
@@ -276,18 +277,22 @@ pub async fn run(
         say("smoke: wait = 0: not waiting for the runs".into());
         return out;
     }
-    wait(client, smoke.wait, &mut out, &say).await;
+    wait(client, smoke.wait, &mut out, &say, interrupt).await;
     out
 }
 
-async fn wait(client: &Client, limit: Duration, runs: &mut [SmokeReport], say: &impl Fn(String)) {
+async fn wait(
+    client: &Client,
+    limit: Duration,
+    runs: &mut [SmokeReport],
+    say: &impl Fn(String),
+    interrupt: &crate::interrupt::Interrupt,
+) {
     let started = Instant::now();
     let pending = |runs: &[SmokeReport]| {
         runs.iter()
             .any(|r| r.run_id.is_some() && !kfp_api::runs::FINAL_STATES.contains(&r.state.as_str()))
     };
-    // Listen for Ctrl-C before saying so: from here on it ends the wait, not the process.
-    let mut interrupt = Interrupt::new();
     say(format!(
         "smoke: waiting up to {} for {} run(s); Ctrl-C stops waiting, not the runs",
         human(limit),
@@ -305,7 +310,7 @@ async fn wait(client: &Client, limit: Duration, runs: &mut [SmokeReport], say: &
         let sleep = delay.min(limit.saturating_sub(started.elapsed()));
         tokio::select! {
             () = tokio::time::sleep(sleep) => {}
-            () = interrupt.recv() => break true,
+            _ = interrupt.wait() => break true,
         }
         delay = (delay * 2).min(Duration::from_secs(5));
         for r in runs.iter_mut() {
@@ -369,35 +374,6 @@ async fn wait(client: &Client, limit: Duration, runs: &mut [SmokeReport], say: &
             r.pipeline,
             r.error.clone().unwrap_or_default()
         ));
-    }
-}
-
-/// Ctrl-C (SIGINT), registered when created.
-struct Interrupt {
-    #[cfg(unix)]
-    signal: Option<tokio::signal::unix::Signal>,
-}
-
-impl Interrupt {
-    fn new() -> Interrupt {
-        Interrupt {
-            #[cfg(unix)]
-            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok(),
-        }
-    }
-
-    async fn recv(&mut self) {
-        #[cfg(unix)]
-        match &mut self.signal {
-            Some(s) => {
-                s.recv().await;
-            }
-            None => std::future::pending::<()>().await,
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-        }
     }
 }
 

@@ -216,7 +216,7 @@ fn a_smoke_run_that_outlasts_the_wait_times_out_and_keeps_running() {
     assert_eq!(report["smoke"][0]["state"], "STARTED", "{report:#}");
 }
 
-/// Ctrl-C while waiting stops the wait, not the runs: exit 1, INTERRUPTED in the report, the
+/// Ctrl-C while waiting stops the wait, not the runs: exit 130, INTERRUPTED in the report, the
 /// run still going on the server.
 #[cfg(unix)]
 #[test]
@@ -254,7 +254,8 @@ fn ctrl_c_while_waiting_leaves_the_runs_running() {
     assert!(status.success());
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let out = child.wait_with_output().expect("wait");
-    assert_eq!(out.status.code(), Some(1), "{seen}{}", rest.join("\n"));
+    // 130: the shell's code for SIGINT, as for any interrupted deploy.
+    assert_eq!(out.status.code(), Some(130), "{seen}{}", rest.join("\n"));
     let report = json(&out);
     let smoke = &report["smoke"][0];
     assert_eq!(smoke["state"], "INTERRUPTED", "{report:#}");
