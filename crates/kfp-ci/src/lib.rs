@@ -33,6 +33,8 @@ pub mod init;
 pub mod interrupt;
 pub mod redact;
 pub mod review;
+pub mod schedules;
+pub mod smoke;
 pub mod target;
 
 use std::process::ExitCode;
