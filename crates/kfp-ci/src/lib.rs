@@ -24,6 +24,7 @@ pub mod ci;
 pub mod client;
 pub mod dag;
 pub mod init;
+pub mod pins;
 pub mod redact;
 pub mod target;
 

@@ -2,6 +2,8 @@
 
 mod check;
 mod compile;
+mod completions;
+mod config;
 mod deploy;
 mod doctor;
 mod init;
@@ -23,5 +25,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Init(cmd) => init::run(cmd, &global).await,
         Command::Notify(cmd) => notify::run(cmd, &global).await,
         Command::Doctor(cmd) => doctor::run(cmd, &global).await,
+        Command::Completions(cmd) => completions::run(cmd, &global).await,
+        Command::Config(cmd) => config::run(cmd, &global).await,
     }
 }

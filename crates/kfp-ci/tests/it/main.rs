@@ -10,4 +10,5 @@ mod faulty;
 mod ntfy_server;
 mod qa;
 mod serve;
+mod ship;
 mod tls;
