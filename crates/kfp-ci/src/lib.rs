@@ -40,8 +40,6 @@ pub fn main() -> ExitCode {
     // Secrets by convention are hidden from every output of every command, even from text that
     // only passes through (pipeline output, server answers).
     redact::register_env_secrets(&[]);
-    // reqwest is built without a default TLS provider (see the workspace Cargo.toml).
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
