@@ -237,11 +237,102 @@ async fn create_with_uv(
         tokio::process::Command::new(uv)
             .args(["pip", "install", "--quiet", "--python"])
             .arg(dir.join("bin").join("python"))
+            .args(pip_index_args(
+                &|k| std::env::var(k).ok(),
+                &pip_config_text(),
+            ))
             .args(packages),
         &format!("install {} with uv", packages.join(" ")),
         &hint,
     )
     .await
+}
+
+/// pip's index settings as uv arguments. uv reads neither `PIP_*` variables nor pip.conf, and a
+/// team that points pip at a private index (or offline at a wheel directory) must get the same
+/// packages from uv: `PIP_INDEX_URL`, `PIP_EXTRA_INDEX_URL`, `PIP_FIND_LINKS`, `PIP_NO_INDEX`,
+/// else the same keys in pip's configuration files. uv's own `UV_*` settings win (uv reads them).
+pub fn pip_index_args(env: &dyn Fn(&str) -> Option<String>, pip_conf: &str) -> Vec<String> {
+    let from_conf = |key: &str| -> Option<String> {
+        // `key = value`, continued on indented lines (pip's multi-URL form); last one wins.
+        let mut found = None;
+        let mut lines = pip_conf.lines().peekable();
+        while let Some(line) = lines.next() {
+            let Some((k, v)) = line.split_once('=') else {
+                continue;
+            };
+            if k.trim() != key || line.starts_with(char::is_whitespace) {
+                continue;
+            }
+            let mut value = v.trim().to_string();
+            while let Some(next) = lines.next_if(|l| l.starts_with(char::is_whitespace)) {
+                value.push(' ');
+                value.push_str(next.trim());
+            }
+            found = Some(value);
+        }
+        found
+    };
+    let setting = |key: &str| {
+        env(&format!("PIP_{}", key.to_uppercase().replace('-', "_")))
+            .or_else(|| from_conf(key))
+            .filter(|v| !v.trim().is_empty())
+    };
+    let mut args = Vec::new();
+    let uv_has = |k: &str| env(k).is_some_and(|v| !v.is_empty());
+    if !uv_has("UV_INDEX_URL") && !uv_has("UV_DEFAULT_INDEX") {
+        if let Some(url) = setting("index-url") {
+            args.extend(["--index-url".to_string(), url]);
+        }
+    }
+    if !uv_has("UV_EXTRA_INDEX_URL") && !uv_has("UV_INDEX") {
+        for url in setting("extra-index-url")
+            .iter()
+            .flat_map(|v| v.split_whitespace())
+        {
+            args.extend(["--extra-index-url".to_string(), url.to_string()]);
+        }
+    }
+    if !uv_has("UV_FIND_LINKS") {
+        for dir in setting("find-links")
+            .iter()
+            .flat_map(|v| v.split_whitespace())
+        {
+            // pip skips a missing directory; uv fails on it.
+            if dir.contains("://") || Path::new(dir).is_dir() {
+                args.extend(["--find-links".to_string(), dir.to_string()]);
+            }
+        }
+    }
+    if !uv_has("UV_NO_INDEX")
+        && setting("no-index").is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"))
+    {
+        args.push("--no-index".to_string());
+    }
+    args
+}
+
+/// The text of pip's configuration files (`PIP_CONFIG_FILE`, else the site, user and virtualenv
+/// ones), later files overriding earlier ones as in pip.
+fn pip_config_text() -> String {
+    if let Some(file) = std::env::var_os("PIP_CONFIG_FILE") {
+        return fs_err::read_to_string(file).unwrap_or_default();
+    }
+    let mut files = vec![
+        PathBuf::from("/etc/xdg/pip/pip.conf"),
+        PathBuf::from("/etc/pip.conf"),
+    ];
+    if let Some(home) = dirs::home_dir() {
+        files.push(home.join(".pip/pip.conf"));
+    }
+    if let Some(config) = dirs::config_dir() {
+        files.push(config.join("pip/pip.conf"));
+    }
+    files
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 async fn run_step(cmd: &mut tokio::process::Command, what: &str, hint: &str) -> Result<()> {
@@ -266,6 +357,50 @@ async fn run_step(cmd: &mut tokio::process::Command, what: &str, hint: &str) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pip_index_settings_reach_uv() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let wheels = dir.path().display().to_string();
+        let env_of = |pairs: Vec<(&'static str, String)>| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+        };
+        let conf = "[global]\ncert = /etc/ssl/x.pem\nindex-url = https://pypi.corp/simple\nextra-index-url =\n    https://a/simple\n    https://b/simple\n";
+        assert_eq!(
+            pip_index_args(&env_of(vec![]), conf),
+            [
+                "--index-url",
+                "https://pypi.corp/simple",
+                "--extra-index-url",
+                "https://a/simple",
+                "--extra-index-url",
+                "https://b/simple"
+            ]
+        );
+        // The environment wins over the file; a missing find-links directory is skipped.
+        let env = env_of(vec![
+            ("PIP_INDEX_URL", "https://env/simple".into()),
+            ("PIP_FIND_LINKS", format!("{wheels} /no/such/dir")),
+            ("PIP_NO_INDEX", "1".into()),
+        ]);
+        assert_eq!(
+            pip_index_args(&env, ""),
+            [
+                "--index-url",
+                "https://env/simple",
+                "--find-links",
+                wheels.as_str(),
+                "--no-index"
+            ]
+        );
+        // uv's own settings win.
+        let env = env_of(vec![
+            ("PIP_INDEX_URL", "https://env/simple".into()),
+            ("UV_INDEX_URL", "https://uv/simple".into()),
+        ]);
+        assert!(pip_index_args(&env, "").is_empty());
+        assert!(pip_index_args(&env_of(vec![]), "[global]\ncert = x\n").is_empty());
+    }
 
     #[test]
     fn the_python_next_to_kfp_ci_only_in_a_virtualenv() {
