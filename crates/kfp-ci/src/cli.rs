@@ -49,6 +49,8 @@ pub enum Command {
     Notify(NotifyCmd),
     /// Check the endpoint, token, namespace and ntfy from here
     Doctor(DoctorCmd),
+    /// Write the pipelines as Kubernetes custom resources for GitOps (--kubernetes)
+    Render(RenderCmd),
     /// Print a shell completion script (bash, zsh, fish, powershell) to stdout
     Completions(CompletionsCmd),
     /// About the configuration file: `config schema` prints its JSON Schema for editors
@@ -96,6 +98,9 @@ pub struct CompileArgs {
     /// The pinned kfp SDK version (and kfp-kubernetes) (default: `kfp_version`, else 2.17.0)
     #[arg(long, value_name = "VERSION", env = "KFP_CI_KFP_VERSION")]
     pub kfp_version: Option<String>,
+    /// Fail when the --python interpreter's kfp is not `kfp_version` (default: a warning)
+    #[arg(long)]
+    pub strict: bool,
     /// Parallel compile workers (default: number of cores)
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
@@ -149,6 +154,26 @@ pub struct CompileCmd {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct RenderCmd {
+    #[command(flatten)]
+    pub compile: CompileArgs,
+    /// Pipeline and PipelineVersion resources (pipelines.kubeflow.org/v2beta1) for KFP's
+    /// Kubernetes pipeline store, one file per pipeline
+    #[arg(long)]
+    pub kubernetes: bool,
+    /// Output directory (default dist/kubernetes in the repository)
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// metadata.namespace of the resources (default: none, the namespace GitOps applies to)
+    #[arg(long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Name of a new version (default vYYYYMMDD-HHMMSS, as deploy); an unchanged spec keeps the
+    /// version already in the file
+    #[arg(long, value_name = "TAG")]
+    pub version_tag: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct CheckCmd {
     #[command(flatten)]
     pub compile: CompileArgs,
@@ -183,6 +208,9 @@ pub struct TargetArgs {
     /// KFP UI base URL, for links in reports and notifications
     #[arg(long, value_name = "URL", env = "KFP_CI_UI_URL")]
     pub ui_url: Option<String>,
+    /// Seconds one request to the KFP API may take, retries included (default 30)
+    #[arg(long, value_name = "SECONDS", env = "KFP_CI_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<u64>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -282,6 +310,24 @@ pub struct ServeCmd {
     /// Testing aid: seed for --fail-rate
     #[arg(long, value_name = "S")]
     pub seed: Option<u64>,
+    /// Answer like this KFP server release (2.0.0 to 2.17.x): upload parameters, objects,
+    /// routes, healthz and Kubernetes-store naming of that release (see docs/compat.md)
+    #[arg(long, value_name = "X.Y.Z", default_value = "2.17.0", value_parser = parse_release)]
+    pub server_version: kfp_api::compat::Release,
+    /// Pipeline store to emulate: database, or kubernetes (custom resources, from 2.14)
+    #[arg(long, value_name = "STORE", default_value = "database", value_parser = parse_store)]
+    pub pipeline_store: kfp_api::compat::Store,
+}
+
+fn parse_release(s: &str) -> Result<kfp_api::compat::Release, String> {
+    kfp_api::compat::Release::parse(s)
+        .ok_or_else(|| format!("{s:?} is not a release: expected X.Y.Z, e.g. 2.5.0"))
+}
+
+fn parse_store(s: &str) -> Result<kfp_api::compat::Store, String> {
+    kfp_api::compat::Store::parse(s)
+        .filter(|_| !s.trim().is_empty())
+        .ok_or_else(|| format!("{s:?} is not a pipeline store: use database or kubernetes"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

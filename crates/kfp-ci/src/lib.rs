@@ -20,8 +20,10 @@ pub mod pyenv;
 pub mod report;
 
 // Around it.
+pub mod child_env;
 pub mod ci;
 pub mod client;
+pub mod compat;
 pub mod dag;
 pub mod init;
 pub mod pins;

@@ -9,6 +9,7 @@ mod doctor;
 mod init;
 mod notify;
 mod plan;
+mod render;
 mod serve;
 
 use crate::cli::{Cli, Command};
@@ -27,5 +28,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Doctor(cmd) => doctor::run(cmd, &global).await,
         Command::Completions(cmd) => completions::run(cmd, &global).await,
         Command::Config(cmd) => config::run(cmd, &global).await,
+        Command::Render(cmd) => render::run(cmd, &global).await,
     }
 }

@@ -17,7 +17,11 @@ pub async fn run(cmd: ServeCmd, _global: &GlobalArgs) -> anyhow::Result<ExitStat
         None => settings::repo_root(&cwd).join(kfp_serve::DEFAULT_DB),
     };
     let db = std::path::absolute(&db).unwrap_or(db);
-    let token = cmd.token.filter(|t| !t.trim().is_empty()).map(Secret::new);
+    let token = cmd.token.filter(|t| !t.trim().is_empty());
+    if let Some(t) = &token {
+        crate::redact::check_secret("the token (--token or KFP_CI_SERVE_TOKEN)", t)?;
+    }
+    let token = token.map(Secret::new);
     let opts = kfp_serve::ServeOptions {
         addr: cmd.addr,
         db: db.clone(),
@@ -27,14 +31,20 @@ pub async fn run(cmd: ServeCmd, _global: &GlobalArgs) -> anyhow::Result<ExitStat
         latency_ms: cmd.latency_ms,
         fail_rate: cmd.fail_rate,
         seed: cmd.seed,
+        server_version: cmd.server_version,
+        pipeline_store: cmd.pipeline_store,
     };
     let server = kfp_serve::spawn(opts).await?;
     let url = server.url();
     eprintln!("kfp-ci serve: listening on {url}");
     eprintln!("  database: {}", db.display());
     eprintln!(
-        "  a local stand-in for the Kubeflow Pipelines API v2beta1 (pipelines, versions, healthz), answering like KFP {}: no runs, no experiments, no cluster",
-        kfp_serve::EMULATED_KFP_VERSION
+        "  a local stand-in for the Kubeflow Pipelines API v2beta1 (pipelines, versions, healthz), answering like KFP {}{}: no runs, no experiments, no cluster",
+        cmd.server_version,
+        match cmd.pipeline_store {
+            kfp_serve::Store::Database => "",
+            kfp_serve::Store::Kubernetes => " with the Kubernetes pipeline store",
+        }
     );
     eprintln!(
         "  mode: {}; auth: {}",

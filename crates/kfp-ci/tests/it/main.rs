@@ -2,13 +2,20 @@
 
 mod ci;
 mod common;
+mod compat;
 mod compile;
+mod compile_env;
 mod deploy;
 mod deploy_fixes;
 mod deploy_target;
+mod discover;
+mod docs;
 mod faulty;
 mod ntfy_server;
 mod qa;
+mod render;
+mod secrets;
 mod serve;
+mod server_faults;
 mod ship;
 mod tls;
