@@ -295,10 +295,11 @@ pub fn pip_index_args(env: &dyn Fn(&str) -> Option<String>, pip_conf: &str) -> V
     };
     let mut args = Vec::new();
     let uv_has = |k: &str| env(k).is_some_and(|v| !v.is_empty());
-    if !uv_has("UV_INDEX_URL") && !uv_has("UV_DEFAULT_INDEX") {
-        if let Some(url) = setting("index-url") {
-            args.extend(["--index-url".to_string(), url]);
-        }
+    if !uv_has("UV_INDEX_URL")
+        && !uv_has("UV_DEFAULT_INDEX")
+        && let Some(url) = setting("index-url")
+    {
+        args.extend(["--index-url".to_string(), url]);
     }
     if !uv_has("UV_EXTRA_INDEX_URL") && !uv_has("UV_INDEX") {
         for url in setting("extra-index-url")

@@ -649,7 +649,7 @@ fn the_config_schema_accepts_the_readme_example_and_rejects_mistakes() {
         ("[targets.prod]\ntoken = \"t\"\n", "unknown key in a target"),
         ("[notify]\non = \"sometimes\"\n", "not a notify.on value"),
     ] {
-        let bad = ctx.write("bad/kfp-ci.toml", &format!("{mistake}"));
+        let bad = ctx.write("bad/kfp-ci.toml", mistake);
         let out = Command::new(venv_bin().join("check-jsonschema"))
             .args(["--schemafile", &schema_file.display().to_string()])
             .arg(&bad)
