@@ -25,9 +25,13 @@ pub mod ci;
 pub mod client;
 pub mod compat;
 pub mod dag;
+pub mod git;
 pub mod init;
+pub mod interrupt;
 pub mod pins;
 pub mod redact;
+pub mod schedules;
+pub mod smoke;
 pub mod target;
 
 use std::process::ExitCode;

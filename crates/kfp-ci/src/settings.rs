@@ -67,6 +67,11 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// CI run links.
     pub ci: CiConfig,
+
+    /// Recurring runs (docs/schedules.md). `schedules = []` manages (and so prunes) none.
+    pub schedules: Option<Vec<crate::schedules::ScheduleConfig>>,
+    /// Smoke runs after deploy (docs/schedules.md).
+    pub smoke: Option<crate::smoke::SmokeConfig>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -103,6 +108,8 @@ pub struct DeployConfig {
     pub keep_versions: Option<usize>,
     /// Apply nothing if any pipeline failed to compile or plan.
     pub atomic: Option<bool>,
+    /// `delete` (default) or `disable` managed recurring runs whose schedule was removed.
+    pub prune_schedules: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

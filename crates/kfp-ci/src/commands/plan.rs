@@ -16,10 +16,17 @@ use crate::target::{self, Endpoint, Target};
 
 pub async fn run(cmd: PlanCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     let started = Instant::now();
-    let loaded = load_config(global)?;
+    let loaded = load_config(global, &cmd.compile.paths)?;
     let mut report = Report::new("plan");
     let prepared = prepare(&cmd.compile, &cmd.target, &loaded, &mut report, false).await?;
     report.pipelines = prepared.items.iter().map(item_report).collect();
+    report.schedules = crate::schedules::plan(
+        &prepared.client,
+        &prepared.target.namespace,
+        &prepared.schedules,
+        crate::schedules::pipeline_states(&report.pipelines, false),
+    )
+    .await;
     finish_links(&mut report, &prepared.target);
     report.recount();
     report.duration_ms = started.elapsed().as_millis() as u64;
@@ -34,9 +41,21 @@ pub async fn run(cmd: PlanCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     })
 }
 
-pub(super) fn load_config(global: &GlobalArgs) -> Result<LoadedConfig> {
+/// The configuration, found from the current directory; run from outside any git work tree with
+/// PATHs inside one (`kfp-ci deploy ~/repo/pipelines`), from that work tree instead: its
+/// configuration applies, file paths are relative to its root and its commit is the one deployed.
+pub(super) fn load_config(
+    global: &GlobalArgs,
+    paths: &[std::path::PathBuf],
+) -> Result<LoadedConfig> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    settings::load(global.config.as_deref(), &cwd)
+    let base = match &global.config {
+        None if crate::git::enclosing_work_tree(&cwd).is_none() => {
+            crate::git::work_tree_of(&cwd, paths).unwrap_or(cwd)
+        }
+        _ => cwd,
+    };
+    settings::load(global.config.as_deref(), &base)
 }
 
 /// Everything before apply: target, compile, preflight, lookups, plan.
@@ -45,6 +64,8 @@ pub(super) struct Prepared {
     pub client: Client,
     pub health: kfp_api::wire::Healthz,
     pub items: Vec<PlanItem>,
+    /// `[[schedules]]`, checked against the compiled pipelines.
+    pub schedules: crate::schedules::Configured,
     /// Keeps the embedded server alive while the client talks to it.
     pub _embedded: Option<kfp_serve::RunningServer>,
 }
@@ -148,7 +169,7 @@ pub(super) async fn prepare(
             }
         })
         .collect();
-    let remotes = apply::fetch_remote(&client, &locals, &target.namespace)
+    let remotes = apply::fetch_remote(&client, &locals, &target.namespace, health.multi_user)
         .await
         .map_err(|e| {
             let hint = e
@@ -167,6 +188,11 @@ pub(super) async fn prepare(
             )
         })?;
     let items = plan::plan(locals, remotes, force);
+    let schedules = crate::schedules::check_config(
+        loaded,
+        &crate::schedules::specs_of(&items),
+        compile.paths.is_empty(),
+    )?;
     report.timings = Some(crate::report::Timings {
         compile_ms: compile_time.as_millis() as u64,
         plan_ms: plan_started.elapsed().as_millis() as u64,
@@ -177,6 +203,7 @@ pub(super) async fn prepare(
         client,
         health,
         items,
+        schedules,
         _embedded: embedded,
     })
 }
@@ -351,25 +378,38 @@ fn report_file_error(path: &std::path::Path, err: &std::io::Error) -> anyhow::Er
     )
 }
 
-/// Can the report file be written? Creates its directory and opens it for appending (the
-/// content stays); called before anything is compiled or deployed.
-pub(super) fn check_report_file(path: &std::path::Path) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| report_file_error(path, &e))?;
-    }
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| report_file_error(path, &e))?;
-    Ok(())
+/// Can the report file be written? Called before anything is compiled or deployed: creates its
+/// directory and writes `placeholder` there, a valid report saying the run did not finish, so a
+/// run killed before its end (SIGKILL, a CI job cancelled hard) never leaves an empty or stale
+/// file for the notify job.
+pub(super) fn check_report_file(path: &std::path::Path, placeholder: &Report) -> Result<()> {
+    write_report_file(path, &report_json(placeholder)?)
 }
 
+/// Write the whole report or nothing: a temporary file next to it, renamed over it (a signal or
+/// a full disk never leaves a truncated file).
 fn write_report_file(path: &std::path::Path, json: &str) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| report_file_error(path, &e))?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| report_file_error(path, &e))?;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "report.json".into());
+    let temp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    let written = std::fs::write(&temp, format!("{json}\n")).and_then(|()| {
+        if path.is_dir() {
+            return Err(std::io::Error::other("it is a directory"));
+        }
+        std::fs::rename(&temp, path)
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temp);
+        return Err(report_file_error(path, &e));
     }
-    std::fs::write(path, format!("{json}\n")).map_err(|e| report_file_error(path, &e))
+    Ok(())
 }
 
 /// The report as JSON with every registered secret removed from every string field before
