@@ -61,6 +61,32 @@ pub enum Command {
     Cleanup(CleanupCmd),
     /// Write the pipelines as Kubernetes custom resources for GitOps (--kubernetes)
     Render(RenderCmd),
+    /// Print a shell completion script (bash, zsh, fish, powershell) to stdout
+    Completions(CompletionsCmd),
+    /// About the configuration file: `config schema` prints its JSON Schema for editors
+    #[command(subcommand)]
+    Config(ConfigCmd),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsCmd {
+    /// The shell to complete in
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: Shell,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ConfigCmd {
+    /// Print the JSON Schema of kfp-ci.toml (and of `[tool.kfp-ci]` in pyproject.toml)
+    Schema,
 }
 
 /// Output of the review commands (diff, plan --comment).
@@ -164,6 +190,9 @@ pub struct CompileArgs {
     /// Python interpreter that has (or gets) the kfp SDK
     #[arg(long, value_name = "PYTHON", env = "KFP_CI_PYTHON")]
     pub python: Option<PathBuf>,
+    /// The pinned kfp SDK version (and kfp-kubernetes) (default: `kfp_version`, else 2.17.0)
+    #[arg(long, value_name = "VERSION", env = "KFP_CI_KFP_VERSION")]
+    pub kfp_version: Option<String>,
     /// Fail when the --python interpreter's kfp is not `kfp_version` (default: a warning)
     #[arg(long)]
     pub strict: bool,
@@ -188,7 +217,16 @@ pub struct CompileArgs {
 }
 
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default, serde::Deserialize, serde::Serialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    ValueEnum,
+    Default,
+    serde::Deserialize,
+    serde::Serialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum NameFrom {

@@ -261,6 +261,8 @@ fn no_venv_support_passes_python_s_message_through() {
         .env("KFP_CI_PYTHON", &py)
         .env("KFP_CI_CACHE_DIR", ctx.root().join(".cache"))
         .env("PIP_NO_INDEX", "1")
+        // venv + pip: uv makes virtualenvs without ensurepip.
+        .env("KFP_CI_NO_UV", "1")
         .arg("check")
         .output()
         .expect("run");

@@ -26,6 +26,7 @@ mod schedules;
 mod secrets;
 mod serve;
 mod server_faults;
+mod ship;
 mod smoke;
 mod tenancy;
 mod tls;
