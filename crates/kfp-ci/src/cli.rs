@@ -244,6 +244,9 @@ pub struct ServeCmd {
     /// Testing aid: seed for --fail-rate
     #[arg(long, value_name = "S")]
     pub seed: Option<u64>,
+    /// Testing aid (hidden): POST /_test/clock/advance?seconds=N moves the server's clock forward
+    #[arg(long, hide = true)]
+    pub test_clock: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

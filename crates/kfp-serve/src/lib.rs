@@ -10,6 +10,7 @@
 
 mod api;
 mod archive;
+pub mod clock;
 mod error;
 mod list;
 mod store;
@@ -69,6 +70,8 @@ pub struct ServeOptions {
     pub fail_rate: f64,
     /// Testing aid: seed of the `fail_rate` random generator (random when `None`).
     pub seed: Option<u64>,
+    /// Testing aid: mount `POST /_test/clock/advance?seconds=N` (see [`clock`]).
+    pub test_clock: bool,
 }
 
 impl ServeOptions {
@@ -83,6 +86,7 @@ impl ServeOptions {
             latency_ms: 0,
             fail_rate: 0.0,
             seed: None,
+            test_clock: false,
         }
     }
 
@@ -108,6 +112,7 @@ pub(crate) struct AppState {
     latency: Duration,
     fail_rate: f64,
     rng: Mutex<StdRng>,
+    test_clock: bool,
 }
 
 /// A server running in the background; dropping it asks it to stop.
@@ -224,6 +229,7 @@ pub async fn spawn(opts: ServeOptions) -> anyhow::Result<RunningServer> {
         latency: Duration::from_millis(opts.latency_ms),
         fail_rate: opts.fail_rate,
         rng: Mutex::new(rng),
+        test_clock: opts.test_clock,
     });
     let app = router(state);
     let (tx, rx) = oneshot::channel::<()>();
@@ -307,9 +313,14 @@ fn router(state: Arc<AppState>) -> Router {
                 .delete(api::delete_version)
                 .patch(api::patch_version),
         );
+    let mut testing = Router::new();
+    if state.test_clock {
+        testing = testing.route("/_test/clock/advance", post(clock::advance));
+    }
     Router::new()
         .merge(uploads)
         .merge(gateway)
+        .merge(testing)
         .route("/", get(ui::index))
         .route(
             "/ui/pipelines/{pipeline_id}/versions/{pipeline_version_id}",

@@ -27,6 +27,7 @@ pub async fn run(cmd: ServeCmd, _global: &GlobalArgs) -> anyhow::Result<ExitStat
         latency_ms: cmd.latency_ms,
         fail_rate: cmd.fail_rate,
         seed: cmd.seed,
+        test_clock: cmd.test_clock,
     };
     let server = kfp_serve::spawn(opts).await?;
     let url = server.url();
@@ -55,6 +56,11 @@ pub async fn run(cmd: ServeCmd, _global: &GlobalArgs) -> anyhow::Result<ExitStat
             cmd.latency_ms,
             cmd.fail_rate * 100.0,
             cmd.seed.map(|s| format!(" (seed {s})")).unwrap_or_default()
+        );
+    }
+    if cmd.test_clock {
+        eprintln!(
+            "  testing aid: POST {url}/_test/clock/advance?seconds=N moves the clock forward"
         );
     }
     if token.is_some() {

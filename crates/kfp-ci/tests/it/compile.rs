@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::common::{TestContext, python};
 
@@ -30,7 +29,7 @@ fn copy_tree(src: &Path, dest: &Path) {
 /// under `PYTHONHASHSEED=0` (the seed kfp-ci's workers use).
 fn kfp_dsl_compile(cwd: &Path, file: &Path, out: &Path, function: Option<&str>) -> Vec<u8> {
     let kfp = python().parent().expect("bin dir").join("kfp");
-    let mut cmd = Command::new(kfp);
+    let mut cmd = crate::common::command(kfp);
     cmd.current_dir(cwd)
         .env("PYTHONHASHSEED", "0")
         .args(["dsl", "compile", "--py"])
@@ -141,7 +140,7 @@ assert a == b, f"archives differ: {a} vs {b}"
 assert rest_a == rest_b, "the YAML around the archives differs"
 print("same", len(a))
 "#;
-    let out = Command::new(python())
+    let out = crate::common::command(python())
         .arg("-c")
         .arg(script)
         .arg(ours)
@@ -532,7 +531,8 @@ fn missing_kfp_offline_says_what_to_install() {
     ctx.write("x_pipeline.py", "raise SystemExit('never imported')\n");
     // A bare venv without kfp (no pip inside: creating it takes no network).
     let bare = ctx.root().join("bare");
-    let status = Command::new(python())
+    let status = ctx
+        .command(python())
         .args(["-m", "venv", "--without-pip"])
         .arg(&bare)
         .status()
@@ -621,7 +621,8 @@ fn caching_env_var_is_honoured_like_kfp() {
     );
     let ours = std::fs::read_to_string(ctx.root().join("out/kept_pipeline.yaml")).expect("ours");
     let kfp = python().parent().expect("bin").join("kfp");
-    let status = Command::new(kfp)
+    let status = ctx
+        .command(kfp)
         .current_dir(ctx.root())
         .env("PYTHONHASHSEED", "0")
         .env("KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT", "true")
@@ -702,7 +703,8 @@ fn compile_errors_carry_kfp_s_message() {
     let got = outcomes(&parse_report(&out.stdout));
     let (_, kind, message) = &got["cpu_on_pipeline_pipeline.py"];
     assert_eq!(kind, "compile");
-    let kfp = Command::new(python().parent().expect("bin").join("kfp"))
+    let kfp = ctx
+        .command(python().parent().expect("bin").join("kfp"))
         .current_dir(ctx.root())
         .args(["dsl", "compile", "--py"])
         .arg(&file)

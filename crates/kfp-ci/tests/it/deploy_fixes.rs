@@ -122,7 +122,7 @@ fn an_unreachable_endpoint_is_one_readable_line() {
 
 /// `python -c SCRIPT ARGS…` with the test Python; its stdout.
 fn py(script: &str, args: &[&str]) -> String {
-    let out = std::process::Command::new(crate::common::python())
+    let out = crate::common::command(crate::common::python())
         .arg("-c")
         .arg(script)
         .args(args)

@@ -208,7 +208,7 @@ fn rerun_after_a_kill_mid_upload_converges() {
 
     // goodbye changes, a new pipeline appears; every upload hangs without reaching the server,
     // and the deploy is killed. The new pipeline was created (POST /pipelines) just before.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    server.advance_clock(1);
     ctx.write(
         "goodbye_pipeline.py",
         &GOODBYE.replace("times: int = 2", "times: int = 3"),
@@ -311,7 +311,8 @@ spec.loader.exec_module(module)
 compiler.Compiler().compile(getattr(module, name), out)
 kfp.Client(host=url).upload_pipeline(out, pipeline_name=name)
 "#;
-    let out = std::process::Command::new(python())
+    let out = ctx
+        .command(python())
         .current_dir(ctx.root())
         .args(["-c", script, url, file, name, "official.yaml"])
         .output()
@@ -358,7 +359,7 @@ def secret_pipeline(epochs: int = 3, rate: float = 0.5):
     // --keep-versions 1 on two changed deploys: kfp-ci's older version goes, the version the
     // official client uploaded (not kfp-ci's) stays.
     for (tag, greeting) in [("v2", "bonjour"), ("v3", "hallo")] {
-        std::thread::sleep(std::time::Duration::from_millis(1100));
+        server.advance_clock(1);
         ctx.write(
             "hello_pipeline.py",
             &HELLO.replace(

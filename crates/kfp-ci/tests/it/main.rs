@@ -7,6 +7,7 @@ mod deploy;
 mod deploy_fixes;
 mod deploy_target;
 mod faulty;
+mod harness;
 mod ntfy_server;
 mod qa;
 mod serve;

@@ -184,6 +184,7 @@ async fn serve_page_opens_in_a_browser_with_token_once_and_escapes_names() {
     let token = "tk_SERVEPAGESECRET12345";
     let server = Server::start(&dir.path().join("r.db"), &["--token", token]);
     let browser = reqwest::Client::builder()
+        .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
@@ -334,7 +335,7 @@ fn notify_with_a_malformed_report_says_so_without_zero_counts() {
 fn serve_stops_on_sigterm_despite_a_stuck_connection() {
     use std::io::{BufRead, BufReader, Write};
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kfp-ci"))
+    let mut child = crate::common::command(env!("CARGO_BIN_EXE_kfp-ci"))
         .args(["serve", "--addr", "127.0.0.1:0", "--db"])
         .arg(dir.path().join("r.db"))
         .env("NO_COLOR", "1")
@@ -461,7 +462,7 @@ fn nested_config_errors_are_one_line_naming_file_table_and_key() {
 fn verbose_logs_to_a_pipe_carry_no_ansi_codes() {
     use std::io::{BufRead, BufReader, Read, Write};
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kfp-ci"))
+    let mut child = crate::common::command(env!("CARGO_BIN_EXE_kfp-ci"))
         .args(["-v", "serve", "--addr", "127.0.0.1:0", "--db"])
         .arg(dir.path().join("r.db"))
         .env_remove("NO_COLOR")

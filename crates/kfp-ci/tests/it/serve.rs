@@ -2,7 +2,6 @@
 //! concurrent load, bad input, kill -9, auth, multi-user mode, testing aids, the web page.
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -37,7 +36,7 @@ fn compiled_spec() -> &'static str {
         let script = dir.path().join("load_test_pipeline.py");
         std::fs::write(&script, PIPELINE_PY).expect("write script");
         let out = dir.path().join("load_test.yaml");
-        let status = Command::new(python())
+        let status = crate::common::command(python())
             .arg(&script)
             .arg(&out)
             .status()
@@ -49,6 +48,7 @@ fn compiled_spec() -> &'static str {
 
 fn http() -> reqwest::Client {
     reqwest::Client::builder()
+        .no_proxy()
         .timeout(Duration::from_secs(60))
         .build()
         .expect("client")
@@ -93,20 +93,15 @@ fn run_client_script(name: &str, server: &Server, dir: &Path) -> String {
     std::fs::create_dir_all(&home).expect("home");
     std::fs::create_dir_all(&work).expect("work");
     let script = workspace_root().join("tests/python").join(name);
-    let mut cmd = Command::new(python());
+    let mut cmd = crate::common::command(python());
     cmd.arg("-W")
         .arg("ignore")
         .arg(&script)
         .arg(&server.url)
         .arg(&work)
-        // kfp.Client reads (and in multi-user mode writes) ~/.config/kfp and honours
-        // KF_PIPELINES_* variables.
+        // kfp.Client reads (and in multi-user mode writes) ~/.config/kfp; the cleared
+        // environment keeps KF_PIPELINES_* variables away from it.
         .env("HOME", &home);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("KF_PIPELINES_") {
-            cmd.env_remove(key);
-        }
-    }
     let out = cmd.output().expect("run the kfp client script");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -195,7 +190,7 @@ fn schemathesis_contract() {
         "no schemathesis in the test venv: run scripts/test"
     );
     let config = workspace_root().join("tests/python/schemathesis.toml");
-    let out = Command::new(st)
+    let out = crate::common::command(st)
         .current_dir(dir.path())
         // Every check, but for the deliberate exceptions the config file lists and explains.
         .arg("--config-file")
@@ -762,7 +757,7 @@ async fn token_is_required_on_every_request() {
 fn non_loopback_address_needs_a_token() {
     let dir = tempfile::tempdir().expect("tempdir");
     // Refused before anything is bound.
-    let out = Command::new(env!("CARGO_BIN_EXE_kfp-ci"))
+    let out = crate::common::command(env!("CARGO_BIN_EXE_kfp-ci"))
         .args(["serve", "--addr", "0.0.0.0:0", "--db"])
         .arg(db_in(&dir))
         .env_remove("KFP_CI_SERVE_TOKEN")
@@ -943,7 +938,8 @@ async fn web_page_lists_pipelines_and_versions_newest_first() {
 #[test]
 fn default_database_is_in_the_repository() {
     let ctx = crate::common::TestContext::new();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kfp-ci"))
+    let mut child = ctx
+        .command(env!("CARGO_BIN_EXE_kfp-ci"))
         .args(["serve", "--addr", "127.0.0.1:0"])
         .current_dir(ctx.root().join(".git").parent().expect("root"))
         .stderr(std::process::Stdio::piped())
@@ -1008,7 +1004,7 @@ with tarfile.open(f"{d}/first.tgz", "w:gz") as t:
 with tarfile.open(f"{d}/bad.tar.gz", "w:gz") as t:
     t.add(spec, "spec.txt")
 "#;
-    let status = Command::new(python())
+    let status = crate::common::command(python())
         .args(["-c", script])
         .arg(dir.path())
         .arg(&spec_path)
