@@ -62,7 +62,7 @@ pub fn parse_yaml_documents(text: &str) -> Result<Vec<Value>, SpecError> {
     Ok(docs)
 }
 
-/// Parse and validate a spec file the way the server's upload handler does (§8 of the API notes),
+/// Parse and validate a spec file the way the KFP server's upload handler does,
 /// including its strict protobuf parse: an unknown field anywhere in the PipelineSpec (typically
 /// from a kfp SDK newer than the server) is an error.
 pub fn parse_spec(text: &str) -> Result<SpecDocuments, SpecError> {

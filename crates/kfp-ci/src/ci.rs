@@ -217,6 +217,10 @@ fn run_url(
     run_url_override: Option<&str>,
 ) -> Option<String> {
     if let Some(url) = nonempty(run_url_override.map(str::to_string)) {
+        // Published in reports, outputs and notifications, and it comes from the environment
+        // (where credentials live): shown as every URL, without userinfo or query. A query the
+        // link needs belongs in the `ci.run_url` template, which is committed.
+        let url = crate::redact::display_url(&url);
         return Some(url.trim_end_matches('/').to_string());
     }
     let server = nonempty(config.server_url.clone())
@@ -322,7 +326,14 @@ pub fn publish(report: &Report) -> anyhow::Result<()> {
 /// [`publish`] to explicit destinations; returns how many files were written.
 pub fn publish_to(report: &Report, to: &Destinations) -> usize {
     // Pipeline output and server answers in the report may carry a secret: hide them all.
-    let report = &crate::redact::redact_serde(report);
+    let report = &match crate::redact::redact_serde(report) {
+        Ok(r) => r,
+        Err(err) => {
+            // Fail closed: no output, no summary rather than a report that may show a secret.
+            tracing::error!("CI outputs and step summary not written: {err:#}");
+            return 0;
+        }
+    };
     let mut written = 0;
     let mut append = |path: &PathBuf, what: &str, text: String| match append_file(path, &text) {
         Ok(()) => {

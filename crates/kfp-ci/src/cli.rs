@@ -67,6 +67,9 @@ pub struct CompileArgs {
     /// Python interpreter that has (or gets) the kfp SDK
     #[arg(long, value_name = "PYTHON", env = "KFP_CI_PYTHON")]
     pub python: Option<PathBuf>,
+    /// Fail when the --python interpreter's kfp is not `kfp_version` (default: a warning)
+    #[arg(long)]
+    pub strict: bool,
     /// Parallel compile workers (default: number of cores)
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
@@ -145,6 +148,9 @@ pub struct TargetArgs {
     /// KFP UI base URL, for links in reports and notifications
     #[arg(long, value_name = "URL", env = "KFP_CI_UI_URL")]
     pub ui_url: Option<String>,
+    /// Seconds one request to the KFP API may take, retries included (default 30)
+    #[arg(long, value_name = "SECONDS", env = "KFP_CI_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<u64>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,9 +1,19 @@
 //! KFP REST API v2beta1 client: auth on every request, retries with backoff on reads, errors that
 //! carry the server's own message.
 //!
-//! Reads (lookups, lists, healthz) and deletes are retried on connect errors, timeouts, 429 and 5xx,
-//! never on 400/401/403/404/409. Uploads are not idempotent: [`Client::upload_version`] sends once;
-//! the caller (`apply`) checks whether a failed upload landed before sending it again.
+//! Reads (lookups, lists, healthz) and deletes are retried on connect errors, 429 and 5xx, never
+//! on 400/401/403/404/409. Uploads are not idempotent: [`Client::upload_version`] sends once; the
+//! caller (`apply`) checks whether a failed upload landed before sending it again.
+//!
+//! Time is bounded by `--request-timeout` (default 30 s): one request and its retries together
+//! never take longer, and a request that got no answer in that time is not sent again (a server
+//! that accepts connections and never answers would otherwise multiply the wait). While a request
+//! waits, a progress line goes to the log every 10 s.
+//!
+//! Answers are checked for what kfp-ci relies on (healthz shape, ids of pipelines and versions, an
+//! uploaded version really listed afterwards): a server that answers `200 {}` to everything is not
+//! taken for a KFP API. Redirects are not followed: behind Dex or oauth2-proxy a redirect (or an
+//! HTML page) means the request went to a login page, which is said in those words.
 
 use std::time::Duration;
 
@@ -22,7 +32,10 @@ pub const MAX_ATTEMPTS: u32 = 5;
 const BASE_DELAY: Duration = Duration::from_millis(250);
 const MAX_DELAY: Duration = Duration::from_secs(8);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long one request (with its retries) may take, unless `--request-timeout` says otherwise.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a waiting request says so in the log.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 /// An error talking to the KFP API.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +74,30 @@ pub enum ApiError {
     /// Local credential problems (unreadable token file, bad header).
     #[error("{0}")]
     Credentials(String),
+    /// A redirect or an HTML page where JSON was expected: an authentication proxy (Dex,
+    /// oauth2-proxy) sent the request to its login page. The page itself is never shown.
+    #[error("{method} {url}: {}", login_page_message(url, *status, location.as_deref()))]
+    LoginPage {
+        method: String,
+        url: String,
+        status: u16,
+        /// Where a redirect pointed (shown without query or userinfo).
+        location: Option<String>,
+    },
+}
+
+fn login_page_message(url: &str, status: u16, location: Option<&str>) -> String {
+    match location {
+        Some(location) if is_move(url, location) => format!(
+            "the server redirects this request (HTTP {status}) to {location}: write the endpoint with that scheme and host"
+        ),
+        Some(location) => format!(
+            "the request was sent to a login page (HTTP {status} redirect to {location}), not to the KFP API"
+        ),
+        None => format!(
+            "the request was sent to a login page (HTTP {status} with an HTML page), not to the KFP API"
+        ),
+    }
 }
 
 impl ApiError {
@@ -71,11 +108,14 @@ impl ApiError {
         }
     }
 
-    /// Connect errors, timeouts, 429 and 5xx may succeed when tried again; an untrusted TLS
-    /// certificate will not.
+    /// Connect errors, 429 and 5xx may succeed when tried again; an untrusted TLS certificate,
+    /// a TLS handshake with a plain-HTTP server and a request that got no answer within
+    /// `--request-timeout` will not (sending it again would only multiply the wait).
     pub fn is_retryable(&self) -> bool {
         match self {
-            ApiError::Transport { .. } => !self.is_certificate_error(),
+            ApiError::Transport {
+                timeout, reason, ..
+            } => !*timeout && !self.is_certificate_error() && reason != PLAIN_HTTP,
             ApiError::Status { status, .. } => *status == 429 || *status >= 500,
             _ => false,
         }
@@ -94,6 +134,16 @@ impl ApiError {
         }
     }
 
+    /// Did an authentication proxy answer instead of the KFP API?
+    pub fn is_login_page(&self) -> bool {
+        match self {
+            ApiError::LoginPage { url, location, .. } => {
+                !location.as_deref().is_some_and(|l| is_move(url, l))
+            }
+            _ => false,
+        }
+    }
+
     pub fn is_conflict(&self) -> bool {
         self.status() == Some(409)
     }
@@ -102,12 +152,18 @@ impl ApiError {
         self.status() == Some(404)
     }
 
-    /// The server's own message, one line.
+    /// The server's own message, one line (for no answer: why, in a few words).
     pub fn server_message(&self) -> String {
         match self {
             ApiError::Status {
                 status, message, ..
             } => format!("HTTP {status}: {message}"),
+            ApiError::Transport {
+                method,
+                url,
+                reason,
+                ..
+            } => format!("{method} {url}: {reason}"),
             other => other.to_string(),
         }
     }
@@ -122,6 +178,24 @@ impl ApiError {
 
     /// A `hint:` for errors people can fix themselves.
     pub fn hint(&self, auth: &Auth) -> Option<String> {
+        if self.is_login_page() {
+            return Some(login_page_hint(auth));
+        }
+        if self.transport_reason() == Some(PLAIN_HTTP) {
+            return Some(
+                "the endpoint's port speaks plain HTTP: write the endpoint with http:// (or point https:// at the TLS port, e.g. the Kubeflow gateway)".into(),
+            );
+        }
+        if matches!(self, ApiError::Transport { timeout: true, .. }) {
+            return Some(
+                "the server accepted the connection but sent no answer in time: is the endpoint the KFP API (and not another service on that port)? A slow server needs a longer --request-timeout (`request_timeout` in kfp-ci.toml)".into(),
+            );
+        }
+        if matches!(self, ApiError::Decode { .. }) {
+            return Some(
+                "the server at the endpoint does not answer like a KFP API (v2beta1): check that the endpoint is the KFP API base URL, e.g. http://ml-pipeline.kubeflow:8888 or https://<host>/pipeline".into(),
+            );
+        }
         match self.status() {
             Some(401) | Some(403) => Some(match auth.source() {
                 Some(source) => format!(
@@ -145,6 +219,34 @@ impl ApiError {
                 _ => None,
             },
         }
+    }
+}
+
+/// A redirect to the same path elsewhere (`http://` → `https://`, another host): the API moved,
+/// no login page.
+fn is_move(url: &str, location: &str) -> bool {
+    match (url::Url::parse(url), url::Url::parse(location)) {
+        (Ok(from), Ok(to)) => from.path() == to.path() && from.origin() != to.origin(),
+        _ => false,
+    }
+}
+
+/// The reason of a TLS handshake answered in plain HTTP.
+pub const PLAIN_HTTP: &str = "the server answered plain HTTP; use http://";
+
+/// What to do about a login page: a session cookie or a token, named by where kfp-ci reads them.
+fn login_page_hint(auth: &Auth) -> String {
+    let cookie_env = if auth.cookie_env.is_empty() {
+        crate::target::COOKIE_ENV
+    } else {
+        auth.cookie_env.as_str()
+    };
+    let fix = format!(
+        "the endpoint is behind an authentication proxy (Dex, oauth2-proxy): pass a session cookie in {cookie_env} (`cookie_env` in [targets.NAME] names another variable), e.g. authservice_session=…, or a bearer token the proxy accepts (KF_PIPELINES_TOKEN, `token_env`, or --token-file)"
+    );
+    match auth.source() {
+        Some(source) => format!("{fix}; {source} was sent and not accepted: it may have expired"),
+        None => fix,
     }
 }
 
@@ -186,6 +288,14 @@ impl Backoff {
     /// Sleep before the next attempt after `err`: the backoff, or the server's `Retry-After`
     /// when that is longer (at most 30 s).
     pub async fn sleep_after(&self, attempt: u32, err: &ApiError) {
+        let d = self.delay_after(attempt, err);
+        if !d.is_zero() {
+            tokio::time::sleep(d).await;
+        }
+    }
+
+    /// The delay [`Backoff::sleep_after`] sleeps.
+    pub fn delay_after(&self, attempt: u32, err: &ApiError) -> Duration {
         let mut d = self.delay(attempt);
         if let ApiError::Status {
             retry_after: Some(after),
@@ -195,9 +305,7 @@ impl Backoff {
         {
             d = d.max((*after).min(Duration::from_secs(30)));
         }
-        if !d.is_zero() {
-            tokio::time::sleep(d).await;
-        }
+        d
     }
 }
 
@@ -216,6 +324,17 @@ pub struct Client {
     base: url::Url,
     auth: Auth,
     pub backoff: Backoff,
+    /// How long one request and its retries may take (`--request-timeout`).
+    request_timeout: Duration,
+    /// Requests waiting for an answer, and when the last progress line was printed: one line
+    /// for all of them, not one per request.
+    waiting: std::sync::Arc<Waiting>,
+}
+
+#[derive(Default)]
+struct Waiting {
+    count: std::sync::atomic::AtomicUsize,
+    last_line: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 enum Body<'a> {
@@ -226,11 +345,32 @@ enum Body<'a> {
 
 impl Client {
     pub fn new(base: url::Url, auth: Auth, tls: &Tls) -> anyhow::Result<Client> {
+        Client::with_timeout(base, auth, tls, DEFAULT_REQUEST_TIMEOUT)
+    }
+
+    /// A client for a resolved target: its credentials, TLS settings and request timeout.
+    pub fn for_target(base: url::Url, target: &crate::target::Target) -> anyhow::Result<Client> {
+        Client::with_timeout(
+            base,
+            target.auth.clone(),
+            &target.tls,
+            target.request_timeout,
+        )
+    }
+
+    pub fn with_timeout(
+        base: url::Url,
+        auth: Auth,
+        tls: &Tls,
+        request_timeout: Duration,
+    ) -> anyhow::Result<Client> {
         use anyhow::Context;
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("kfp-ci/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT.min(request_timeout))
+            // Behind Dex or oauth2-proxy a redirect leads to a login page: report it as such
+            // instead of following it and failing on the HTML.
+            .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(64);
         if let Some(path) = &tls.ca_cert {
             let pem = fs_err::read(path).context("cannot read the CA bundle given by --ca-cert")?;
@@ -258,7 +398,13 @@ impl Client {
             base,
             auth,
             backoff: Backoff::default(),
+            request_timeout,
+            waiting: Default::default(),
         })
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
     }
 
     pub fn base(&self) -> &url::Url {
@@ -298,15 +444,20 @@ impl Client {
         Ok(self.auth.token.clone())
     }
 
-    /// Send one request, no retries. Returns the body of a 2xx answer.
+    /// Send one request, no retries, waiting at most `timeout` for the whole answer. Returns the
+    /// body of a 2xx answer.
     async fn send_once(
         &self,
         method: &Method,
         url: &url::Url,
         query: &[(&str, &str)],
         body: &Body<'_>,
+        timeout: Duration,
     ) -> Result<Vec<u8>, ApiError> {
-        let mut req = self.http.request(method.clone(), url.clone());
+        let mut req = self
+            .http
+            .request(method.clone(), url.clone())
+            .timeout(timeout);
         if !query.is_empty() {
             req = req.query(query);
         }
@@ -330,38 +481,123 @@ impl Client {
                 req.multipart(reqwest::multipart::Form::new().part("uploadfile", part))
             }
         };
-        let display_url = redact(url.as_str());
-        let response = req
-            .send()
-            .await
-            .map_err(|e| transport_error(method, &display_url, &e))?;
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
+        let display_url = crate::redact::display_url(url.as_str());
+        let started = std::time::Instant::now();
+        let exchange = async {
+            let response = req.send().await?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let bytes = response.bytes().await?;
+            Ok::<_, reqwest::Error>((status, headers, bytes))
+        };
+        let (status, headers, bytes) =
+            self.waiting(method, &display_url, exchange)
+                .await
+                .map_err(|e| {
+                    transport_error(
+                        method,
+                        &display_url,
+                        &e,
+                        started.elapsed(),
+                        self.request_timeout,
+                    )
+                })?;
+        let header = |name: reqwest::header::HeaderName| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let is_html = header(reqwest::header::CONTENT_TYPE)
+            .is_some_and(|t| t.trim_start().to_ascii_lowercase().starts_with("text/html"));
+        if status.is_redirection()
+            || (is_html && (status.is_success() || matches!(status.as_u16(), 401 | 403)))
+        {
+            return Err(ApiError::LoginPage {
+                method: method.to_string(),
+                url: display_url,
+                status: status.as_u16(),
+                location: header(reqwest::header::LOCATION)
+                    .map(|l| crate::redact::display_url(&resolve_location(url, &l))),
+            });
+        }
+        let retry_after = header(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let bytes = response
-            .bytes()
-            .await
-            .map(|b| b.to_vec())
-            .map_err(|e| transport_error(method, &display_url, &e))?;
         if status.is_success() {
-            return Ok(bytes);
+            return Ok(bytes.to_vec());
         }
         let text = String::from_utf8_lossy(&bytes).to_string();
+        let (message, body) = if is_html {
+            // A gateway's error page: its markup helps nobody.
+            (
+                format!(
+                    "{} (an HTML page, not a KFP API answer)",
+                    status.canonical_reason().unwrap_or("error")
+                ),
+                String::new(),
+            )
+        } else {
+            (
+                redact(&server_message(&text, status)),
+                redact(&truncate(&text, 4000)),
+            )
+        };
         Err(ApiError::Status {
             method: method.to_string(),
             url: display_url,
             status: status.as_u16(),
-            message: redact(&server_message(&text, status)),
-            body: redact(&truncate(&text, 4000)),
+            message,
+            body,
             retry_after,
         })
     }
 
-    /// Send with retries on retryable errors (reads and deletes).
+    /// Await `exchange`, printing one progress line every 10 s (for all requests of this client
+    /// together) while it waits, so that a CI log never sits silent on a slow server.
+    async fn waiting<T>(
+        &self,
+        method: &Method,
+        url: &str,
+        exchange: impl std::future::Future<Output = T>,
+    ) -> T {
+        use std::sync::atomic::Ordering;
+        let every = progress_every();
+        let started = std::time::Instant::now();
+        self.waiting.count.fetch_add(1, Ordering::SeqCst);
+        let _done = OnDrop(|| {
+            self.waiting.count.fetch_sub(1, Ordering::SeqCst);
+        });
+        tokio::pin!(exchange);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            tokio::select! {
+                out = &mut exchange => return out,
+                _ = tick.tick() => {
+                    let now = std::time::Instant::now();
+                    let mut last = self
+                        .waiting
+                        .last_line
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    // Another request of this client said it recently enough.
+                    if last.is_some_and(|t| now.duration_since(t) < every.mul_f32(0.9)) {
+                        continue;
+                    }
+                    *last = Some(now);
+                    let others = self.waiting.count.load(Ordering::SeqCst).saturating_sub(1);
+                    tracing::info!(
+                        "still waiting for an answer to {method} {url}: {}s so far{}, giving up after {}s (--request-timeout)",
+                        seconds(started.elapsed()),
+                        if others > 0 { format!(" ({others} more request(s) waiting)") } else { String::new() },
+                        seconds(self.request_timeout)
+                    );
+                }
+            }
+        }
+    }
+
+    /// Send with retries on retryable errors (reads and deletes), all within the request timeout.
     async fn send_retrying(
         &self,
         method: Method,
@@ -369,14 +605,54 @@ impl Client {
         query: &[(&str, &str)],
         body: Body<'_>,
     ) -> Result<Vec<u8>, ApiError> {
+        let started = std::time::Instant::now();
         let mut attempt = 1;
         loop {
-            match self.send_once(&method, &url, query, &body).await {
+            let left = self.request_timeout.saturating_sub(started.elapsed());
+            let result = if left.is_zero() {
+                Err(ApiError::Transport {
+                    method: method.to_string(),
+                    url: crate::redact::display_url(url.as_str()),
+                    message: "out of time before the next attempt".into(),
+                    timeout: true,
+                    reason: out_of_time(started.elapsed(), self.request_timeout),
+                })
+            } else {
+                self.send_once(&method, &url, query, &body, left).await
+            };
+            match result {
                 Ok(b) => return Ok(b),
                 Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
+                    let delay = self.backoff.delay_after(attempt, &e);
+                    if started.elapsed() + delay >= self.request_timeout {
+                        // No time left for another attempt: the last error is the answer.
+                        return Err(e);
+                    }
                     tracing::debug!("attempt {attempt} failed, retrying: {e}");
-                    self.backoff.sleep_after(attempt, &e).await;
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
                     attempt += 1;
+                }
+                Err(ApiError::Transport {
+                    method,
+                    url,
+                    message,
+                    timeout: true,
+                    reason,
+                }) if attempt > 1 => {
+                    // Say how long the request and its retries took in all.
+                    return Err(ApiError::Transport {
+                        method,
+                        url,
+                        message,
+                        timeout: true,
+                        reason: if reason.starts_with("no answer") {
+                            out_of_time(started.elapsed(), self.request_timeout)
+                        } else {
+                            reason
+                        },
+                    });
                 }
                 Err(e) => return Err(e),
             }
@@ -390,9 +666,37 @@ impl Client {
     ) -> Result<T, ApiError> {
         serde_json::from_slice(bytes).map_err(|e| ApiError::Decode {
             method: method.into(),
-            url: redact(url.as_str()),
-            message: format!("{e}: {}", truncate(&String::from_utf8_lossy(bytes), 300)),
+            url: crate::redact::display_url(url.as_str()),
+            message: redact(&format!(
+                "{e}: {}",
+                truncate(&String::from_utf8_lossy(bytes), 300)
+            )),
         })
+    }
+
+    /// A 2xx answer that lacks what kfp-ci relies on: an error naming the endpoint and what
+    /// was missing.
+    fn invalid(&self, method: &str, segments: &[&str], what: &str) -> ApiError {
+        ApiError::Decode {
+            method: method.into(),
+            url: crate::redact::display_url(self.url(segments).as_str()),
+            message: format!("{what}: this does not look like a KFP API (v2beta1) answer"),
+        }
+    }
+
+    fn check_versions(
+        &self,
+        segments: &[&str],
+        versions: &[PipelineVersion],
+    ) -> Result<(), ApiError> {
+        if versions.iter().any(|v| v.pipeline_version_id.is_empty()) {
+            return Err(self.invalid(
+                "GET",
+                segments,
+                "a listed version has no pipeline_version_id",
+            ));
+        }
+        Ok(())
     }
 
     async fn get<T: DeserializeOwned>(
@@ -407,9 +711,31 @@ impl Client {
         Self::decode("GET", &url, &bytes)
     }
 
-    /// `GET /healthz`.
+    /// `GET /healthz`. KFP answers `commit_sha`, `tag_name` and `multi_user` (and, since 2.5,
+    /// `pipeline_store`); an answer with none of them is not KFP's.
     pub async fn healthz(&self) -> Result<Healthz, ApiError> {
-        self.get(&["healthz"], &[]).await
+        let raw: Value = self.get(&["healthz"], &[]).await?;
+        let known = ["commit_sha", "tag_name", "multi_user"];
+        if !raw
+            .as_object()
+            .is_some_and(|o| known.iter().any(|k| o.contains_key(*k)))
+        {
+            return Err(self.invalid(
+                "GET",
+                &["healthz"],
+                &format!(
+                    "the health check answered {} without commit_sha, tag_name or multi_user",
+                    truncate(&redact(&raw.to_string()), 100)
+                ),
+            ));
+        }
+        serde_json::from_value(raw).map_err(|e| {
+            self.invalid(
+                "GET",
+                &["healthz"],
+                &format!("the health check answer does not parse ({e})"),
+            )
+        })
     }
 
     /// `GET /pipelines/names/{name}?namespace=`: `None` when absent (404).
@@ -418,10 +744,16 @@ impl Client {
         name: &str,
         namespace: &str,
     ) -> Result<Option<Pipeline>, ApiError> {
+        let segments = ["pipelines", "names", name];
         match self
-            .get::<Pipeline>(&["pipelines", "names", name], &[("namespace", namespace)])
+            .get::<Pipeline>(&segments, &[("namespace", namespace)])
             .await
         {
+            Ok(p) if p.pipeline_id.is_empty() => Err(self.invalid(
+                "GET",
+                &segments,
+                &format!("the pipeline {name} was answered without a pipeline_id"),
+            )),
             Ok(p) => Ok(Some(p)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
@@ -440,6 +772,10 @@ impl Client {
                 &[("sort_by", "created_at desc"), ("page_size", "5")],
             )
             .await?;
+        self.check_versions(
+            &["pipelines", pipeline_id, "versions"],
+            &list.pipeline_versions,
+        )?;
         let mut versions = list.pipeline_versions.into_iter();
         let Some(latest) = versions.next() else {
             return Ok(None);
@@ -466,6 +802,10 @@ impl Client {
                 &[("filter", &filter), ("page_size", "200")],
             )
             .await?;
+        self.check_versions(
+            &["pipelines", pipeline_id, "versions"],
+            &list.pipeline_versions,
+        )?;
         Ok(list.pipeline_versions.into_iter().find(|v| v.name == name))
     }
 
@@ -481,6 +821,10 @@ impl Client {
             let list: ListPipelineVersionsResponse = self
                 .get(&["pipelines", pipeline_id, "versions"], &query)
                 .await?;
+            self.check_versions(
+                &["pipelines", pipeline_id, "versions"],
+                &list.pipeline_versions,
+            )?;
             out.extend(list.pipeline_versions);
             if list.next_page_token.is_empty() {
                 return Ok(out);
@@ -495,9 +839,26 @@ impl Client {
         let url = self.url(&["pipelines"]);
         let body = serde_json::to_value(pipeline).unwrap_or(Value::Null);
         let bytes = self
-            .send_once(&Method::POST, &url, &[], &Body::Json(&body))
+            .send_once(
+                &Method::POST,
+                &url,
+                &[],
+                &Body::Json(&body),
+                self.request_timeout,
+            )
             .await?;
-        Self::decode("POST", &url, &bytes)
+        let created: Pipeline = Self::decode("POST", &url, &bytes)?;
+        if created.pipeline_id.is_empty() {
+            return Err(self.invalid(
+                "POST",
+                &["pipelines"],
+                &format!(
+                    "the pipeline {} was created without a pipeline_id in the answer",
+                    pipeline.name
+                ),
+            ));
+        }
+        Ok(created)
     }
 
     /// `DELETE /pipelines/{id}` without cascade: refused by the server unless the pipeline is empty.
@@ -551,21 +912,74 @@ impl Client {
                     filename: &filename,
                     yaml,
                 },
+                self.request_timeout,
             )
             .await?;
-        Self::decode("POST", &url, &bytes)
+        let uploaded: PipelineVersion = Self::decode("POST", &url, &bytes)?;
+        let upload_segments = ["pipelines", "upload_version"];
+        if uploaded.pipeline_version_id.is_empty() {
+            return Err(self.invalid(
+                "POST",
+                &upload_segments,
+                &format!(
+                    "version {} was uploaded without a pipeline_version_id in the answer",
+                    meta.name
+                ),
+            ));
+        }
+        // Trust, but verify: the version must be there when asked for by its id.
+        let listed: Result<PipelineVersion, ApiError> = self
+            .get(
+                &[
+                    "pipelines",
+                    pipeline_id,
+                    "versions",
+                    &uploaded.pipeline_version_id,
+                ],
+                &[],
+            )
+            .await;
+        match listed {
+            Ok(v) if v.pipeline_version_id == uploaded.pipeline_version_id => Ok(uploaded),
+            Ok(_) | Err(ApiError::Status { status: 404, .. }) | Err(ApiError::Decode { .. }) => {
+                Err(self.invalid(
+                    "POST",
+                    &upload_segments,
+                    &format!(
+                        "the upload of version {} answered id {}, but GET …/pipelines/{pipeline_id}/versions/{} does not return it",
+                        meta.name,
+                        uploaded.pipeline_version_id,
+                        uploaded.pipeline_version_id
+                    ),
+                ))
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 
 /// The error and its causes on one line (reqwest's Display hides the interesting part).
-fn transport_error(method: &Method, url: &str, e: &reqwest::Error) -> ApiError {
-    let chain = redact(&error_chain(e));
+/// `waited`: how long the request waited; `limit`: the timeout it had.
+fn transport_error(
+    method: &Method,
+    url: &str,
+    e: &reqwest::Error,
+    waited: Duration,
+    limit: Duration,
+) -> ApiError {
+    // reqwest's own text names the URL with its query: show it as every URL is shown.
+    let mut chain = error_chain(e);
+    if let Some(full) = e.url() {
+        chain = chain.replace(full.as_str(), url);
+    }
+    let chain = redact(&chain);
     let mut innermost = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         innermost = s.to_string();
         source = s.source();
     }
+    let https = url.starts_with("https://");
     ApiError::Transport {
         method: method.to_string(),
         url: url.to_string(),
@@ -574,27 +988,85 @@ fn transport_error(method: &Method, url: &str, e: &reqwest::Error) -> ApiError {
             &innermost,
             e.is_timeout(),
             e.is_connect(),
+            https,
+            waited,
+            limit,
         )),
         message: chain,
         timeout: e.is_timeout(),
     }
 }
 
+/// "no answer within 30s (--request-timeout 30s)": what really happened, in seconds.
+fn out_of_time(waited: Duration, limit: Duration) -> String {
+    format!(
+        "no answer within {}s (--request-timeout {}s)",
+        seconds(waited),
+        seconds(limit)
+    )
+}
+
+fn seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 10.0 && s.fract() >= 0.05 {
+        format!("{s:.1}")
+    } else {
+        format!("{s:.0}")
+    }
+}
+
+/// How often a waiting request logs a progress line (tests shorten it with
+/// `KFP_CI_TEST_PROGRESS_MS`, as they shorten retry delays).
+fn progress_every() -> Duration {
+    std::env::var("KFP_CI_TEST_PROGRESS_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map_or(PROGRESS_EVERY, Duration::from_millis)
+}
+
+/// A redirect's `Location`, made absolute against the request URL.
+fn resolve_location(request: &url::Url, location: &str) -> String {
+    request
+        .join(location)
+        .map_or_else(|_| location.to_string(), |u| u.to_string())
+}
+
+/// Runs a closure when dropped (also when the future holding it is cancelled).
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
 /// A transport failure in a few words, from reqwest's error chain.
-fn transport_reason(chain: &str, innermost: &str, timeout: bool, connect: bool) -> String {
+fn transport_reason(
+    chain: &str,
+    innermost: &str,
+    timeout: bool,
+    connect: bool,
+    https: bool,
+    waited: Duration,
+    limit: Duration,
+) -> String {
     let lower = chain.to_lowercase();
-    if timeout {
-        let after = if connect {
-            CONNECT_TIMEOUT
-        } else {
-            REQUEST_TIMEOUT
-        };
-        let what = if connect {
-            "connecting"
-        } else {
-            "waiting for an answer"
-        };
-        format!("timed out after {}s {what}", after.as_secs())
+    if timeout && connect {
+        format!(
+            "timed out after {}s connecting",
+            seconds(CONNECT_TIMEOUT.min(limit))
+        )
+    } else if timeout {
+        out_of_time(waited, limit)
+    } else if https
+        && (lower.contains("invalidcontenttype")
+            || lower.contains("corrupt message")
+            || lower.contains("wrong version number")
+            || lower.contains("invalid message"))
+    {
+        // rustls read an HTTP answer where a TLS record should be.
+        PLAIN_HTTP.into()
     } else if lower.contains("dns error") || lower.contains("failed to lookup") {
         "could not resolve host".into()
     } else if lower.contains("certificate") {
@@ -642,7 +1114,8 @@ fn truncate(text: &str, max: usize) -> String {
     format!("{}…", &text[..end])
 }
 
-/// The server's own message from either error body shape (§6 of the API notes), else the text.
+/// The server's own message from either error body shape (the API's `{code, message, details}`
+/// status, or the upload endpoint's `{error_message, …}`), else the text.
 pub fn server_message(body: &str, status: reqwest::StatusCode) -> String {
     if let Ok(rpc) = serde_json::from_str::<RpcStatus>(body)
         && (!rpc.message.is_empty() || !rpc.details.is_empty())
@@ -675,18 +1148,29 @@ mod tests {
     #[test]
     fn transport_failures_read_as_a_few_words() {
         use super::transport_reason;
+        let reason = |chain: &str, innermost: &str, timeout: bool, connect: bool| {
+            transport_reason(
+                chain,
+                innermost,
+                timeout,
+                connect,
+                false,
+                Duration::from_millis(30_020),
+                Duration::from_secs(30),
+            )
+        };
         let refused = "error sending request for url (http://127.0.0.1:1/apis/v2beta1/healthz): client error (Connect): tcp connect error: Connection refused (os error 111)";
         assert_eq!(
-            transport_reason(refused, "Connection refused (os error 111)", false, true),
+            reason(refused, "Connection refused (os error 111)", false, true),
             "connection refused"
         );
         let dns = "error sending request for url (http://kfp.nowhere/apis/v2beta1/healthz): client error (Connect): dns error: failed to lookup address information: Name or service not known";
         assert_eq!(
-            transport_reason(dns, "Name or service not known", false, true),
+            reason(dns, "Name or service not known", false, true),
             "could not resolve host"
         );
         assert_eq!(
-            transport_reason(
+            reason(
                 "error sending request: operation timed out",
                 "operation timed out",
                 true,
@@ -694,22 +1178,35 @@ mod tests {
             ),
             "timed out after 10s connecting"
         );
+        // What it really waited, and the limit that applied.
         assert_eq!(
-            transport_reason(
+            reason(
                 "error sending request: operation timed out",
                 "operation timed out",
                 true,
                 false
             ),
-            "timed out after 120s waiting for an answer"
-        );
-        let tls = "error sending request for url (https://127.0.0.1:9/): client error (Connect): invalid peer certificate: UnknownIssuer";
-        assert_eq!(
-            transport_reason(tls, "invalid peer certificate: UnknownIssuer", false, true),
-            "TLS: invalid peer certificate: UnknownIssuer"
+            "no answer within 30s (--request-timeout 30s)"
         );
         assert_eq!(
             transport_reason(
+                "x",
+                "x",
+                true,
+                false,
+                false,
+                Duration::from_millis(1_540),
+                Duration::from_secs(1)
+            ),
+            "no answer within 1.5s (--request-timeout 1s)"
+        );
+        let tls = "error sending request for url (https://127.0.0.1:9/): client error (Connect): invalid peer certificate: UnknownIssuer";
+        assert_eq!(
+            reason(tls, "invalid peer certificate: UnknownIssuer", false, true),
+            "TLS: invalid peer certificate: UnknownIssuer"
+        );
+        assert_eq!(
+            reason(
                 "x: connection closed before message completed (os error 5)",
                 "connection closed before message completed (os error 5)",
                 false,
@@ -970,6 +1467,13 @@ mod tests {
     #[tokio::test]
     async fn upload_sends_multipart_and_query_metadata() {
         let (url, _) = serve(|_, req| {
+            if req.uri().path().ends_with("/pipelines/p1/versions/v-id") {
+                // The check that the uploaded version is really there.
+                return json(
+                    StatusCode::OK,
+                    r#"{"pipeline_id":"p1","pipeline_version_id":"v-id","name":"v1"}"#,
+                );
+            }
             let q = req.uri().query().unwrap_or_default().to_string();
             let ct = req
                 .headers()
@@ -1005,6 +1509,51 @@ mod tests {
             .await
             .expect("upload");
         assert_eq!(v.pipeline_version_id, "v-id");
+    }
+
+    #[tokio::test]
+    async fn redirects_are_not_followed_a_login_page_is_named_a_move_is_not_one() {
+        let (url, count) = serve(|_, req| {
+            let path = req.uri().path().to_string();
+            if path.contains("healthz") {
+                (
+                    StatusCode::FOUND,
+                    [("location", "/oauth2/start?rd=%2Fpipeline&token=query-value")],
+                )
+                    .into_response()
+            } else {
+                // The API moved to https, same path.
+                (
+                    StatusCode::MOVED_PERMANENTLY,
+                    [("location", format!("https://kfp.example{path}"))],
+                )
+                    .into_response()
+            }
+        })
+        .await;
+        let c = client(url, Auth::default());
+        let err = c.healthz().await.expect_err("login page");
+        assert!(err.is_login_page(), "{err}");
+        assert!(!err.is_retryable());
+        let text = err.to_string();
+        assert!(
+            text.contains("login page") && text.contains("/oauth2/start"),
+            "{text}"
+        );
+        assert!(!text.contains("query-value"), "{text}");
+        let hint = err.hint(c.auth()).expect("hint");
+        assert!(
+            hint.contains("KFP_CI_COOKIE") && hint.contains("cookie_env"),
+            "{hint}"
+        );
+        let err = c.pipeline_by_name("x", "").await.expect_err("moved");
+        assert!(!err.is_login_page(), "{err}");
+        assert!(err.to_string().contains("redirects this request (HTTP 301) to https://kfp.example/pipeline/apis/v2beta1/pipelines/names/x"), "{err}");
+        assert_eq!(
+            count.load(Ordering::SeqCst),
+            2,
+            "nothing followed, nothing retried"
+        );
     }
 
     #[tokio::test]

@@ -166,8 +166,36 @@ pub fn discover(settings: &CompileSettings) -> Result<Vec<PipelineFile>> {
         .collect())
 }
 
+/// Refuse to search a tree nobody named: a root that is not a git work tree (kfp-ci was run
+/// outside a repository, e.g. in `/tmp` or a home directory), or that is the user's home directory
+/// or above it. Searching it would import every `*_pipeline.py` below, whoever put it there. A
+/// PATH, `--include` or the configuration's `include` names what to search, and then it is searched.
+pub fn check_search_root(
+    root: &Path,
+    args: &crate::cli::CompileArgs,
+    loaded: &crate::settings::LoadedConfig,
+) -> Result<()> {
+    if !args.paths.is_empty() || !args.include.is_empty() || loaded.config.include.is_some() {
+        return Ok(());
+    }
+    let home = dirs::home_dir().map(|h| normalize(&h));
+    let why = if home.as_deref().is_some_and(|h| h.starts_with(root)) {
+        "is your home directory or one above it"
+    } else if !root.join(".git").exists() {
+        "is not inside a git repository"
+    } else {
+        return Ok(());
+    };
+    anyhow::bail!(
+        "{} {why}: kfp-ci does not search it for pipeline files unless told to (it imports every file it finds). \
+         Run kfp-ci inside your repository, or name what to compile: a PATH (`kfp-ci check pipelines/`), \
+         --include GLOB, or `include` in kfp-ci.toml",
+        root.display()
+    )
+}
+
 /// Remove `.` and `..` components without touching the file system (symlinks stay as given).
-fn normalize(path: &Path) -> PathBuf {
+pub fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in path.components() {
         match c {
@@ -197,6 +225,8 @@ mod tests {
             python: None,
             kfp_version: "2.17.0".into(),
             requirements: vec![],
+            python_path: vec![],
+            strict: false,
             jobs: 1,
             timeout: std::time::Duration::from_secs(5),
         }

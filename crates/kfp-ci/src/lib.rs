@@ -20,6 +20,7 @@ pub mod pyenv;
 pub mod report;
 
 // Around it.
+pub mod child_env;
 pub mod ci;
 pub mod client;
 pub mod dag;

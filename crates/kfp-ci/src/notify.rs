@@ -72,9 +72,17 @@ pub struct NtfyTarget {
 impl NtfyTarget {
     /// Split `https://ntfy.example/topic` (a path prefix before the topic is kept).
     pub fn parse(topic_url: &str) -> Result<NtfyTarget> {
-        let url = url::Url::parse(topic_url.trim()).with_context(|| {
-            format!("invalid ntfy URL {topic_url:?}: expected https://host/topic")
-        })?;
+        // Shown without userinfo or query (`?auth=…` is an ntfy credential).
+        let shown = crate::redact::display_url(topic_url);
+        let url = url::Url::parse(topic_url.trim())
+            .with_context(|| format!("invalid ntfy URL {shown:?}: expected https://host/topic"))?;
+        if let Some(password) = url.password() {
+            crate::redact::register(password);
+        }
+        if let Some((_, auth)) = url.query_pairs().find(|(k, _)| k == "auth") {
+            crate::redact::register(&auth);
+        }
+        let topic_url = shown.as_str();
         if !matches!(url.scheme(), "http" | "https") {
             bail!(
                 "invalid ntfy URL {topic_url:?}: the scheme must be http or https (e.g. https://ntfy.sh/my-topic)"
@@ -86,7 +94,9 @@ impl NtfyTarget {
             );
         }
         if url.query().is_some() {
-            bail!("the ntfy URL {topic_url:?} has a query string: give only https://host/topic");
+            bail!(
+                "the ntfy URL {topic_url:?} has a query string (not shown: it may hold a credential such as ?auth=): give only https://host/topic, and the token in NTFY_TOKEN"
+            );
         }
         let path = url.path().trim_end_matches('/');
         let (prefix, topic) = path.rsplit_once('/').unwrap_or(("", path));
@@ -179,6 +189,7 @@ pub fn resolve_from(
     target.token_env = token_env.to_string();
     target.password_env = password_env.to_string();
     target.auth = if let Some(token) = var(token_env) {
+        crate::redact::check_secret(&format!("the ntfy token in {token_env}"), &token)?;
         let token = Secret::new(token);
         if reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose())).is_err() {
             bail!(
@@ -192,6 +203,7 @@ pub fn resolve_from(
                 "ntfy user {user:?} is set but {password_env} is empty: set the password in {password_env}, or use a token in {token_env}"
             );
         };
+        crate::redact::check_secret(&format!("the ntfy password in {password_env}"), &password)?;
         Some(NtfyAuth::Basic {
             user,
             password: Secret::new(password),
@@ -447,7 +459,7 @@ pub async fn notify(report: &Report, settings: &NotifySettings) -> Result<Sent> 
         return Ok(Sent::Skipped(reason));
     }
     // Pipeline output and server answers in the report may carry a secret: hide them all.
-    let report = crate::redact::redact_serde(report);
+    let report = crate::redact::redact_serde(report)?;
     let message = message(&report, &target.topic);
     publish(target, &message).await
 }

@@ -2,8 +2,9 @@
 //!
 //! The interpreter is `--python`, else `KFP_CI_PYTHON`, else the configuration's `python`, else
 //! `python3` on PATH. The compile worker checks its kfp version itself (from the dist-info) before importing
-//! anything (so a matching interpreter costs no extra start-up). When it lacks kfp, or has another
-//! version than the pin, [`ensure_venv`] creates (once) a virtualenv in the user cache directory,
+//! anything (so a matching interpreter costs no extra start-up). When it lacks kfp, or (for the
+//! default `python3` only: a named interpreter is always used, see `compile::start_worker`) has
+//! another version than the pin, [`ensure_venv`] creates (once) a virtualenv in the user cache directory,
 //! keyed by Python version, kfp version and extra requirements, installs
 //! `kfp==V kfp-kubernetes==V` plus the requirements, and later runs reuse it.
 
@@ -30,7 +31,7 @@ pub fn cache_dir() -> Result<PathBuf> {
 
 /// The Python version (`3.11.7`) of `python`.
 pub async fn python_version(python: &Path) -> Result<String> {
-    let out = tokio::process::Command::new(python)
+    let out = crate::child_env::scrub(&mut tokio::process::Command::new(python))
         .args([
             "-I",
             "-c",
@@ -117,8 +118,9 @@ pub async fn ensure_venv(
         dir.display(),
         packages.join(" ")
     );
-    let hint = format!(
-        "install the packages into a Python and point kfp-ci at it: `python3 -m venv .venv && .venv/bin/pip install {}`, then `--python .venv/bin/python` (or KFP_CI_PYTHON)",
+    // What to do instead: never the command that just failed.
+    let elsewhere = format!(
+        "or run `pip install {}` for a Python you have and point kfp-ci at it with --python (or KFP_CI_PYTHON)",
         packages.join(" ")
     );
     if dir.exists() {
@@ -126,15 +128,19 @@ pub async fn ensure_venv(
     }
     fs_err::create_dir_all(dir.parent().unwrap_or(&dir))?;
     run_step(
-        tokio::process::Command::new(base_python)
+        crate::child_env::scrub(&mut tokio::process::Command::new(base_python))
             .args(["-m", "venv"])
             .arg(&dir),
-        "create a virtualenv",
-        &hint,
+        &format!(
+            "create a virtualenv in {} with {}",
+            dir.display(),
+            base_python.display()
+        ),
+        &format!("Python's message above says why; {elsewhere}"),
     )
     .await?;
     run_step(
-        tokio::process::Command::new(&venv_python)
+        crate::child_env::scrub(&mut tokio::process::Command::new(&venv_python))
             .args([
                 "-m",
                 "pip",
@@ -143,8 +149,10 @@ pub async fn ensure_venv(
                 "--disable-pip-version-check",
             ])
             .args(&packages),
-        &format!("install {}", packages.join(" ")),
-        &hint,
+        &format!("install {} in {}", packages.join(" "), dir.display()),
+        &format!(
+            "pip's message above says why (network or package index, a version that does not exist for Python {version}); fix that and run again, {elsewhere}"
+        ),
     )
     .await?;
     fs_err::write(&stamp, packages.join("\n"))?;
@@ -159,14 +167,21 @@ async fn run_step(cmd: &mut tokio::process::Command, what: &str, hint: &str) -> 
         .await
         .with_context(|| format!("cannot {what}"))?;
     if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        anyhow::bail!(
-            "could not {what} ({}; offline?):\n{}\nhint: {hint}",
-            out.status,
-            tail.join("\n")
-        );
+        // Python's own words, from both streams: Debian's venv prints on stdout which package
+        // to install (python3-venv), pip prints its errors on stderr.
+        let mut message = String::new();
+        for stream in [&out.stdout, &out.stderr] {
+            let text = String::from_utf8_lossy(stream);
+            let lines: Vec<&str> = text.trim_end().lines().collect();
+            for line in &lines[lines.len().saturating_sub(20)..] {
+                if !line.trim().is_empty() {
+                    message.push_str("    ");
+                    message.push_str(line);
+                }
+                message.push('\n');
+            }
+        }
+        anyhow::bail!("could not {what} ({}):\n{message}hint: {hint}", out.status,);
     }
     Ok(())
 }

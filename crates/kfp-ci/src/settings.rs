@@ -28,6 +28,11 @@ pub struct Config {
     pub kfp_version: Option<String>,
     /// Extra packages the pipeline files import at compile time.
     pub requirements: Option<Vec<String>>,
+    /// Directories (relative to the repository root) put on the compile's import path, like
+    /// `PYTHONPATH`: where local helper packages live (`["src"]`).
+    pub python_path: Option<Vec<PathBuf>>,
+    /// A kfp version other than `kfp_version` in an explicit interpreter is an error, not a warning.
+    pub strict: Option<bool>,
     pub jobs: Option<usize>,
     pub timeout: Option<u64>,
     pub out_dir: Option<PathBuf>,
@@ -36,6 +41,8 @@ pub struct Config {
     pub endpoint: Option<String>,
     pub namespace: Option<String>,
     pub ui_url: Option<String>,
+    /// Seconds one request to the KFP API may take, retries included (default 30).
+    pub request_timeout: Option<u64>,
     pub default_target: Option<String>,
     pub targets: BTreeMap<String, TargetConfig>,
 
@@ -59,6 +66,8 @@ pub struct TargetConfig {
     pub headers: BTreeMap<String, String>,
     pub ca_cert: Option<PathBuf>,
     pub insecure_skip_tls_verify: Option<bool>,
+    /// Overrides the top-level `request_timeout` for this target.
+    pub request_timeout: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -264,7 +273,34 @@ impl Config {
         names.extend(self.notify.ntfy.token_env.as_deref());
         names.extend(self.notify.ntfy.password_env.as_deref());
         crate::redact::register_env_secrets(&names);
+        crate::child_env::register(self);
     }
+}
+
+/// `python_path` entries made absolute (relative ones from the repository root); each must be an
+/// existing directory.
+fn resolve_python_path(
+    entries: Option<&[PathBuf]>,
+    root: &Path,
+    loaded: &LoadedConfig,
+) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in entries.unwrap_or_default() {
+        let dir = crate::discover::normalize(&root.join(entry));
+        if !dir.is_dir() {
+            anyhow::bail!(
+                "`python_path` entry {:?} in {} is not a directory below the repository root {}: list directories relative to it, e.g. python_path = [\"src\"]",
+                entry.display().to_string(),
+                loaded.path.as_ref().map_or_else(
+                    || "the configuration".to_string(),
+                    |p| p.display().to_string()
+                ),
+                root.display()
+            );
+        }
+        out.push(dir);
+    }
+    Ok(out)
 }
 
 /// The git work tree containing `cwd`, else `cwd` itself.
@@ -306,6 +342,10 @@ pub struct CompileSettings {
     pub kfp_version: String,
     /// Extra packages installed into the cached virtualenv, if kfp-ci creates one.
     pub requirements: Vec<String>,
+    /// Absolute directories put first on the compile's import path (`python_path`).
+    pub python_path: Vec<PathBuf>,
+    /// An explicit interpreter whose kfp is not `kfp_version` is an error (`--strict`).
+    pub strict: bool,
     pub jobs: usize,
     pub timeout: std::time::Duration,
 }
@@ -398,6 +438,8 @@ impl CompileSettings {
             .iter()
             .map(|(k, v)| (k.trim_start_matches("./").replace('\\', "/"), v.clone()))
             .collect();
+        let python_path = resolve_python_path(config.python_path.as_deref(), &root, loaded)?;
+        crate::discover::check_search_root(&root, args, loaded)?;
 
         Ok(CompileSettings {
             root,
@@ -410,6 +452,8 @@ impl CompileSettings {
             python,
             kfp_version,
             requirements: config.requirements.clone().unwrap_or_default(),
+            python_path,
+            strict: args.strict || config.strict.unwrap_or(false),
             jobs,
             timeout: std::time::Duration::from_secs(timeout),
         })
@@ -460,6 +504,7 @@ mod tests {
     #[test]
     fn compile_settings_flags_over_file_over_defaults() {
         let dir = tempfile::tempdir().expect("tempdir");
+        fs_err::create_dir_all(dir.path().join(".git")).expect(".git");
         let loaded = LoadedConfig {
             config: Config {
                 include: Some(vec!["pipelines/**/*.py".into()]),

@@ -31,6 +31,8 @@ pub struct Target {
     pub tls: Tls,
     /// KFP UI base URL, for links.
     pub ui_url: Option<String>,
+    /// How long one request to the KFP API (with its retries) may take.
+    pub request_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -185,10 +187,24 @@ pub fn resolve_with(
         );
     }
 
+    let request_timeout = match args
+        .request_timeout
+        .or(named.request_timeout)
+        .or(config.request_timeout)
+    {
+        Some(0) => bail!(
+            "`request_timeout` (--request-timeout, KFP_CI_REQUEST_TIMEOUT, or `request_timeout` in {config_name}) must be at least 1 second"
+        ),
+        Some(secs) => std::time::Duration::from_secs(secs),
+        None => crate::client::DEFAULT_REQUEST_TIMEOUT,
+    };
+
     let token_env = named.token_env.as_deref().unwrap_or(TOKEN_ENV);
-    let token = env(token_env)
-        .filter(|t| !t.trim().is_empty())
-        .map(|t| Secret::new(t.trim()));
+    let token = env(token_env).filter(|t| !t.trim().is_empty());
+    if let Some(t) = &token {
+        crate::redact::check_secret(&format!("the token in {token_env}"), t)?;
+    }
+    let token = token.map(|t| Secret::new(t.trim()));
     let token_file = args.token_file.clone().or_else(|| named.token_file.clone());
     if let Some(path) = &token_file
         && let Err(err) = std::fs::File::open(path)
@@ -199,7 +215,11 @@ pub fn resolve_with(
         );
     }
     let cookie_env = named.cookie_env.as_deref().unwrap_or(COOKIE_ENV);
-    let cookie = env(cookie_env).filter(|c| !c.trim().is_empty()).map(|c| {
+    let cookie = env(cookie_env).filter(|c| !c.trim().is_empty());
+    if let Some(c) = &cookie {
+        crate::redact::check_secret(&format!("the cookie in {cookie_env}"), c)?;
+    }
+    let cookie = cookie.map(|c| {
         crate::redact::register_cookie(c.trim());
         Secret::new(c.trim())
     });
@@ -236,6 +256,14 @@ pub fn resolve_with(
     if let Some(ui) = &ui_url {
         check_ui_url(ui)?;
     }
+    // The token file's content is checked when it is read (every request): here, only that a
+    // one-character token is refused before anything is sent.
+    if let Some(path) = &token_file
+        && let Ok(text) = std::fs::read_to_string(path)
+        && !text.trim().is_empty()
+    {
+        crate::redact::check_secret(&format!("the token in the file {}", path.display()), &text)?;
+    }
 
     Ok(Target {
         name,
@@ -255,6 +283,7 @@ pub fn resolve_with(
                 || named.insecure_skip_tls_verify.unwrap_or(false),
         },
         ui_url,
+        request_timeout,
     })
 }
 
@@ -269,23 +298,26 @@ pub fn parse_endpoint(text: &str) -> Result<url::Url> {
     if !(text.starts_with("http://") || text.starts_with("https://")) {
         bail!(
             "KFP endpoint `{}` has no scheme: write http://… (the in-cluster service, port 8888) or https://… (the Kubeflow gateway, e.g. https://host/pipeline)",
-            crate::redact::redact(text)
+            crate::redact::display_url(text)
         );
     }
     let mut url = url::Url::parse(text).with_context(|| {
         format!(
             "KFP endpoint `{}` is not a URL",
-            crate::redact::redact(text)
+            crate::redact::display_url(text)
         )
     })?;
     if carries_credentials(&url) {
         bail!(
             "KFP endpoint `{}` carries credentials: use KF_PIPELINES_TOKEN, --token-file or KFP_CI_COOKIE instead",
-            crate::redact::redact(text)
+            crate::redact::display_url(text)
         );
     }
     if url.query().is_some() || url.fragment().is_some() {
-        bail!("KFP endpoint `{text}` must not have a query or fragment");
+        bail!(
+            "KFP endpoint `{}` must not have a query or fragment (a token goes in KF_PIPELINES_TOKEN or --token-file, not in the URL)",
+            crate::redact::display_url(text)
+        );
     }
     let path = url.path().trim_end_matches('/').to_string();
     url.set_path(&path);
@@ -310,13 +342,19 @@ fn check_ui_url(text: &str) -> Result<()> {
         .with_context(|| {
             format!(
                 "KFP UI URL `{}` (--ui-url, KFP_CI_UI_URL or ui_url) is not an http(s) URL: write e.g. https://kubeflow.example.com/pipeline",
-                crate::redact::redact(text)
+                crate::redact::display_url(text)
             )
         })?;
     if carries_credentials(&url) {
         bail!(
             "KFP UI URL `{}` (--ui-url, KFP_CI_UI_URL or ui_url) carries credentials, which would be published in reports and notifications: remove them",
-            crate::redact::redact(text)
+            crate::redact::display_url(text)
+        );
+    }
+    if url.query().is_some() {
+        bail!(
+            "KFP UI URL `{}` (--ui-url, KFP_CI_UI_URL or ui_url) has a query, which would be published in reports and notifications: give the base URL only",
+            crate::redact::display_url(text)
         );
     }
     Ok(())
@@ -482,6 +520,69 @@ mod tests {
         };
         let err = resolve_with(&args, &loaded(config), &env, true).expect_err("unknown");
         assert!(format!("{err}").contains("[targets.prod]"), "{err}");
+    }
+
+    #[test]
+    fn request_timeout_flag_over_target_over_file_over_default() {
+        let mut config = Config {
+            request_timeout: Some(45),
+            ..Config::default()
+        };
+        config.targets.insert(
+            "slow".into(),
+            TargetConfig {
+                request_timeout: Some(120),
+                ..TargetConfig::default()
+            },
+        );
+        let secs = |args: TargetArgs, config: &Config| {
+            resolve_with(&args, &loaded(config.clone()), &|_| None, false)
+                .map(|t| t.request_timeout.as_secs())
+        };
+        assert_eq!(
+            secs(TargetArgs::default(), &Config::default()).ok(),
+            Some(30)
+        );
+        assert_eq!(secs(TargetArgs::default(), &config).ok(), Some(45));
+        let slow = TargetArgs {
+            target: Some("slow".into()),
+            ..TargetArgs::default()
+        };
+        assert_eq!(secs(slow.clone(), &config).ok(), Some(120));
+        let flag = TargetArgs {
+            request_timeout: Some(2),
+            ..slow
+        };
+        assert_eq!(secs(flag, &config).ok(), Some(2));
+        let zero = TargetArgs {
+            request_timeout: Some(0),
+            ..TargetArgs::default()
+        };
+        let err = secs(zero, &config).expect_err("zero");
+        assert!(err.to_string().contains("at least 1 second"), "{err}");
+    }
+
+    #[test]
+    fn a_single_character_credential_is_refused_naming_its_variable() {
+        let mut config = Config::default();
+        config.targets.insert(
+            "prod".into(),
+            TargetConfig {
+                token_env: Some("PROD_TOKEN".into()),
+                ..TargetConfig::default()
+            },
+        );
+        let args = TargetArgs {
+            target: Some("prod".into()),
+            ..TargetArgs::default()
+        };
+        let env = |k: &str| (k == "PROD_TOKEN").then(|| "z".to_string());
+        let err = resolve_with(&args, &loaded(config), &env, false).expect_err("one char");
+        assert!(
+            err.to_string()
+                .contains("the token in PROD_TOKEN is a single character"),
+            "{err}"
+        );
     }
 
     #[test]

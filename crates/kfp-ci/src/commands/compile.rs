@@ -30,15 +30,18 @@ pub(super) async fn run_compile(
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let loaded = settings::load(global.config.as_deref(), &cwd)?;
     let settings = CompileSettings::resolve(args, &loaded)?;
-    let out_dir = out_dir.map(|flag| match flag {
-        Some(dir) => cwd.join(dir),
-        None => settings.root.join(
-            loaded
-                .config
-                .out_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_OUT_DIR)),
-        ),
+    // `build/./` or `build/x/..`: made plain (`create_dir_all` fails on a trailing `.`).
+    let out_dir = out_dir.map(|flag| {
+        crate::discover::normalize(&match flag {
+            Some(dir) => cwd.join(dir),
+            None => settings.root.join(
+                loaded
+                    .config
+                    .out_dir
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_OUT_DIR)),
+            ),
+        })
     });
     let command = if out_dir.is_some() {
         "compile"
@@ -120,10 +123,9 @@ pub(super) async fn run_compile(
 
     let failed = run.failed();
     if output == OutputFormat::Json {
-        let report = crate::redact::redact_serde(&build_report(&run, command, started_at));
+        let json = crate::redact::redacted_json(&build_report(&run, command, started_at))?;
         let mut stdout = std::io::stdout().lock();
-        serde_json::to_writer_pretty(&mut stdout, &report)?;
-        writeln!(stdout)?;
+        writeln!(stdout, "{json}")?;
     }
     if !quiet || failed > 0 {
         eprintln!("{}", summary(&run, command, out_dir.as_deref(), &cwd));

@@ -127,6 +127,15 @@ fn transport_problem(
             "the host name does not resolve".to_string(),
             Some("check the endpoint's host name; in-cluster it is ml-pipeline.<kfp-namespace>.svc.cluster.local".into()),
         )
+    } else if err.url().is_some_and(|u| u.scheme() == "https")
+        && ["invalidcontenttype", "corrupt message", "invalid message"]
+            .iter()
+            .any(|p| chain.to_lowercase().contains(p))
+    {
+        (
+            crate::client::PLAIN_HTTP.to_string(),
+            Some("the port speaks plain HTTP (the in-cluster ml-pipeline service on 8888 does): write the URL with http://".into()),
+        )
     } else if chain.contains("refused") {
         (
             "connection refused".to_string(),
@@ -144,6 +153,8 @@ async fn check_kfp(
     connect_timeout: Duration,
 ) -> Result<()> {
     let http = http_client(target, connect_timeout)?;
+    // Shown without userinfo or query, as every URL.
+    let shown = crate::redact::display_url(base.as_str());
     let mut healthz = base.clone();
     if let Ok(mut path) = healthz.path_segments_mut() {
         path.pop_if_empty().extend(["apis", "v2beta1", "healthz"]);
@@ -157,7 +168,7 @@ async fn check_kfp(
                 connect_timeout,
                 "nothing listens there: check the port (the KFP API listens on 8888) and that ml-pipeline runs",
             );
-            checks.line(Mark::Fail, &format!("endpoint {base}: {problem}"));
+            checks.line(Mark::Fail, &format!("endpoint {shown}: {problem}"));
             if let Some(hint) = hint {
                 checks.hint(&hint);
             }
@@ -172,13 +183,13 @@ async fn check_kfp(
     checks.line(
         Mark::Ok,
         &format!(
-            "endpoint {base} answers (HTTP {}, {ms} ms)",
+            "endpoint {shown} answers (HTTP {}, {ms} ms)",
             response.status().as_u16()
         ),
     );
     drop(response);
 
-    let mut client = Client::new(base.clone(), target.auth.clone(), &target.tls)?;
+    let mut client = Client::for_target(base.clone(), target)?;
     client.backoff.max = Duration::from_millis(500);
     let configured = target.auth.is_configured();
     match client.healthz().await {
@@ -208,10 +219,21 @@ async fn check_kfp(
             checks.line(Mark::Skip, "namespace: the credentials were rejected");
             return Ok(());
         }
+        Err(err) if err.is_login_page() => {
+            checks.line(Mark::Fail, &format!("healthz: {err}"));
+            if let Some(hint) = err.hint(&target.auth) {
+                checks.hint(&hint);
+            }
+            checks.line(Mark::Skip, "namespace: the requests go to a login page");
+            return Ok(());
+        }
         Err(err) => {
             checks.line(
                 Mark::Fail,
-                &format!("healthz {healthz}: not a KFP healthz answer: {err}"),
+                &format!(
+                    "healthz {}: not a KFP healthz answer: {err}",
+                    crate::redact::display_url(healthz.as_str())
+                ),
             );
             checks.hint("is the endpoint the KFP API base URL? kfp-ci appends /apis/v2beta1/...; behind the Kubeflow gateway it is https://<host>/pipeline");
         }

@@ -181,10 +181,7 @@ pub(super) async fn prepare(
 
 async fn connect(target: &Target) -> Result<(Client, Option<kfp_serve::RunningServer>)> {
     match &target.endpoint {
-        Endpoint::Remote(url) => Ok((
-            Client::new(url.clone(), target.auth.clone(), &target.tls)?,
-            None,
-        )),
+        Endpoint::Remote(url) => Ok((Client::for_target(url.clone(), target)?, None)),
         Endpoint::Embedded(db) => {
             let server = kfp_serve::spawn(kfp_serve::ServeOptions::ephemeral(db.clone()))
                 .await
@@ -196,7 +193,7 @@ async fn connect(target: &Target) -> Result<(Client, Option<kfp_serve::RunningSe
                 db.display()
             );
             let url = url::Url::parse(&server.url()).context("embedded server URL")?;
-            let client = Client::new(url, target.auth.clone(), &target.tls)?;
+            let client = Client::for_target(url, target)?;
             Ok((client, Some(server)))
         }
     }
@@ -204,7 +201,9 @@ async fn connect(target: &Target) -> Result<(Client, Option<kfp_serve::RunningSe
 
 pub(super) fn endpoint_label(target: &Target) -> String {
     match &target.endpoint {
-        Endpoint::Remote(url) => url.as_str().trim_end_matches('/').to_string(),
+        Endpoint::Remote(url) => crate::redact::display_url(url.as_str())
+            .trim_end_matches('/')
+            .to_string(),
         Endpoint::Embedded(db) => format!("local:{}", db.display()),
     }
 }
@@ -333,7 +332,7 @@ pub(super) fn emit(
             crate::redact::redact(&report.render_table(global.verbose > 0))
         );
     }
-    let json = report_json(report);
+    let json = report_json(report)?;
     if output == OutputFormat::Json {
         println!("{json}");
     }
@@ -374,8 +373,8 @@ fn write_report_file(path: &std::path::Path, json: &str) -> Result<()> {
 /// The report as JSON with every registered secret removed from every string field before
 /// serialising (a text replacement on the JSON would miss a secret holding `"` or `\\`, which
 /// JSON escapes).
-pub(super) fn report_json(report: &Report) -> String {
-    crate::redact::redact_serde(report).to_json()
+pub(super) fn report_json(report: &Report) -> Result<String> {
+    crate::redact::redacted_json(report)
 }
 
 #[cfg(test)]
@@ -395,7 +394,7 @@ mod tests {
             reason: format!("rejected {secret}"),
             ..PipelineReport::default()
         });
-        let json = report_json(&report);
+        let json = report_json(&report).expect("redacted");
         let escaped = serde_json::to_string(secret).expect("string");
         assert!(!json.contains(escaped.trim_matches('"')), "{json}");
         assert!(!json.contains("with-quote-7f3a"), "{json}");

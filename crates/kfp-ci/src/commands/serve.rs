@@ -17,7 +17,11 @@ pub async fn run(cmd: ServeCmd, _global: &GlobalArgs) -> anyhow::Result<ExitStat
         None => settings::repo_root(&cwd).join(kfp_serve::DEFAULT_DB),
     };
     let db = std::path::absolute(&db).unwrap_or(db);
-    let token = cmd.token.filter(|t| !t.trim().is_empty()).map(Secret::new);
+    let token = cmd.token.filter(|t| !t.trim().is_empty());
+    if let Some(t) = &token {
+        crate::redact::check_secret("the token (--token or KFP_CI_SERVE_TOKEN)", t)?;
+    }
+    let token = token.map(Secret::new);
     let opts = kfp_serve::ServeOptions {
         addr: cmd.addr,
         db: db.clone(),

@@ -23,7 +23,7 @@ pub use crate::discover::PipelineFile;
 use crate::report::PipelineError;
 pub use crate::settings::CompileSettings;
 use crate::{cli::NameFrom, discover, pyenv};
-use worker::{Message, Request, Script, Spawned, Started, Worker};
+use worker::{Launch, Message, Request, Script, Spawned, Started, Worker};
 
 /// The worker script, embedded in the binary.
 pub(crate) const WORKER_PY: &str = include_str!("worker.py");
@@ -104,13 +104,16 @@ pub async fn compile_pipelines_with(
     // discovery walks the tree. Its errors count only once there are files to compile; with none
     // it is dropped (killed) unused.
     let script = Script::write().context("cannot write the compile worker script")?;
-    let early = Worker::spawn(
+    // An explicit interpreter is always the one used, whatever its kfp version (a warning, or an
+    // error with `strict`); only the default `python3` is swapped for the cached venv.
+    let explicit = settings.python.is_some();
+    let early = Worker::spawn(&launch(
+        settings,
+        &script,
         &python,
-        &script.path,
-        script.dir.path(),
-        &settings.kfp_version,
         settings.jobs.max(1),
-    );
+        explicit,
+    ));
     let files = discover::discover(settings)?;
     for key in settings.functions.keys() {
         if !files.iter().any(|f| &f.rel == key) {
@@ -184,6 +187,7 @@ pub async fn compile_pipelines_with(
                 id: idx as u64,
                 path: &file.path,
                 rel: &file.rel,
+                root: &settings.root,
                 function: file.function.as_deref(),
                 timeout: settings.timeout.as_secs_f64(),
             };
@@ -244,15 +248,8 @@ pub async fn compile_pipelines_with(
             );
             suspects.extend(running.iter().map(|(idx, _)| *idx));
         }
-        worker = match Worker::start(
-            &python,
-            &script.path,
-            script.dir.path(),
-            &settings.kfp_version,
-            jobs,
-        )
-        .await
-        {
+        // Same rules as the first start: the interpreter that was accepted then is accepted now.
+        worker = match Worker::start(&launch(settings, &script, &python, jobs, explicit)).await {
             Ok(Started::Ready(w)) => *w,
             Ok(Started::Mismatch { .. }) => break 'run,
             Err(e) => {
@@ -290,8 +287,30 @@ pub async fn compile_pipelines_with(
     })
 }
 
-/// The worker started with the configured interpreter (`early`); if that lacks the pinned kfp, one
-/// with the cached venv's.
+/// How to start a worker for this run.
+fn launch<'a>(
+    settings: &'a CompileSettings,
+    script: &'a Script,
+    python: &'a std::path::Path,
+    jobs: usize,
+    accept_other_kfp: bool,
+) -> Launch<'a> {
+    Launch {
+        python,
+        script: &script.path,
+        tmp: script.dir.path(),
+        kfp_version: &settings.kfp_version,
+        jobs,
+        accept_other_kfp,
+        python_path: &settings.python_path,
+    }
+}
+
+/// The worker started with the configured interpreter (`early`). An explicit interpreter
+/// (`--python`, `KFP_CI_PYTHON`, `python`) is used with whatever kfp it has: another version than
+/// the pin is a warning naming both, or with `strict` an error. Only when it has no kfp at all,
+/// or when no interpreter was named and `python3` lacks the pin, does the cached venv's Python
+/// take over (built from that interpreter, and said so on stderr).
 async fn start_worker(
     settings: &CompileSettings,
     python: &std::path::Path,
@@ -299,8 +318,30 @@ async fn start_worker(
     jobs: usize,
     early: Result<Spawned>,
 ) -> Result<(Worker, PathBuf)> {
+    let explicit = settings.python.is_some();
+    let pin = &settings.kfp_version;
     let found = match early?.ready().await? {
-        Started::Ready(w) => return Ok((*w, python.to_path_buf())),
+        Started::Ready(w) => {
+            if explicit && &w.kfp_version != pin {
+                let message = format!(
+                    "{} has kfp {}, but `kfp_version` is {pin}",
+                    python.display(),
+                    w.kfp_version
+                );
+                if settings.strict {
+                    let found = w.kfp_version.clone();
+                    w.shutdown().await;
+                    anyhow::bail!(
+                        "{message}, and strict mode (--strict or `strict = true`) makes that an error: install kfp=={pin} kfp-kubernetes=={pin} into it, set `kfp_version = \"{found}\"`, or drop --python/KFP_CI_PYTHON/`python` to let kfp-ci build a virtualenv with the pin"
+                    );
+                }
+                tracing::warn!(
+                    "{message}: compiling with kfp {} as asked (--strict makes this an error; specs may differ from kfp {pin}'s)",
+                    w.kfp_version
+                );
+            }
+            return Ok((*w, python.to_path_buf()));
+        }
         Started::Mismatch { found } => found,
     };
     let venv_python = pyenv::ensure_venv(
@@ -310,15 +351,7 @@ async fn start_worker(
         &settings.requirements,
     )
     .await?;
-    match Worker::start(
-        &venv_python,
-        &script.path,
-        script.dir.path(),
-        &settings.kfp_version,
-        jobs,
-    )
-    .await?
-    {
+    match Worker::start(&launch(settings, script, &venv_python, jobs, false)).await? {
         Started::Ready(w) => Ok((*w, venv_python)),
         Started::Mismatch { found } => anyhow::bail!(
             "the virtualenv's Python {} has kfp {} instead of {}",

@@ -1,5 +1,8 @@
 """kfp-ci compile worker (embedded in the kfp-ci binary, written to a temp file, run as `python -u -B`).
 
+Arguments: TMPDIR KFP_VERSION JOBS ACCEPT_OTHER_KFP ("1": an interpreter the user named, used
+whatever its kfp version).
+
 Protocol (one JSON document per line):
   * results go to the worker's *original* stdout, which is duplicated to a private fd at start-up;
     fd 1 itself is pointed at stderr, so nothing printed by kfp or by user code can reach the channel.
@@ -48,6 +51,9 @@ def send(msg):
 # The pin (argv[2]): a worker with another kfp (or none) says so and exits; kfp-ci then uses a
 # virtualenv with the pinned version.
 EXPECTED_KFP = sys.argv[2] if len(sys.argv) > 2 else ""
+# argv[4] == "1": an explicit interpreter; its kfp is used whatever its version (kfp-ci compares
+# the version in the ready message and warns). A missing kfp is still a mismatch.
+ACCEPT_OTHER_KFP = len(sys.argv) > 4 and sys.argv[4] == "1"
 
 
 def _mismatch(found):
@@ -70,7 +76,7 @@ def _installed_kfp_version():
     return None
 
 
-if EXPECTED_KFP:
+if EXPECTED_KFP and not ACCEPT_OTHER_KFP:
     _listed = _installed_kfp_version()
     if _listed is not None and _listed != EXPECTED_KFP:
         _mismatch(_listed)
@@ -164,7 +170,7 @@ except ImportError:
     send({"type": "fatal", "message": f"cannot import kfp: {traceback.format_exc(limit=1)}"})
     sys.exit(3)
 except BaseException as e:  # noqa: BLE001 - a broken kfp install
-    if EXPECTED_KFP:
+    if EXPECTED_KFP and not ACCEPT_OTHER_KFP:
         try:
             import importlib.metadata
 
@@ -173,7 +179,7 @@ except BaseException as e:  # noqa: BLE001 - a broken kfp install
             pass
     send({"type": "fatal", "message": f"cannot import kfp: {type(e).__name__}: {e}"})
     sys.exit(3)
-if EXPECTED_KFP and getattr(kfp, "__version__", None) != EXPECTED_KFP:
+if EXPECTED_KFP and not ACCEPT_OTHER_KFP and getattr(kfp, "__version__", None) != EXPECTED_KFP:
     _mismatch(getattr(kfp, "__version__", None))
 
 try:
@@ -375,7 +381,62 @@ def _user_location(tb, path):
     return line
 
 
-def _classify(exc, path, phase):
+_SKIPPED_DIRS = {"venv", "site-packages", "node_modules", "__pycache__"}
+
+
+def _holds_python(directory):
+    try:
+        return any(n.endswith(".py") for n in os.listdir(directory))
+    except OSError:
+        return False
+
+
+def _find_in_repository(root, top):
+    """Directories (relative to the repository root, '.' for the root) that hold the module or
+    package `top`, shallowest first; hidden directories and virtualenvs are not searched, and the
+    walk is bounded (this only improves an error message)."""
+    found = []
+    visited = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        visited += 1
+        if visited > 5000 or len(found) >= 3:
+            break
+        depth = 0 if dirpath == root else os.path.relpath(dirpath, root).count(os.sep) + 1
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if not d.startswith(".")
+            and d not in _SKIPPED_DIRS
+            and depth < 6
+            and not os.path.exists(os.path.join(dirpath, d, "pyvenv.cfg"))
+        )
+        if f"{top}.py" in filenames or (top in dirnames and _holds_python(os.path.join(dirpath, top))):
+            found.append(os.path.relpath(dirpath, root).replace(os.sep, "/"))
+    found.sort(key=lambda d: (d != ".", d.count("/"), d))
+    return found
+
+
+def _missing_module_message(name, root):
+    """A module that is not installed: when it is a local package of the repository, the hint is
+    to put its directory on the import path (`python_path`), not to install it."""
+    top = name.split(".")[0]
+    if top != name and top in sys.modules:
+        found = getattr(sys.modules[top], "__file__", None) or top
+        return f"missing module `{name}` (`{top}` was imported from {found}, which has no `{name[len(top) + 1:]}`)"
+    where = _find_in_repository(root, top) if root and os.path.isdir(root) else []
+    if not where:
+        return f"missing module `{name}` (install it in the compile environment: `requirements` in kfp-ci.toml)"
+    parent = where[0]
+    module = top if parent == "." else f"{parent}/{top}"
+    on_path = root if parent == "." else os.path.join(root, parent)
+    return (
+        f"missing module `{name}`: `{module}` is in this repository but not on the import path; "
+        f"add `python_path = [\"{parent}\"]` to kfp-ci.toml "
+        f"(for `kfp dsl compile`: PYTHONPATH={on_path})"
+    )
+
+
+def _classify(exc, path, phase, root=None):
     tb_text = _user_traceback(exc)
     detail = _tail(tb_text)
     rel = os.path.basename(path)
@@ -391,7 +452,7 @@ def _classify(exc, path, phase):
     if isinstance(exc, ImportError) and phase == "import":
         name = getattr(exc, "name", None)
         if isinstance(exc, ModuleNotFoundError) and name:
-            message = f"missing module `{name}` (install it in the compile environment: `requirements` in kfp-ci.toml)"
+            message = _missing_module_message(name, root)
         else:
             message = f"import failed: {exc}"
         return {"kind": "import", "message": message, "detail": detail, "line": _user_location(exc.__traceback__, path)}
@@ -427,10 +488,18 @@ def _select_function(module, stem, rel):
     if len(pipelines) == 1:
         return pipelines[0]
     if not pipelines:
+        # As kfp: a file with no pipeline and exactly one component compiles that component
+        # (its pipeline spec is a one-step pipeline); several are an error naming them.
+        if len(components) == 1:
+            return components[0]
         if components:
             names = ", ".join(a for a, _ in components)
-            raise _Reject("no_pipeline", f"no @dsl.pipeline function (only components: {names})")
-        raise _Reject("no_pipeline", "no @dsl.pipeline function in this file")
+            raise _Reject(
+                "several_components",
+                f"no @dsl.pipeline and several components ({names}): pick one with `functions` in kfp-ci.toml, "
+                f"e.g. [functions] \"{rel}\" = \"{components[0][0]}\"",
+            )
+        raise _Reject("no_pipeline", "no @dsl.pipeline function or component in this file")
     used = {id(s) for s in _USED_SPECS}
     roots = [(a, p) for a, p in pipelines if id(p.component_spec) not in used]
     if len(roots) == 1:
@@ -474,7 +543,7 @@ def _compile_in_child(req, out_path):
         except SystemExit:
             raise
         except BaseException as e:  # noqa: BLE001
-            return {"type": "error", **_classify(e, path, "import")}
+            return {"type": "error", **_classify(e, path, "import", req.get("root"))}
         if getattr(module, "__file__", None) and os.path.abspath(module.__file__) != path:
             return {
                 "type": "error",
@@ -581,7 +650,7 @@ def _child(req, result_w, capture_path, out_path, parent_pid):
             "exit_status": status,
         }
     except BaseException as e:  # noqa: BLE001
-        result = {"type": "error", **_classify(e, req["path"], "import")}
+        result = {"type": "error", **_classify(e, req["path"], "import", req.get("root"))}
     try:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -27,6 +27,8 @@ pub(crate) struct Request<'a> {
     pub path: &'a Path,
     /// The path relative to the repository root, for messages.
     pub rel: &'a str,
+    /// The repository root, to look for a module that is missing from the import path.
+    pub root: &'a Path,
     pub function: Option<&'a str>,
     pub timeout: f64,
 }
@@ -108,39 +110,61 @@ pub(crate) struct Spawned {
     python: PathBuf,
 }
 
+/// How to start a worker.
+#[derive(Debug, Clone)]
+pub(crate) struct Launch<'a> {
+    pub python: &'a Path,
+    pub script: &'a Path,
+    pub tmp: &'a Path,
+    /// The pin: a worker whose kfp differs answers `mismatch` (unless `accept_other_kfp`).
+    pub kfp_version: &'a str,
+    pub jobs: usize,
+    /// Use the interpreter's kfp whatever its version (an explicit interpreter); a missing kfp
+    /// is still a `mismatch`.
+    pub accept_other_kfp: bool,
+    /// Directories put before `PYTHONPATH` (`python_path`).
+    pub python_path: &'a [PathBuf],
+}
+
 impl Worker {
-    /// Start `python -u -B worker.py TMPDIR KFP_VERSION JOBS` and wait for its handshake.
-    pub async fn start(
-        python: &Path,
-        script: &Path,
-        tmp: &Path,
-        kfp_version: &str,
-        jobs: usize,
-    ) -> Result<Started> {
-        Self::spawn(python, script, tmp, kfp_version, jobs)?
-            .ready()
-            .await
+    /// Start `python -u -B worker.py TMPDIR KFP_VERSION JOBS ACCEPT` and wait for its handshake.
+    pub async fn start(launch: &Launch<'_>) -> Result<Started> {
+        Self::spawn(launch)?.ready().await
     }
 
     /// Start the worker process without waiting for it: Python's start-up and `import kfp` run
     /// while the caller does other work (discovery); [`Spawned::ready`] waits for the handshake.
-    pub fn spawn(
-        python: &Path,
-        script: &Path,
-        tmp: &Path,
-        kfp_version: &str,
-        jobs: usize,
-    ) -> Result<Spawned> {
-        let mut child = tokio::process::Command::new(python)
-            .arg("-u")
+    pub fn spawn(launch: &Launch<'_>) -> Result<Spawned> {
+        let python = launch.python;
+        let mut cmd = tokio::process::Command::new(python);
+        cmd.arg("-u")
             .arg("-B")
-            .arg(script)
-            .arg(tmp)
-            .arg(kfp_version)
-            .arg(jobs.to_string())
+            .arg(launch.script)
+            .arg(launch.tmp)
+            .arg(launch.kfp_version)
+            .arg(launch.jobs.to_string())
+            .arg(if launch.accept_other_kfp { "1" } else { "0" })
             // Dict and set order in kfp's output depends on the hash seed: fix it.
             .env("PYTHONHASHSEED", "0")
-            .env("PYTHONUNBUFFERED", "1")
+            .env("PYTHONUNBUFFERED", "1");
+        // Pipeline code runs in this process: none of kfp-ci's credentials go with it.
+        crate::child_env::scrub(&mut cmd);
+        if !launch.python_path.is_empty() {
+            // As `PYTHONPATH=src kfp dsl compile`: the entries come before any PYTHONPATH set.
+            let existing = std::env::var_os("PYTHONPATH").filter(|p| !p.is_empty());
+            let entries = launch
+                .python_path
+                .iter()
+                .cloned()
+                .chain(existing.iter().flat_map(std::env::split_paths));
+            match std::env::join_paths(entries) {
+                Ok(joined) => {
+                    cmd.env("PYTHONPATH", joined);
+                }
+                Err(e) => anyhow::bail!("invalid `python_path` entry: {e}"),
+            }
+        }
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::common::{TestContext, python};
 
-fn corpus_dir() -> PathBuf {
+pub(crate) fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus")
 }
 
@@ -27,7 +27,12 @@ fn copy_tree(src: &Path, dest: &Path) {
 
 /// `kfp dsl compile --py FILE --output OUT [--function F]` with the test venv's kfp, from `cwd`,
 /// under `PYTHONHASHSEED=0` (the seed kfp-ci's workers use).
-fn kfp_dsl_compile(cwd: &Path, file: &Path, out: &Path, function: Option<&str>) -> Vec<u8> {
+pub(crate) fn kfp_dsl_compile(
+    cwd: &Path,
+    file: &Path,
+    out: &Path,
+    function: Option<&str>,
+) -> Vec<u8> {
     let kfp = python().parent().expect("bin dir").join("kfp");
     let mut cmd = crate::common::command(kfp);
     cmd.current_dir(cwd)
@@ -94,7 +99,7 @@ fn split_header(yaml: &str) -> (&str, &str) {
 /// Byte identity, except where kfp itself is not reproducible: a dict default printed in the
 /// `# Inputs:` header (protobuf Struct order, see the corpus README), where kfp-ci sorts the keys.
 /// Then the bodies must be identical and the headers equal up to key order.
-fn assert_same_as_kfp(label: &str, ours: &str, kfp: &str) {
+pub(crate) fn assert_same_as_kfp(label: &str, ours: &str, kfp: &str) {
     if ours == kfp {
         return;
     }
@@ -156,7 +161,7 @@ print("same", len(a))
     );
 }
 
-fn parse_report(stdout: &[u8]) -> serde_json::Value {
+pub(crate) fn parse_report(stdout: &[u8]) -> serde_json::Value {
     serde_json::from_slice(stdout).unwrap_or_else(|e| {
         panic!(
             "stdout is not one JSON report ({e}):\n{}",
@@ -271,11 +276,6 @@ fn corpus_outcomes_identity_and_isolation() {
     );
     expect_err("no_pipeline/no_pipeline_pipeline.py", "no_pipeline", "");
     expect_err(
-        "component_only/component_only_pipeline.py",
-        "no_pipeline",
-        "",
-    );
-    expect_err(
         "compile_error/compile_error_pipeline.py",
         "compile",
         "unexpected keyword argument \"epochz\"",
@@ -299,6 +299,8 @@ fn corpus_outcomes_identity_and_isolation() {
             Some("stem_match_pipeline"),
         ),
         ("prints/prints_pipeline.py", None),
+        // As kfp: a lone component compiles to its one-step pipeline.
+        ("component_only/component_only_pipeline.py", None),
         ("sibling_packages/pkg_a/team_a_pipeline.py", None),
         ("sibling_packages/pkg_b/team_b_pipeline.py", None),
         ("venv_ignored/kept_pipeline.py", None),

@@ -3,12 +3,17 @@
 mod ci;
 mod common;
 mod compile;
+mod compile_env;
 mod deploy;
 mod deploy_fixes;
 mod deploy_target;
+mod discover;
+mod docs;
 mod faulty;
 mod harness;
 mod ntfy_server;
 mod qa;
+mod secrets;
 mod serve;
+mod server_faults;
 mod tls;
