@@ -2,6 +2,7 @@
 
 mod ci;
 mod common;
+mod compat;
 mod compile;
 mod compile_env;
 mod deploy;
@@ -11,6 +12,7 @@ mod docs;
 mod faulty;
 mod harness;
 mod ntfy_server;
+mod render;
 mod report_file;
 mod secrets;
 mod serve;
