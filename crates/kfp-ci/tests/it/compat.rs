@@ -296,6 +296,9 @@ fn scenarios(e: Emulated) {
     // 4. Retention: only kfp-ci's versions are pruned (found by the description where there
     // are no tags), never the newest, never one uploaded by hand.
     age_and_upload_by_hand(&server.db, url, hello);
+    // The next version must not share by-hand's second (KFP timestamps have second precision; a
+    // tie leaves "the newest" undecided and the last plan below would not be unchanged).
+    server.advance_clock(1);
     ctx.write("hello_pipeline.py", &hello_edited(2));
     let out = deploy(
         &ctx,
