@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::common::{TestContext, python, workspace_root};
+use crate::common::{TestContext, command, python, workspace_root};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).to_string()
@@ -40,7 +40,8 @@ fn yaml(rel: &str) -> Value {
 fn like_ctx(ctx: &TestContext, program: &Path) -> Command {
     let template = ctx.std_cmd();
     let mut cmd = Command::new(program);
-    cmd.current_dir(ctx.root());
+    // Only the test context's environment: nothing the developer exported.
+    cmd.env_clear().current_dir(ctx.root());
     for (key, value) in template.get_envs() {
         match value {
             Some(v) => cmd.env(key, v),
@@ -97,6 +98,8 @@ fn the_wheel_installs_and_deploys_with_the_python_next_to_it() {
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
+    // The build inherits the environment: cargo and maturin need the developer's CARGO_HOME
+    // and RUSTUP_HOME (an offline registry cache); it talks to no KFP API or ntfy.
     let out = Command::new(workspace_root().join("scripts/package"))
         .args(["--dev", "--out"])
         .arg(&dist)
@@ -125,7 +128,7 @@ fn the_wheel_installs_and_deploys_with_the_python_next_to_it() {
     let uv = bin.join("uv");
     let base = python();
     ok(
-        &Command::new(&uv)
+        &command(&uv)
             .args(["venv", "--quiet", "--python"])
             .arg(&base)
             .arg(&venv)
@@ -136,7 +139,7 @@ fn the_wheel_installs_and_deploys_with_the_python_next_to_it() {
     );
     let venv_python = venv.join("bin/python");
     let install = |spec: &str| {
-        let out = Command::new(&uv)
+        let out = command(&uv)
             .args(["pip", "install", "--quiet", "--python"])
             .arg(&venv_python)
             .arg(spec)
@@ -195,7 +198,7 @@ fn the_wheel_installs_and_deploys_with_the_python_next_to_it() {
 
     // 2. `pip install 'kfp-ci[kfp]'`: the extra pins kfp and kfp-kubernetes to the default.
     install(&format!("{}[kfp]", wheel.display()));
-    let out = Command::new(&venv_python)
+    let out = command(&venv_python)
         .args([
             "-c",
             "import importlib.metadata as m; print(m.version('kfp'), m.version('kfp-kubernetes'))",
@@ -241,7 +244,7 @@ fn the_wheel_installs_and_deploys_with_the_python_next_to_it() {
 // Release workflows, the setup action, the Containerfile: offline checkers and the pins
 
 fn run_tool(tool: &str, args: &[&str], file: &Path) {
-    let out = Command::new(venv_bin().join(tool))
+    let out = command(venv_bin().join(tool))
         .args(args)
         .arg(file)
         .env("NO_COLOR", "1")
@@ -484,7 +487,7 @@ fn the_actions_run_step_deploys_and_writes_the_outputs() {
         .parent()
         .expect("bin dir")
         .to_path_buf();
-    let out = Command::new("bash")
+    let out = command("bash")
         .args(["-euo", "pipefail", "-c", script])
         .current_dir(ctx.root())
         .envs(
@@ -557,7 +560,7 @@ fn completions_for_every_shell() {
          COMP_WORDS=(kfp-ci init --ci ''); COMP_CWORD=3; \"$f\" kfp-ci '' --ci; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
         script.display()
     );
-    let out = Command::new("bash")
+    let out = command("bash")
         .args(["--norc", "-c", &probe])
         .output()
         .expect("bash");
@@ -650,7 +653,7 @@ fn the_config_schema_accepts_the_readme_example_and_rejects_mistakes() {
         ("[notify]\non = \"sometimes\"\n", "not a notify.on value"),
     ] {
         let bad = ctx.write("bad/kfp-ci.toml", mistake);
-        let out = Command::new(venv_bin().join("check-jsonschema"))
+        let out = command(venv_bin().join("check-jsonschema"))
             .args(["--schemafile", &schema_file.display().to_string()])
             .arg(&bad)
             .output()

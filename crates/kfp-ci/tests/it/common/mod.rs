@@ -22,6 +22,15 @@ pub const INHERITED: &[&str] = &[
     "KFP_CI_TEST_PYTHON",
     // Where this machine keeps temp files.
     "TMPDIR",
+    // How this machine reaches the package index (trust roots, local wheels): the wheel test's
+    // `uv pip install` needs them, and they carry no credential.
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "PIP_CERT",
+    "PIP_INDEX_URL",
+    "PIP_EXTRA_INDEX_URL",
+    "PIP_FIND_LINKS",
+    "PIP_DEFAULT_TIMEOUT",
     // Debugging and coverage of the children (no effect on what they do).
     "RUST_BACKTRACE",
     "LLVM_PROFILE_FILE",
