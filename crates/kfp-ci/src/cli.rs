@@ -88,6 +88,9 @@ pub struct CompileArgs {
     /// Where pipeline names come from: the file stem or @dsl.pipeline(name=...)
     #[arg(long, value_name = "SOURCE")]
     pub name_from: Option<NameFrom>,
+    /// Compile every file, neither reading nor writing the compile cache (docs/incremental.md)
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 #[derive(
