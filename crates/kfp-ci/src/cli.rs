@@ -49,6 +49,17 @@ pub enum Command {
     Notify(NotifyCmd),
     /// Check the endpoint, token, namespace and ntfy from here
     Doctor(DoctorCmd),
+    /// The compile cache (docs/incremental.md)
+    #[command(subcommand)]
+    Cache(CacheCmd),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum CacheCmd {
+    /// Remove this repository's compile cache (.kfp-ci/cache/compile, or $KFP_CI_CACHE_DIR/compile)
+    Clear,
+    /// Print the compile cache directory
+    Dir,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

@@ -1,5 +1,6 @@
 //! One function per command: typed arguments in, an exit status out.
 
+mod cache;
 mod check;
 mod compile;
 mod deploy;
@@ -23,5 +24,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Init(cmd) => init::run(cmd, &global).await,
         Command::Notify(cmd) => notify::run(cmd, &global).await,
         Command::Doctor(cmd) => doctor::run(cmd, &global).await,
+        Command::Cache(cmd) => cache::run(cmd, &global).await,
     }
 }

@@ -30,7 +30,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Compiled, CompileSettings, PipelineFile};
+use super::{CompileSettings, Compiled, PipelineFile};
 
 /// Bump when the entry format or the meaning of a key changes.
 const FORMAT: &str = "kfp-ci-compile-cache-1";
@@ -172,7 +172,9 @@ impl Cache {
     }
 
     fn manifest_path(&self) -> PathBuf {
-        self.dir.join("env").join(format!("{}.json", self.launch_key))
+        self.dir
+            .join("env")
+            .join(format!("{}.json", self.launch_key))
     }
 
     /// Trust the stored description of the interpreter when nothing it depends on changed; then
@@ -238,7 +240,9 @@ impl Cache {
         };
         if let Err(e) = write_atomic(
             &self.manifest_path(),
-            serde_json::to_string(&manifest).unwrap_or_default().as_bytes(),
+            serde_json::to_string(&manifest)
+                .unwrap_or_default()
+                .as_bytes(),
         ) {
             tracing::debug!("compile cache: cannot store the interpreter's description: {e:#}");
         }
@@ -376,7 +380,9 @@ impl Cache {
         if let Some(h) = self.hashes.get(path) {
             return h.clone();
         }
-        let h = std::fs::read(path).ok().map(|bytes| hex(&Sha256::digest(&bytes)));
+        let h = std::fs::read(path)
+            .ok()
+            .map(|bytes| hex(&Sha256::digest(&bytes)));
         self.hashes.insert(path.to_string(), h.clone());
         h
     }
@@ -586,7 +592,10 @@ mod tests {
         let new = shard.join("new");
         std::fs::write(&old, vec![0u8; 100]).expect("write");
         std::fs::write(&new, vec![0u8; 100]).expect("write");
-        let f = std::fs::File::options().append(true).open(&old).expect("open");
+        let f = std::fs::File::options()
+            .append(true)
+            .open(&old)
+            .expect("open");
         f.set_modified(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000))
             .expect("set time");
         prune(dir.path(), 150).expect("prune");

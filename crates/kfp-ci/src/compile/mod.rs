@@ -185,7 +185,9 @@ pub async fn compile_pipelines_with(
         drop(early);
         tracing::debug!(
             "compile cache ({}): every file hit; Python not started",
-            cache.as_ref().map_or_else(String::new, |c| c.dir().display().to_string())
+            cache
+                .as_ref()
+                .map_or_else(String::new, |c| c.dir().display().to_string())
         );
         let mut results: Vec<FileResult> = slots.into_iter().flatten().collect();
         mark_duplicate_names(&mut results, settings.name_from);

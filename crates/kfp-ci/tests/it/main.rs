@@ -10,6 +10,7 @@ mod deploy_target;
 mod discover;
 mod docs;
 mod faulty;
+mod incremental;
 mod ntfy_server;
 mod qa;
 mod secrets;
