@@ -1,6 +1,8 @@
 //! The Kubeflow Pipelines wire format, in one place: the REST API v2beta1 JSON types
-//! ([`wire`]) and compiled pipeline specs in the server's canonical form ([`spec`]).
+//! ([`wire`]), compiled pipeline specs in the server's canonical form ([`spec`]), and what each
+//! server release accepts ([`compat`]).
 //! No I/O: the client in `kfp-ci` and the local server in `kfp-serve` both build on it.
 
+pub mod compat;
 pub mod spec;
 pub mod wire;

@@ -277,6 +277,12 @@ async fn apply_one(
                     version.name
                 ));
             }
+            // Say so when the server made the version name differ from the tag.
+            if let Some(renamed) =
+                crate::compat::rename_note(client.capabilities(), &opts.version_tag, &version.name)
+            {
+                note = Some(note.map_or(renamed.clone(), |n| format!("{n}; {renamed}")));
+            }
             Outcome {
                 status: Status::Done,
                 pipeline_id: Some(pipeline_id),
@@ -402,7 +408,8 @@ async fn upload_converging(
         .as_deref()
         .map(|s| &s[..s.len().min(7)]);
     let mut last_conflict = None;
-    for name in version_names(&opts.version_tag, short_sha) {
+    let caps = client.capabilities();
+    for name in crate::compat::version_candidates(caps, &item.name, &opts.version_tag, short_sha) {
         let meta = UploadMeta {
             name: name.clone(),
             display_name: name.clone(),
@@ -412,6 +419,7 @@ async fn upload_converging(
             } else {
                 BTreeMap::new()
             },
+            code_source_url: crate::compat::code_source_url(caps, &item.file, &opts.provenance),
         };
         match upload_checked(client, pipeline_id, &meta, spec).await {
             Ok(found) => return Ok(found),

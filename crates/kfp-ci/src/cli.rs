@@ -49,6 +49,8 @@ pub enum Command {
     Notify(NotifyCmd),
     /// Check the endpoint, token, namespace and ntfy from here
     Doctor(DoctorCmd),
+    /// Write the pipelines as Kubernetes custom resources for GitOps (--kubernetes)
+    Render(RenderCmd),
     /// The compile cache (docs/incremental.md)
     #[command(subcommand)]
     Cache(CacheCmd),
@@ -125,6 +127,26 @@ pub struct CompileCmd {
     pub out_dir: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t)]
     pub output: OutputFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RenderCmd {
+    #[command(flatten)]
+    pub compile: CompileArgs,
+    /// Pipeline and PipelineVersion resources (pipelines.kubeflow.org/v2beta1) for KFP's
+    /// Kubernetes pipeline store, one file per pipeline
+    #[arg(long)]
+    pub kubernetes: bool,
+    /// Output directory (default dist/kubernetes in the repository)
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// metadata.namespace of the resources (default: none, the namespace GitOps applies to)
+    #[arg(long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Name of a new version (default vYYYYMMDD-HHMMSS, as deploy); an unchanged spec keeps the
+    /// version already in the file
+    #[arg(long, value_name = "TAG")]
+    pub version_tag: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -264,6 +286,24 @@ pub struct ServeCmd {
     /// Testing aid: seed for --fail-rate
     #[arg(long, value_name = "S")]
     pub seed: Option<u64>,
+    /// Answer like this KFP server release (2.0.0 to 2.17.x): upload parameters, objects,
+    /// routes, healthz and Kubernetes-store naming of that release (see docs/compat.md)
+    #[arg(long, value_name = "X.Y.Z", default_value = "2.17.0", value_parser = parse_release)]
+    pub server_version: kfp_api::compat::Release,
+    /// Pipeline store to emulate: database, or kubernetes (custom resources, from 2.14)
+    #[arg(long, value_name = "STORE", default_value = "database", value_parser = parse_store)]
+    pub pipeline_store: kfp_api::compat::Store,
+}
+
+fn parse_release(s: &str) -> Result<kfp_api::compat::Release, String> {
+    kfp_api::compat::Release::parse(s)
+        .ok_or_else(|| format!("{s:?} is not a release: expected X.Y.Z, e.g. 2.5.0"))
+}
+
+fn parse_store(s: &str) -> Result<kfp_api::compat::Store, String> {
+    kfp_api::compat::Store::parse(s)
+        .filter(|_| !s.trim().is_empty())
+        .ok_or_else(|| format!("{s:?} is not a pipeline store: use database or kubernetes"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

@@ -17,6 +17,7 @@
 
 use std::time::Duration;
 
+use kfp_api::compat::{Capabilities, FillNames};
 use kfp_api::wire::{
     Healthz, ListPipelineVersionsResponse, Pipeline, PipelineVersion, RpcStatus, UploadError,
 };
@@ -315,8 +316,10 @@ pub struct UploadMeta {
     pub name: String,
     pub display_name: String,
     pub description: String,
-    /// Sent only when non-empty (servers ≥ 2.17 read it; older ones ignore it).
+    /// Sent only when non-empty and the server reads tags (see [`Client::capabilities`]).
     pub tags: std::collections::BTreeMap<String, String>,
+    /// Link to the pipeline's source file; sent only where the upload handler reads it.
+    pub code_source_url: String,
 }
 
 pub struct Client {
@@ -324,6 +327,9 @@ pub struct Client {
     base: url::Url,
     auth: Auth,
     pub backoff: Backoff,
+    /// What the server accepts: set from its healthz ([`Client::set_capabilities`]); until
+    /// then the conservative set, which every release reads the same way.
+    caps: Capabilities,
     /// How long one request and its retries may take (`--request-timeout`).
     request_timeout: Duration,
     /// Requests waiting for an answer, and when the last progress line was printed: one line
@@ -398,9 +404,19 @@ impl Client {
             base,
             auth,
             backoff: Backoff::default(),
+            caps: Capabilities::conservative(kfp_api::compat::Store::Database, false),
             request_timeout,
             waiting: Default::default(),
         })
+    }
+
+    /// Adapt requests and responses to the server (from its healthz).
+    pub fn set_capabilities(&mut self, caps: Capabilities) {
+        self.caps = caps;
+    }
+
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.caps
     }
 
     pub fn request_timeout(&self) -> Duration {
@@ -711,7 +727,7 @@ impl Client {
         Self::decode("GET", &url, &bytes)
     }
 
-    /// `GET /healthz`. KFP answers `commit_sha`, `tag_name` and `multi_user` (and, since 2.5,
+    /// `GET /healthz`. KFP answers `commit_sha`, `tag_name` and `multi_user` (and, since 2.14,
     /// `pipeline_store`); an answer with none of them is not KFP's.
     pub async fn healthz(&self) -> Result<Healthz, ApiError> {
         let raw: Value = self.get(&["healthz"], &[]).await?;
@@ -754,7 +770,7 @@ impl Client {
                 &segments,
                 &format!("the pipeline {name} was answered without a pipeline_id"),
             )),
-            Ok(p) => Ok(Some(p)),
+            Ok(p) => Ok(Some(p.fill_names())),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
@@ -776,7 +792,7 @@ impl Client {
             &["pipelines", pipeline_id, "versions"],
             &list.pipeline_versions,
         )?;
-        let mut versions = list.pipeline_versions.into_iter();
+        let mut versions = list.pipeline_versions.fill_names().into_iter();
         let Some(latest) = versions.next() else {
             return Ok(None);
         };
@@ -806,7 +822,11 @@ impl Client {
             &["pipelines", pipeline_id, "versions"],
             &list.pipeline_versions,
         )?;
-        Ok(list.pipeline_versions.into_iter().find(|v| v.name == name))
+        Ok(list
+            .pipeline_versions
+            .fill_names()
+            .into_iter()
+            .find(|v| v.name == name))
     }
 
     /// Every version of a pipeline, newest first.
@@ -825,7 +845,7 @@ impl Client {
                 &["pipelines", pipeline_id, "versions"],
                 &list.pipeline_versions,
             )?;
-            out.extend(list.pipeline_versions);
+            out.extend(list.pipeline_versions.fill_names());
             if list.next_page_token.is_empty() {
                 return Ok(out);
             }
@@ -837,7 +857,15 @@ impl Client {
     /// handled by the caller's lookup).
     pub async fn create_pipeline(&self, pipeline: &Pipeline) -> Result<Pipeline, ApiError> {
         let url = self.url(&["pipelines"]);
-        let body = serde_json::to_value(pipeline).unwrap_or(Value::Null);
+        let mut pipeline = pipeline.clone();
+        if !self.caps.separate_name {
+            // Before 2.14 the gateway drops `name`: the display name is the identity.
+            pipeline.display_name = pipeline.name.clone();
+        }
+        if !self.caps.tags {
+            pipeline.tags.clear();
+        }
+        let body = serde_json::to_value(&pipeline).unwrap_or(Value::Null);
         let bytes = self
             .send_once(
                 &Method::POST,
@@ -858,7 +886,7 @@ impl Client {
                 ),
             ));
         }
-        Ok(created)
+        Ok(created.fill_names())
     }
 
     /// `DELETE /pipelines/{id}` without cascade: refused by the server unless the pipeline is empty.
@@ -888,7 +916,8 @@ impl Client {
         yaml: &str,
     ) -> Result<PipelineVersion, ApiError> {
         let url = self.url(&["pipelines", "upload_version"]);
-        let tags = if meta.tags.is_empty() {
+        // Only what this release reads (kfp_api::compat): older handlers ignore the rest.
+        let tags = if meta.tags.is_empty() || !self.caps.tags {
             String::new()
         } else {
             serde_json::to_string(&meta.tags).unwrap_or_default()
@@ -896,11 +925,16 @@ impl Client {
         let mut query = vec![
             ("pipelineid", pipeline_id),
             ("name", meta.name.as_str()),
-            ("display_name", meta.display_name.as_str()),
             ("description", meta.description.as_str()),
         ];
+        if self.caps.upload_display_name {
+            query.push(("display_name", meta.display_name.as_str()));
+        }
         if !tags.is_empty() {
             query.push(("tags", tags.as_str()));
+        }
+        if self.caps.upload_code_source_url && !meta.code_source_url.is_empty() {
+            query.push(("code_source_url", meta.code_source_url.as_str()));
         }
         let filename = format!("{}.yaml", meta.name);
         let bytes = self
@@ -940,7 +974,9 @@ impl Client {
             )
             .await;
         match listed {
-            Ok(v) if v.pipeline_version_id == uploaded.pipeline_version_id => Ok(uploaded),
+            Ok(v) if v.pipeline_version_id == uploaded.pipeline_version_id => {
+                Ok(uploaded.fill_names())
+            }
             Ok(_) | Err(ApiError::Status { status: 404, .. }) | Err(ApiError::Decode { .. }) => {
                 Err(self.invalid(
                     "POST",
@@ -1503,6 +1539,7 @@ mod tests {
             display_name: "v1".into(),
             description: "d".into(),
             tags: [("managed-by".to_string(), "kfp-ci".to_string())].into(),
+            ..UploadMeta::default()
         };
         let v = client(url, Auth::default())
             .upload_version("p1", &meta, "a: 1\n")

@@ -23,6 +23,7 @@ pub mod report;
 pub mod child_env;
 pub mod ci;
 pub mod client;
+pub mod compat;
 pub mod dag;
 pub mod init;
 pub mod redact;

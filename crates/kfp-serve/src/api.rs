@@ -9,12 +9,13 @@ use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use kfp_api::wire::{
-    Healthz, ListPipelineVersionsResponse, ListPipelinesResponse, Pipeline, PipelineVersion, limits,
+    ListPipelineVersionsResponse, ListPipelinesResponse, Pipeline, PipelineVersion, limits,
 };
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::AppState;
+use crate::emulate;
 use crate::error::ApiError;
 use crate::list::{self, Kind};
 use crate::store::{self, NewPipeline, Store};
@@ -93,13 +94,9 @@ pub fn validate_tags(tags: &BTreeMap<String, String>) -> Result<(), String> {
     Ok(())
 }
 
-pub async fn healthz(State(state): State<Arc<AppState>>) -> Json<Healthz> {
-    Json(Healthz {
-        commit_sha: format!("kfp-ci-serve-{}", env!("CARGO_PKG_VERSION")),
-        tag_name: crate::EMULATED_KFP_VERSION.to_string(),
-        multi_user: state.multi_user,
-        pipeline_store: "database".to_string(),
-    })
+/// The emulated release's healthz (plain JSON with every field, as the real handler writes).
+pub async fn healthz(State(state): State<Arc<AppState>>) -> Json<Value> {
+    Json(emulate::healthz(&state.caps, state.multi_user))
 }
 
 pub async fn list_pipelines(
@@ -108,6 +105,7 @@ pub async fn list_pipelines(
 ) -> ApiResult<ListPipelinesResponse> {
     let q = query_map(raw);
     let ns = namespace(&state, q.get("namespace"))?;
+    emulate::check_filter(&state.caps, q.get("filter"))?;
     let params = list::parse(
         Kind::Pipelines,
         &ns,
@@ -121,7 +119,11 @@ pub async fn list_pipelines(
     })
     .await?;
     Ok(Json(ListPipelinesResponse {
-        pipelines: page.items,
+        pipelines: page
+            .items
+            .into_iter()
+            .map(|p| emulate::pipeline(&state.caps, p))
+            .collect(),
         total_size: i32::try_from(page.total).unwrap_or(i32::MAX),
         next_page_token: page.next_token,
     }))
@@ -219,7 +221,14 @@ pub async fn create_pipeline(
     State(state): State<Arc<AppState>>,
     body: Body,
 ) -> ApiResult<Pipeline> {
-    let body: PipelineBody = json_body(&body_bytes(body).await?)?;
+    let mut body: PipelineBody = json_body(&body_bytes(body).await?)?;
+    if !state.caps.separate_name {
+        // Before 2.14 the message has no `name`: the gateway drops it, `display_name` is the Name.
+        body.name = None;
+    }
+    if !state.caps.tags {
+        body.tags = None;
+    }
     let name = body
         .name
         .filter(|n| !n.is_empty())
@@ -235,6 +244,7 @@ pub async fn create_pipeline(
             limits::MAX_PIPELINE_NAME
         )));
     }
+    emulate::check_k8s_name(&state.caps, "pipeline", &name).map_err(ApiError::invalid)?;
     let tags = body.tags.unwrap_or_default();
     validate_tags(&tags).map_err(|e| ApiError::invalid(format!("Invalid input error: {e}")))?;
     let new = NewPipeline {
@@ -251,7 +261,7 @@ pub async fn create_pipeline(
         s.write(|tx| store::insert_pipeline(tx, &new))
     })
     .await?;
-    Ok(Json(p))
+    Ok(Json(emulate::pipeline(&state.caps, p)))
 }
 
 /// `POST /pipelines/create` and `POST /pipelines/{id}/versions` take a package URL the real
@@ -310,7 +320,7 @@ pub async fn get_pipeline(
 ) -> ApiResult<Pipeline> {
     let id = path_param(id)?;
     let p = blocking(&state, move |s| s.read(|tx| pipeline_or_404(tx, &id))).await?;
-    Ok(Json(p))
+    Ok(Json(emulate::pipeline(&state.caps, p)))
 }
 
 pub async fn get_pipeline_by_name(
@@ -338,7 +348,7 @@ pub async fn get_pipeline_by_name(
         })
     })
     .await?;
-    Ok(Json(p))
+    Ok(Json(emulate::pipeline(&state.caps, p)))
 }
 
 pub async fn delete_pipeline(
@@ -401,7 +411,7 @@ pub async fn patch_pipeline(
         })
     })
     .await?;
-    Ok(Json(p))
+    Ok(Json(emulate::pipeline(&state.caps, p)))
 }
 
 pub async fn list_versions(
@@ -411,6 +421,7 @@ pub async fn list_versions(
 ) -> ApiResult<ListPipelineVersionsResponse> {
     let id = path_param(id)?;
     let q = query_map(raw);
+    emulate::check_filter(&state.caps, q.get("filter"))?;
     let params = list::parse(
         Kind::Versions,
         &id,
@@ -427,7 +438,11 @@ pub async fn list_versions(
     })
     .await?;
     Ok(Json(ListPipelineVersionsResponse {
-        pipeline_versions: page.items,
+        pipeline_versions: page
+            .items
+            .into_iter()
+            .map(|v| emulate::version(&state.caps, v))
+            .collect(),
         total_size: i32::try_from(page.total).unwrap_or(i32::MAX),
         next_page_token: page.next_token,
     }))
@@ -439,7 +454,7 @@ pub async fn get_version(
 ) -> ApiResult<PipelineVersion> {
     let (pid, vid) = path_param(ids)?;
     let v = blocking(&state, move |s| s.read(|tx| version_or_404(tx, &pid, &vid))).await?;
-    Ok(Json(v))
+    Ok(Json(emulate::version(&state.caps, v)))
 }
 
 pub async fn delete_version(
@@ -478,5 +493,5 @@ pub async fn patch_version(
         })
     })
     .await?;
-    Ok(Json(v))
+    Ok(Json(emulate::version(&state.caps, v)))
 }

@@ -3,13 +3,15 @@
 //!
 //! It answers like KFP 2.17.0 wherever a client can tell (routes, status codes, both error body
 //! shapes, omitted empty fields, paging, filters), so the same client code works against it and
-//! against a cluster. [`spawn`] runs it in the background of the current tokio runtime (what
+//! against a cluster; [`ServeOptions::server_version`] and [`ServeOptions::pipeline_store`] make
+//! it answer like an older release or the Kubernetes store instead (see `emulate`). [`spawn`] runs it in the background of the current tokio runtime (what
 //! `kfp-ci deploy` does when no endpoint is configured); [`serve`] runs it until Ctrl-C/SIGTERM.
 //!
 //! The library prints nothing: it logs through `tracing`.
 
 mod api;
 mod archive;
+mod emulate;
 mod error;
 mod list;
 mod store;
@@ -36,6 +38,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use error::ApiError;
+pub use kfp_api::compat::{Release, Store};
 
 /// The KFP server release whose behaviour this server follows (healthz `tag_name`).
 pub const EMULATED_KFP_VERSION: &str = "2.17.0";
@@ -69,6 +72,11 @@ pub struct ServeOptions {
     pub fail_rate: f64,
     /// Testing aid: seed of the `fail_rate` random generator (random when `None`).
     pub seed: Option<u64>,
+    /// The KFP release to answer like (`--server-version`): upload parameters, objects, routes,
+    /// healthz and Kubernetes-store naming follow [`kfp_api::compat::Capabilities`].
+    pub server_version: Release,
+    /// The pipeline store to emulate (`--pipeline-store`; Kubernetes from 2.14).
+    pub pipeline_store: Store,
 }
 
 impl ServeOptions {
@@ -83,6 +91,8 @@ impl ServeOptions {
             latency_ms: 0,
             fail_rate: 0.0,
             seed: None,
+            server_version: Release::V2_17,
+            pipeline_store: Store::Database,
         }
     }
 
@@ -99,6 +109,8 @@ impl ServeOptions {
 pub(crate) struct AppState {
     pub store: store::Store,
     pub multi_user: bool,
+    /// What the emulated release does (never the conservative set: always a known release).
+    pub caps: kfp_api::compat::Capabilities,
     token: Option<String>,
     /// With `--token`: the value of the web page's session cookie, set once a browser has
     /// presented the token as `/?token=…` (random per server start; never the token itself).
@@ -172,6 +184,7 @@ pub async fn spawn(opts: ServeOptions) -> anyhow::Result<RunningServer> {
             opts.fail_rate
         );
     }
+    emulate::check(opts.server_version, opts.pipeline_store)?;
     // Check before binding: a non-loopback address is never opened without authentication.
     let resolved: Vec<SocketAddr> = tokio::net::lookup_host(&opts.addr)
         .await
@@ -214,6 +227,11 @@ pub async fn spawn(opts: ServeOptions) -> anyhow::Result<RunningServer> {
     let state = Arc::new(AppState {
         store,
         multi_user: opts.multi_user,
+        caps: kfp_api::compat::Capabilities::of(
+            opts.server_version,
+            opts.pipeline_store,
+            opts.multi_user,
+        ),
         token: opts.token.filter(|t| !t.is_empty()),
         ui_session: {
             let mut bytes = [0u8; 32];
@@ -274,6 +292,18 @@ pub async fn shutdown_signal() {
 
 fn router(state: Arc<AppState>) -> Router {
     const P: &str = "/apis/v2beta1/pipelines";
+    // PATCH came with 2.17; before, those paths answer other methods only.
+    let patch = state.caps.patch;
+    let pipeline_routes = get(api::get_pipeline).delete(api::delete_pipeline);
+    let version_routes = get(api::get_version).delete(api::delete_version);
+    let (pipeline_routes, version_routes) = if patch {
+        (
+            pipeline_routes.patch(api::patch_pipeline),
+            version_routes.patch(api::patch_version),
+        )
+    } else {
+        (pipeline_routes, version_routes)
+    };
     let uploads = Router::new()
         .route(&format!("{P}/upload"), any(upload::upload_pipeline))
         .route(&format!("{P}/upload_version"), any(upload::upload_version))
@@ -291,21 +321,14 @@ fn router(state: Arc<AppState>) -> Router {
             &format!("{P}/names/{{name}}"),
             get(api::get_pipeline_by_name),
         )
-        .route(
-            &format!("{P}/{{pipeline_id}}"),
-            get(api::get_pipeline)
-                .delete(api::delete_pipeline)
-                .patch(api::patch_pipeline),
-        )
+        .route(&format!("{P}/{{pipeline_id}}"), pipeline_routes)
         .route(
             &format!("{P}/{{pipeline_id}}/versions"),
             get(api::list_versions).post(api::create_version),
         )
         .route(
             &format!("{P}/{{pipeline_id}}/versions/{{pipeline_version_id}}"),
-            get(api::get_version)
-                .delete(api::delete_version)
-                .patch(api::patch_version),
+            version_routes,
         );
     Router::new()
         .merge(uploads)

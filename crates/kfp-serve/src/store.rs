@@ -201,8 +201,8 @@ fn version_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PipelineVersion> {
         package_url: (!package_url.is_empty()).then_some(Url {
             pipeline_url: package_url,
         }),
-        // Not echoed by the 2.17.0 server.
-        code_source_url: String::new(),
+        // Echoed only by releases after 2.17.0 (see `emulate::version`).
+        code_source_url: r.get(8)?,
         pipeline_spec: serde_json::from_str(&spec).ok(),
         tags: tags_from(&r.get::<_, String>(10)?),
         error: None,
@@ -295,7 +295,7 @@ pub fn insert_version(
         description: v.description.clone(),
         created_at: Some(timestamp(created)),
         package_url: None,
-        code_source_url: String::new(),
+        code_source_url: v.code_source_url.clone(),
         pipeline_spec: serde_json::from_str(&v.spec).ok(),
         tags: v.tags.clone(),
         error: None,
@@ -341,6 +341,24 @@ pub fn get_pipeline_by_name(
             .optional()?,
     };
     Ok(row)
+}
+
+/// Kubernetes store: is the custom resource name `resource` taken by a version in `namespace`?
+/// `composite`: resources are named `{pipeline}-{version}` (2.17), else by the bare version name.
+pub fn version_resource_taken(
+    tx: &Transaction<'_>,
+    namespace: &str,
+    resource: &str,
+    composite: bool,
+) -> Result<bool, ApiError> {
+    let n: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM pipeline_versions v JOIN pipelines p ON p.id = v.pipeline_id
+         WHERE p.namespace = ?1
+           AND (CASE WHEN ?2 AND p.name <> v.name THEN p.name || '-' || v.name ELSE v.name END) = ?3",
+        params![namespace, composite, resource],
+        |r| r.get(0),
+    )?;
+    Ok(n > 0)
 }
 
 pub fn count_versions(tx: &Transaction<'_>, pipeline_id: &str) -> Result<i64, ApiError> {
@@ -389,6 +407,23 @@ pub fn get_version(
                 "SELECT {VERSION_COLS} FROM pipeline_versions WHERE id = ?1 AND pipeline_id = ?2"
             ),
             [version_id, pipeline_id],
+            version_row,
+        )
+        .optional()?)
+}
+
+/// The version of a pipeline with this exact name.
+pub fn get_version_by_name(
+    tx: &Transaction<'_>,
+    pipeline_id: &str,
+    name: &str,
+) -> Result<Option<PipelineVersion>, ApiError> {
+    Ok(tx
+        .query_row(
+            &format!(
+                "SELECT {VERSION_COLS} FROM pipeline_versions WHERE pipeline_id = ?1 AND name = ?2"
+            ),
+            [pipeline_id, name],
             version_row,
         )
         .optional()?)

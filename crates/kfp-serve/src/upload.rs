@@ -14,6 +14,7 @@ use kfp_api::wire::limits;
 
 use crate::api::{blocking, namespace, query_map, validate_tags};
 use crate::archive;
+use crate::emulate;
 use crate::error::ApiError;
 use crate::store::{self, NewPipeline, NewVersion};
 use crate::{AppState, MAX_DRAIN};
@@ -172,7 +173,14 @@ async fn parse_off_thread(
         })?
 }
 
-fn tags(q: &HashMap<String, String>) -> Result<BTreeMap<String, String>, ApiError> {
+/// The `tags` parameter: read from 2.17 on, ignored before.
+fn tags(
+    state: &AppState,
+    q: &HashMap<String, String>,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    if !state.caps.tags {
+        return Ok(BTreeMap::new());
+    }
     let Some(text) = q.get("tags").filter(|t| !t.is_empty()) else {
         return Ok(BTreeMap::new());
     };
@@ -190,6 +198,43 @@ fn tags(q: &HashMap<String, String>) -> Result<BTreeMap<String, String>, ApiErro
 
 fn nonempty<'a>(q: &'a HashMap<String, String>, key: &str) -> Option<&'a String> {
     q.get(key).filter(|v| !v.is_empty())
+}
+
+/// `display_name`: read from 2.14 on; before, `name` is the only name.
+fn display_name<'a>(state: &AppState, q: &'a HashMap<String, String>) -> Option<&'a String> {
+    if state.caps.upload_display_name {
+        nonempty(q, "display_name")
+    } else {
+        None
+    }
+}
+
+/// `code_source_url`: read by the upload handlers after 2.17.0 only.
+fn code_source_url(state: &AppState, q: &HashMap<String, String>) -> String {
+    if state.caps.upload_code_source_url {
+        q.get("code_source_url").cloned().unwrap_or_default()
+    } else {
+        String::new()
+    }
+}
+
+/// Kubernetes store: refuse a version whose custom resource name is taken in the namespace.
+fn check_resource_free(
+    state: &AppState,
+    tx: &rusqlite::Transaction<'_>,
+    pipeline: &kfp_api::wire::Pipeline,
+    version_name: &str,
+) -> Result<(), ApiError> {
+    let Some(resource) = emulate::version_resource_name(&state.caps, &pipeline.name, version_name)
+    else {
+        return Ok(());
+    };
+    let composite =
+        state.caps.version_resource_name == kfp_api::compat::VersionResourceName::Composite;
+    if store::version_resource_taken(tx, &pipeline.namespace, &resource, composite)? {
+        return Err(emulate::resource_taken(&resource));
+    }
+    Ok(())
 }
 
 fn respond<T: serde::Serialize>(result: Result<T, ApiError>) -> Response {
@@ -211,7 +256,7 @@ async fn upload_pipeline_inner(
     let file = read_upload(req, READ_FILE, READ_SPEC).await?;
     let (file, spec) = parse_off_thread(file, READ_SPEC).await?;
     let name = nonempty(&q, "name")
-        .or_else(|| nonempty(&q, "display_name"))
+        .or_else(|| display_name(&state, &q))
         .cloned()
         .unwrap_or_else(|| file.name.clone());
     if name.len() > limits::MAX_PIPELINE_NAME {
@@ -230,9 +275,10 @@ async fn upload_pipeline_inner(
         )));
     }
     let ns = namespace(&state, q.get("namespace"))?;
-    let tags = tags(&q)?;
+    let tags = tags(&state, &q)?;
+    emulate::check_k8s_name(&state.caps, "pipeline", &name).map_err(emulate::bad_name)?;
     let pipeline = NewPipeline {
-        display_name: nonempty(&q, "display_name")
+        display_name: display_name(&state, &q)
             .cloned()
             .unwrap_or_else(|| name.clone()),
         name,
@@ -246,15 +292,17 @@ async fn upload_pipeline_inner(
         name: pipeline.name.clone(),
         display_name: pipeline.display_name.clone(),
         description: pipeline.description.clone(),
-        code_source_url: q.get("code_source_url").cloned().unwrap_or_default(),
+        code_source_url: code_source_url(&state, &q),
         spec,
         tags: BTreeMap::new(),
     };
+    let st = state.clone();
     blocking(&state, move |s| {
         s.write(|tx| {
             let p = store::insert_pipeline(tx, &pipeline)?;
+            check_resource_free(&st, tx, &p, &version.name)?;
             store::insert_version(tx, &p.pipeline_id, &version)?;
-            Ok(p)
+            Ok(emulate::pipeline(&st.caps, p))
         })
     })
     .await
@@ -279,7 +327,7 @@ async fn upload_version_inner(
         )
     })?;
     let name = nonempty(&q, "name")
-        .or_else(|| nonempty(&q, "display_name"))
+        .or_else(|| display_name(&state, &q))
         .cloned()
         .unwrap_or_else(|| file.name.clone());
     if name.len() > limits::MAX_VERSION_NAME {
@@ -288,27 +336,33 @@ async fn upload_version_inner(
             limits::MAX_VERSION_NAME
         )));
     }
-    let tags = tags(&q)?;
+    emulate::check_k8s_name(&state.caps, "pipeline version", &name).map_err(emulate::bad_name)?;
+    let tags = tags(&state, &q)?;
     let version = NewVersion {
-        display_name: nonempty(&q, "display_name")
+        display_name: display_name(&state, &q)
             .cloned()
             .unwrap_or_else(|| name.clone()),
         name,
         description: q.get("description").cloned().unwrap_or_default(),
-        code_source_url: q.get("code_source_url").cloned().unwrap_or_default(),
+        code_source_url: code_source_url(&state, &q),
         spec,
         tags,
     };
+    let st = state.clone();
     blocking(&state, move |s| {
         s.write(|tx| {
-            if store::get_pipeline(tx, &pipeline_id)?.is_none() {
+            let Some(pipeline) = store::get_pipeline(tx, &pipeline_id)? else {
                 // The real server answers 400 here, not 404.
                 return Err(bad(
                     CREATE_VERSION,
                     format!("pipeline {pipeline_id} not found: check `pipelineid`"),
                 ));
+            };
+            // The same name in the same pipeline is the store's own 409, below.
+            if store::get_version_by_name(tx, &pipeline_id, &version.name)?.is_none() {
+                check_resource_free(&st, tx, &pipeline, &version.name)?;
             }
-            store::insert_version(tx, &pipeline_id, &version)
+            store::insert_version(tx, &pipeline_id, &version).map(|v| emulate::version(&st.caps, v))
         })
     })
     .await

@@ -60,7 +60,12 @@ pub async fn run(cmd: DoctorCmd, global: &GlobalArgs) -> Result<ExitStatus> {
             ),
         ),
         Endpoint::Remote(base) => {
-            check_kfp(&mut checks, &target, base, connect_timeout).await?;
+            let sdk = loaded
+                .config
+                .kfp_version
+                .clone()
+                .unwrap_or_else(|| settings::DEFAULT_KFP_VERSION.to_string());
+            check_kfp(&mut checks, &target, base, connect_timeout, &sdk).await?;
         }
     }
 
@@ -151,6 +156,7 @@ async fn check_kfp(
     target: &Target,
     base: &url::Url,
     connect_timeout: Duration,
+    sdk: &str,
 ) -> Result<()> {
     let http = http_client(target, connect_timeout)?;
     // Shown without userinfo or query, as every URL.
@@ -210,6 +216,11 @@ async fn check_kfp(
                 format!(", {} store", h.pipeline_store)
             };
             checks.line(Mark::Ok, &format!("healthz: {version}, {mode}{store}"));
+            // What kfp-ci can do on this release and store (kfp_api::compat): details of
+            // this check, indented like hints.
+            for text in crate::compat::doctor_lines(&h, Some(sdk)) {
+                eprintln!("      {}", redact(&text));
+            }
         }
         Err(err) if matches!(err.status(), Some(401 | 403)) => {
             checks.line(Mark::Fail, &format!("healthz: credentials rejected: {err}"));

@@ -8,6 +8,7 @@ mod doctor;
 mod init;
 mod notify;
 mod plan;
+mod render;
 mod serve;
 
 use crate::cli::{Cli, Command};
@@ -24,6 +25,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Init(cmd) => init::run(cmd, &global).await,
         Command::Notify(cmd) => notify::run(cmd, &global).await,
         Command::Doctor(cmd) => doctor::run(cmd, &global).await,
+        Command::Render(cmd) => render::run(cmd, &global).await,
         Command::Cache(cmd) => cache::run(cmd, &global).await,
     }
 }

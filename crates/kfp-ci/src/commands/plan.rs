@@ -58,7 +58,7 @@ pub(super) async fn prepare(
 ) -> Result<Prepared> {
     // The target first: a CI run without an endpoint fails before spending time compiling.
     let target = target::resolve(target_args, loaded)?;
-    let (client, embedded) = connect(&target).await?;
+    let (mut client, embedded) = connect(&target).await?;
 
     // Compile while the server answers the health check.
     let compile_started = Instant::now();
@@ -87,6 +87,8 @@ pub(super) async fn prepare(
             ),
         }
     })?;
+    // From here on the client sends what this release reads (kfp_api::compat).
+    client.set_capabilities(kfp_api::compat::Capabilities::from_healthz(&health));
     let (compiled, compile_time) = compiled;
     let compiled = compiled?;
     let plan_started = Instant::now();

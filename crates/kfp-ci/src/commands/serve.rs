@@ -31,14 +31,20 @@ pub async fn run(cmd: ServeCmd, _global: &GlobalArgs) -> anyhow::Result<ExitStat
         latency_ms: cmd.latency_ms,
         fail_rate: cmd.fail_rate,
         seed: cmd.seed,
+        server_version: cmd.server_version,
+        pipeline_store: cmd.pipeline_store,
     };
     let server = kfp_serve::spawn(opts).await?;
     let url = server.url();
     eprintln!("kfp-ci serve: listening on {url}");
     eprintln!("  database: {}", db.display());
     eprintln!(
-        "  a local stand-in for the Kubeflow Pipelines API v2beta1 (pipelines, versions, healthz), answering like KFP {}: no runs, no experiments, no cluster",
-        kfp_serve::EMULATED_KFP_VERSION
+        "  a local stand-in for the Kubeflow Pipelines API v2beta1 (pipelines, versions, healthz), answering like KFP {}{}: no runs, no experiments, no cluster",
+        cmd.server_version,
+        match cmd.pipeline_store {
+            kfp_serve::Store::Database => "",
+            kfp_serve::Store::Kubernetes => " with the Kubernetes pipeline store",
+        }
     );
     eprintln!(
         "  mode: {}; auth: {}",

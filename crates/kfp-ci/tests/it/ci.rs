@@ -1215,7 +1215,12 @@ fn doctor_checks_endpoint_token_namespace_and_ntfy() {
     let out = doctor(token, &ntfy.url);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    let marks: Vec<&str> = err.lines().map(|l| &l[..4]).collect();
+    // Check lines carry a mark; indented lines are their details.
+    let marks: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.starts_with(' '))
+        .map(|l| &l[..4])
+        .collect();
     assert_eq!(marks, ["ok  "; 5], "{err}");
     assert!(err.contains("healthz: "), "{err}");
     assert!(err.contains("credentials accepted"), "{err}");

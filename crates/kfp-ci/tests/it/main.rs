@@ -2,6 +2,7 @@
 
 mod ci;
 mod common;
+mod compat;
 mod compile;
 mod compile_env;
 mod deploy;
@@ -13,6 +14,7 @@ mod faulty;
 mod incremental;
 mod ntfy_server;
 mod qa;
+mod render;
 mod secrets;
 mod serve;
 mod server_faults;
