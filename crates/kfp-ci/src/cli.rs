@@ -155,6 +155,14 @@ pub struct CheckCmd {
     pub compile: CompileArgs,
     #[arg(long, value_enum, default_value_t)]
     pub output: OutputFormat,
+    /// Print the repository files the pipelines read (relative, sorted; `dir/**` where a
+    /// directory is wholly read), for a CI trigger's `paths:`
+    #[arg(long, conflicts_with = "output")]
+    pub print_inputs: bool,
+    /// Fail, naming them, when files the pipelines read are not covered by the `paths:` of the
+    /// push trigger of the workflows that run `kfp-ci deploy`
+    #[arg(long, conflicts_with = "output")]
+    pub verify_workflow: bool,
 }
 
 /// Where pipelines go: a KFP endpoint and how to authenticate to it.

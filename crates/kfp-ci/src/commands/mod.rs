@@ -6,6 +6,7 @@ mod compile;
 mod deploy;
 mod doctor;
 mod init;
+mod inputs;
 mod notify;
 mod plan;
 mod render;

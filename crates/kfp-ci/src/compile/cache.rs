@@ -47,7 +47,7 @@ pub fn dir_for(root: &Path) -> PathBuf {
 
 /// What the child recorded (the `inputs` of an `ok` answer).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub(crate) struct Inputs {
+pub struct Inputs {
     /// Why this compile must never be cached (network, subprocess, whole environment read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub never: Option<String>,
@@ -84,7 +84,11 @@ struct Manifest {
 
 /// A cached compile, or why there is none.
 pub(crate) enum Lookup {
-    Hit { compiled: Compiled, output: String },
+    Hit {
+        compiled: Compiled,
+        output: String,
+        inputs: Inputs,
+    },
     Miss(String),
 }
 
@@ -324,6 +328,7 @@ impl Cache {
                 display_name: entry.display_name,
             },
             output: entry.output,
+            inputs: entry.inputs,
         }
     }
 

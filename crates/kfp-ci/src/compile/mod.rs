@@ -12,6 +12,7 @@
 //! same `PYTHONHASHSEED`; the worker uses 0). Embedded archives get fixed gzip and tar timestamps.
 
 pub mod cache;
+pub mod inputs;
 mod worker;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -42,6 +43,9 @@ pub struct CompileRun {
     pub results: Vec<FileResult>,
     /// Wall time of discovery and compile.
     pub duration: Duration,
+    /// What each compiled file read (by `file.rel`), as recorded in its compile (or cached with
+    /// it); missing for a file whose compile failed.
+    pub inputs: BTreeMap<String, cache::Inputs>,
 }
 
 impl CompileRun {
@@ -139,6 +143,7 @@ pub async fn compile_pipelines_with(
             discovered: 0,
             results: vec![],
             duration: started.elapsed(),
+            inputs: BTreeMap::new(),
         });
     }
     let mut slots: Vec<Option<FileResult>> = vec![None; total];
@@ -158,12 +163,18 @@ pub async fn compile_pipelines_with(
         slots[idx] = Some(result);
     };
     let mut misses: Vec<usize> = Vec::with_capacity(total);
+    let mut inputs: BTreeMap<String, cache::Inputs> = BTreeMap::new();
     match cache.as_mut().filter(|_| trusted) {
         Some(c) => {
             for (idx, file) in files.iter().enumerate() {
                 match c.lookup(file) {
-                    cache::Lookup::Hit { compiled, output } => {
+                    cache::Lookup::Hit {
+                        compiled,
+                        output,
+                        inputs: read,
+                    } => {
                         tracing::debug!("{}: compile cache hit", file.rel);
+                        inputs.insert(file.rel.clone(), read);
                         let result = FileResult {
                             file: file.clone(),
                             outcome: Ok(compiled),
@@ -198,6 +209,7 @@ pub async fn compile_pipelines_with(
             discovered: total,
             results,
             duration: started.elapsed(),
+            inputs,
         });
     }
     let early = match early.take() {
@@ -225,6 +237,7 @@ pub async fn compile_pipelines_with(
     }
 
     let mut queue: VecDeque<usize> = misses.into_iter().collect();
+    let mut inputs_of = inputs;
     // Files that were in flight when the worker died: each runs again on its own, so that only the
     // file that kills the worker is reported for it.
     let mut suspects: VecDeque<usize> = VecDeque::new();
@@ -256,7 +269,7 @@ pub async fn compile_pipelines_with(
                 root: &settings.root,
                 function: file.function.as_deref(),
                 timeout: settings.timeout.as_secs_f64(),
-                record: cache.is_some(),
+                record: true,
             };
             in_flight.insert(idx, (Instant::now(), false, suspect));
             if let Err(e) = worker.send(&req).await {
@@ -280,6 +293,9 @@ pub async fn compile_pipelines_with(
                         Some((sent, _, _)) => {
                             let (msg, inputs) = take_inputs(msg);
                             let result = to_result(files[idx].clone(), msg, sent.elapsed());
+                            if let (Some(read), Ok(_)) = (&inputs, &result.outcome) {
+                                inputs_of.insert(result.file.rel.clone(), read.clone());
+                            }
                             if let (Some(c), Ok(compiled)) = (cache.as_mut(), &result.outcome) {
                                 c.store(&result.file, inputs, compiled, &result.output);
                             }
@@ -358,6 +374,7 @@ pub async fn compile_pipelines_with(
         discovered: total,
         results,
         duration: started.elapsed(),
+        inputs: inputs_of,
     })
 }
 

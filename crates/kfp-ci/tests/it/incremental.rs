@@ -369,3 +369,63 @@ fn cache_dir_and_clear_follow_kfp_ci_cache_dir() {
     assert_exit(&out, 0);
     assert!(ctx.root().join(".kfp-ci/cache/compile/entries").is_dir());
 }
+
+#[test]
+fn print_inputs_and_verify_workflow_name_what_the_trigger_misses() {
+    let ctx = TestContext::new();
+    ctx.write("pipelines/a_pipeline.py", A);
+    ctx.write("lib/__init__.py", "");
+    ctx.write(
+        "lib/helper.py",
+        "from lib.deep.consts import D\n\nDESC = 'desc ' + D\n",
+    );
+    ctx.write("lib/deep/__init__.py", "");
+    ctx.write("lib/deep/consts.py", "D = 'one'\n");
+    ctx.write("components/echo.yaml", ECHO);
+    ctx.write("components/unused.yaml", ECHO);
+    ctx.write("kfp-ci.toml", "python_path = [\".\"]\n");
+    let site = tempfile::tempdir().expect("site dir");
+    install_extra(site.path(), "1.0");
+    let run = |args: &[&str]| {
+        ctx.cmd()
+            .env("PYTHONPATH", site.path())
+            .env_remove("KFP_CI_CACHE_DIR")
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    let out = run(&["check", "--print-inputs"]);
+    assert_exit(&out, 0);
+    // `pipelines/*`: importlib.metadata lists every sys.path directory (the pipeline's own
+    // first) for distributions, so a file added there may change the compile.
+    assert_eq!(
+        text(&out.stdout),
+        "components/echo.yaml\nkfp-ci.toml\nlib/**\npipelines/*\npipelines/a_pipeline.py\n"
+    );
+
+    let workflow = |paths: &str| {
+        ctx.write(
+            ".github/workflows/kfp.yml",
+            &format!(
+                "on:\n  push:\n    branches: [main]\n    paths:\n{paths}\njobs:\n  d:\n    runs-on: x\n    steps:\n      - run: kfp-ci deploy\n"
+            ),
+        );
+    };
+    workflow("      - '**/*_pipeline.py'\n      - 'lib/**'");
+    let out = run(&["check", "--verify-workflow"]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(".github/workflows/kfp.yml: a change to these files"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("  components/echo.yaml\n"), "{stderr}");
+    assert!(stderr.contains("  kfp-ci.toml\n"), "{stderr}");
+    assert!(!stderr.contains("  lib/"), "{stderr}");
+
+    workflow(
+        "      - '**/*_pipeline.py'\n      - 'lib/**'\n      - 'components/*.yaml'\n      - kfp-ci.toml\n      - 'pipelines/**'",
+    );
+    let out = run(&["check", "--verify-workflow"]);
+    assert_exit(&out, 0);
+}
