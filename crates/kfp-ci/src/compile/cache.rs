@@ -242,6 +242,15 @@ impl Cache {
             environment: environment.clone(),
             executable: (exe.clone(), mtime_ns(&exe)),
         };
+        // In the repository: keep the cache out of git without asking anyone to edit .gitignore.
+        if self.dir.starts_with(&self.root)
+            && let Some(top) = self.dir.parent()
+            && !top.join(".gitignore").exists()
+        {
+            let _ = fs_err::create_dir_all(top).and_then(|()| {
+                fs_err::write(top.join(".gitignore"), "# kfp-ci's compile cache\n*\n")
+            });
+        }
         if let Err(e) = write_atomic(
             &self.manifest_path(),
             serde_json::to_string(&manifest)

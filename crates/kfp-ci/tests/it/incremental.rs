@@ -368,6 +368,9 @@ fn cache_dir_and_clear_follow_kfp_ci_cache_dir() {
         .expect("run");
     assert_exit(&out, 0);
     assert!(ctx.root().join(".kfp-ci/cache/compile/entries").is_dir());
+    let ignore = std::fs::read_to_string(ctx.root().join(".kfp-ci/cache/.gitignore"))
+        .expect("the cache keeps itself out of git");
+    assert!(ignore.lines().any(|l| l == "*"), "{ignore}");
 }
 
 #[test]
