@@ -531,6 +531,10 @@ class _Reject(Exception):
 # system, every environment variable read (os.environ is swapped for a recording subclass), and
 # any network use or subprocess: such a compile is never cached. Files of the interpreter and its
 # installed distributions are left out: kfp-ci keys the cache on those as a whole.
+# Imported here, before any fork: importing hashlib (OpenSSL) in each child costs ~10 ms.
+import hashlib
+import importlib.util
+
 _NEVER_CACHE_EVENTS = {
     "socket.connect": "connected to the network",
     "socket.getaddrinfo": "looked up a host name",
@@ -577,6 +581,28 @@ def _describe_environment():
     }
 
 
+_RECORDER = None
+# Computed once in the worker, before it forks (realpath costs a few system calls per path).
+_PREFIXES = None
+
+
+class _RecordingEnviron(type(os.environ)):
+    """os.environ (and os.environb) in a recording child: each variable read is noted."""
+
+    def __getitem__(self, key):
+        try:
+            value = super().__getitem__(key)
+        except KeyError:
+            _RECORDER.env.setdefault(_env_name(key), None)
+            raise
+        _RECORDER.env.setdefault(_env_name(key), _env_name(value))
+        return value
+
+    def __iter__(self):
+        _RECORDER.whole_env = True
+        return super().__iter__()
+
+
 class _Recorder:
     def __init__(self):
         self.opened = set()
@@ -584,7 +610,7 @@ class _Recorder:
         self.env = {}
         self.whole_env = False
         self.never = None
-        self.prefixes = _environment_prefixes()
+        self.prefixes = _PREFIXES or _environment_prefixes()
 
     def hook(self, event, args):
         if event == "open":
@@ -606,30 +632,14 @@ class _Recorder:
             self.never = f"{_NEVER_CACHE_EVENTS[event]} ({event})"
 
     def install(self):
+        global _RECORDER
+        _RECORDER = self
         sys.addaudithook(self.hook)
-        recorder = self
-
-        class _RecordingEnviron(type(os.environ)):
-            def __getitem__(self, key):
-                try:
-                    value = super().__getitem__(key)
-                except KeyError:
-                    recorder.env.setdefault(_env_name(key), None)
-                    raise
-                recorder.env.setdefault(_env_name(key), _env_name(value))
-                return value
-
-            def __iter__(self):
-                recorder.whole_env = True
-                return super().__iter__()
-
         os.environ.__class__ = _RecordingEnviron
         os.environb.__class__ = _RecordingEnviron
 
     def report(self):
         """The inputs, with content hashes taken now (after the compile read them)."""
-        import hashlib
-
         if self.never is not None:
             return {"never": self.never}
         if self.whole_env:
@@ -642,8 +652,6 @@ class _Recorder:
             except (TypeError, ValueError):
                 return {"never": f"opened a path kfp-ci cannot record ({path!r})"}
             if path.endswith(".pyc") and os.path.basename(os.path.dirname(path)) == "__pycache__":
-                import importlib.util
-
                 try:
                     path = importlib.util.source_from_cache(path)
                 except ValueError:
@@ -678,8 +686,6 @@ def _env_name(value):
 
 def _listing_hash(path):
     """sha256 of the directory's entry names, sorted, one per line (kfp-ci computes the same)."""
-    import hashlib
-
     try:
         names = sorted(os.listdir(path))
     except OSError:
@@ -1104,6 +1110,8 @@ def main():
     # Objects alive now are shared with every child; keep the collector from touching (copying) them.
     # (No gc.collect() first: 5-15 ms before the first fork, to free a little of the warm-up's
     # garbage that the children would never touch anyway.)
+    global _PREFIXES
+    _PREFIXES = _environment_prefixes()
     gc.freeze()
     serve()
     # Nothing left to clean up: skip the interpreter's teardown of every kfp module.
