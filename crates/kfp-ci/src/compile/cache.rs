@@ -80,6 +80,8 @@ struct Manifest {
     environment: serde_json::Value,
     /// The interpreter's resolved path and modification time.
     executable: (PathBuf, Option<u128>),
+    /// The kfp version the worker imported.
+    kfp_version: String,
 }
 
 /// A cached compile, or why there is none.
@@ -105,6 +107,8 @@ pub(crate) struct Cache {
     hashes: HashMap<String, Option<String>>,
     listings: HashMap<String, String>,
     stored: usize,
+    /// The pin (`kfp_version`).
+    pin: String,
 }
 
 impl Cache {
@@ -168,6 +172,7 @@ impl Cache {
             hashes: HashMap::new(),
             listings: HashMap::new(),
             stored: 0,
+            pin: settings.kfp_version.clone(),
         })
     }
 
@@ -192,6 +197,16 @@ impl Cache {
             return false;
         };
         if manifest.format != FORMAT {
+            return false;
+        }
+        // An interpreter whose kfp is not the pin gets its warning (or, strict, its error) from
+        // the worker every run: it is started.
+        if manifest.kfp_version != self.pin {
+            tracing::debug!(
+                "compile cache: the interpreter has kfp {}, not the pinned {}; every file is compiled",
+                manifest.kfp_version,
+                self.pin
+            );
             return false;
         }
         let (exe, mtime) = &manifest.executable;
@@ -219,7 +234,7 @@ impl Cache {
 
     /// The worker started: its description of the interpreter fixes the fingerprint (and is
     /// stored for the next run).
-    pub fn set_environment(&mut self, environment: Option<&serde_json::Value>) {
+    pub fn set_environment(&mut self, environment: Option<&serde_json::Value>, kfp_version: &str) {
         let Some(environment) = environment else {
             self.fingerprint = None;
             return;
@@ -241,6 +256,7 @@ impl Cache {
             format: FORMAT.to_string(),
             environment: environment.clone(),
             executable: (exe.clone(), mtime_ns(&exe)),
+            kfp_version: kfp_version.to_string(),
         };
         // In the repository: keep the cache out of git without asking anyone to edit .gitignore.
         if self.dir.starts_with(&self.root)

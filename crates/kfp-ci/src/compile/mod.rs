@@ -225,7 +225,7 @@ pub async fn compile_pipelines_with(
         worker.python_version,
     );
     if let Some(c) = cache.as_mut() {
-        c.set_environment(worker.environment.as_ref());
+        c.set_environment(worker.environment.as_ref(), &kfp_version);
         if !trusted {
             for file in &files {
                 tracing::debug!(
