@@ -8,15 +8,24 @@
 //!   run converges), else retry with a suffix (short git sha, then `-2`, `-3`); never overwrite;
 //! - an upload that failed with a retryable error may have landed: look the version up before
 //!   sending it again;
+//! - racing runs with different version tags converge to one version per spec: just before an
+//!   upload the newest version is read again (a concurrent run may have deployed the spec since
+//!   the plan), and after it the versions created meanwhile are compared: of two identical
+//!   kfp-ci versions the later removes itself ([`reconcile`]);
+//! - on a multi-user server every pipeline a lookup returns is checked against the target
+//!   namespace ([`find_pipeline`]): KFP's get-by-name with namespace `""` does not filter;
+//! - after SIGINT/SIGTERM no new item is started; the ones in flight finish;
 //! - `--keep-versions N` prunes the oldest versions kfp-ci created, never the newest.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use kfp_api::wire::{Pipeline, PipelineVersion, limits};
 
 use crate::client::{ApiError, Client, UploadMeta};
-use crate::plan::{LocalPipeline, LocalSpec, PlanItem, RemoteState};
+use crate::interrupt::Interrupt;
+use crate::plan::{LocalPipeline, LocalSpec, PlanItem, RemoteState, Seen, timestamp};
 use crate::report::{Action, PipelineError, Status};
 use crate::target::Auth;
 
@@ -31,14 +40,30 @@ pub const LOOKUP_JOBS: usize = 32;
 #[derive(Debug, Clone, Default)]
 pub struct Provenance {
     pub commit_sha: Option<String>,
+    /// The work tree differed from `commit_sha`: versions say `<sha>-dirty`.
+    pub dirty: bool,
     pub git_ref: Option<String>,
     pub run_url: Option<String>,
     pub run_id: Option<String>,
 }
 
+impl Provenance {
+    /// The commit as versions name it: `<sha>`, or `<sha>-dirty`.
+    pub fn commit_label(&self) -> Option<String> {
+        let sha = self.commit_sha.as_deref()?;
+        Some(if self.dirty {
+            format!("{sha}{}", crate::git::DIRTY_SUFFIX)
+        } else {
+            sha.to_string()
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
     pub namespace: String,
+    /// The server is multi-user: pipelines found by name must be in `namespace` (shared = `""`).
+    pub multi_user: bool,
     pub version_tag: String,
     /// Send version tags (servers ≥ 2.17, or unknown versions: older upload handlers ignore them).
     pub tags: bool,
@@ -51,6 +76,9 @@ pub struct ApplyOptions {
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
     pub status: Status,
+    /// Replaces the planned action: `unchanged` when a concurrent run (or a version already there)
+    /// holds the spec and nothing of this run's stays on the server.
+    pub action: Option<Action>,
     pub pipeline_id: Option<String>,
     pub version_id: Option<String>,
     pub version_name: Option<String>,
@@ -87,15 +115,68 @@ pub async fn fetch_remote(
     client: &Client,
     locals: &[LocalPipeline],
     namespace: &str,
+    multi_user: bool,
 ) -> Result<Vec<RemoteState>, ApiError> {
     let auth = client.auth();
     let mut results = futures_util::stream::iter(locals.iter().enumerate())
-        .map(|(index, local)| async move { (index, lookup(client, local, namespace, auth).await) })
+        .map(|(index, local)| async move {
+            (
+                index,
+                lookup(client, local, namespace, multi_user, auth).await,
+            )
+        })
         .buffer_unordered(LOOKUP_JOBS)
         .collect::<Vec<_>>()
         .await;
     results.sort_by_key(|(index, _)| *index);
     results.into_iter().map(|(_, r)| r).collect()
+}
+
+/// The pipeline named `name` in the target namespace, if any.
+///
+/// On a multi-user server KFP's `GET /pipelines/names/{name}` with namespace `""` does not
+/// filter: it answers with the newest pipeline of that name in any namespace. A pipeline from
+/// another namespace is never ours (writing a version into it would deploy into someone else's
+/// namespace, comparing with it would call ours "unchanged"): then the shared pipelines are
+/// listed, which the list endpoint filters on the exact namespace. Single-user servers ignore
+/// namespaces, so there is nothing to check.
+pub async fn find_pipeline(
+    client: &Client,
+    name: &str,
+    namespace: &str,
+    multi_user: bool,
+) -> Result<Option<Pipeline>, ApiError> {
+    Ok(find_pipeline_noting(client, name, namespace, multi_user)
+        .await?
+        .0)
+}
+
+/// [`find_pipeline`], and the other namespace get-by-name answered with, if it did.
+async fn find_pipeline_noting(
+    client: &Client,
+    name: &str,
+    namespace: &str,
+    multi_user: bool,
+) -> Result<(Option<Pipeline>, Option<String>), ApiError> {
+    match client.pipeline_by_name(name, namespace).await? {
+        Some(p) if !multi_user || p.namespace == namespace => Ok((Some(p), None)),
+        Some(other) => {
+            tracing::debug!(
+                "{name}: the lookup answered with the pipeline {} of namespace {:?}, not {:?}; listing {:?} instead",
+                other.pipeline_id,
+                other.namespace,
+                namespace,
+                namespace
+            );
+            let own = client
+                .pipelines_named(name, namespace)
+                .await?
+                .into_iter()
+                .find(|p| p.name == name && p.namespace == namespace);
+            Ok((own, Some(other.namespace)))
+        }
+        None => Ok((None, None)),
+    }
 }
 
 /// Results of `buffer_unordered` back in input order.
@@ -108,15 +189,22 @@ async fn lookup(
     client: &Client,
     local: &LocalPipeline,
     namespace: &str,
+    multi_user: bool,
     auth: &Auth,
 ) -> Result<RemoteState, ApiError> {
     if local.spec.is_err() {
         return Ok(RemoteState::Unknown);
     }
     let rejected = |e: &ApiError| matches!(e.status(), Some(401 | 403));
-    let pipeline = match client.pipeline_by_name(&local.name, namespace).await {
-        Ok(None) => return Ok(RemoteState::Absent),
-        Ok(Some(p)) => p,
+    let pipeline = match find_pipeline_noting(client, &local.name, namespace, multi_user).await {
+        Ok((None, None)) => return Ok(RemoteState::Absent),
+        Ok((None, Some(other_namespace))) => {
+            return Ok(RemoteState::AbsentHere {
+                namespace: namespace.to_string(),
+                other_namespace,
+            });
+        }
+        Ok((Some(p), _)) => p,
         Err(e) if rejected(&e) => return Err(e),
         Err(e) => return Ok(RemoteState::Failed(api_failure("plan", "lookup", &e, auth))),
     };
@@ -138,23 +226,45 @@ async fn lookup(
 }
 
 /// Carry out the plan: one outcome per item, in the same order. Items that need no change get
-/// `Skipped`/`Done` without a request.
-pub async fn apply(client: &Client, items: &[PlanItem], opts: &ApplyOptions) -> Vec<Outcome> {
+/// `Skipped`/`Done` without a request. Once `interrupt` is set no new item is started (they are
+/// `Skipped`); the ones in flight finish.
+pub async fn apply(
+    client: &Client,
+    items: &[PlanItem],
+    opts: &ApplyOptions,
+    interrupt: &Interrupt,
+) -> Vec<Outcome> {
     in_order(
         futures_util::stream::iter(items.iter().enumerate())
-            .map(|(index, item)| async move { (index, apply_item(client, item, opts).await) })
+            .map(|(index, item)| async move {
+                (index, apply_item(client, item, opts, interrupt).await)
+            })
             .buffer_unordered(opts.upload_jobs.max(1))
             .collect()
             .await,
     )
 }
 
-async fn apply_item(client: &Client, item: &PlanItem, opts: &ApplyOptions) -> Outcome {
+/// The note on an item that a signal kept from starting.
+pub const NOT_STARTED: &str = "not applied: interrupted before it started";
+
+async fn apply_item(
+    client: &Client,
+    item: &PlanItem,
+    opts: &ApplyOptions,
+    interrupt: &Interrupt,
+) -> Outcome {
     match (item.action, &item.spec) {
+        (Action::Create | Action::NewVersion, Some(_)) if interrupt.is_set() => Outcome {
+            status: Status::Skipped,
+            pipeline_id: item.pipeline_id.clone(),
+            note: Some(NOT_STARTED.into()),
+            ..Outcome::default()
+        },
         (Action::Create | Action::NewVersion, Some(spec)) => {
-            let outcome = apply_one(client, item, spec, opts).await;
+            let outcome = apply_one(client, item, spec, opts, interrupt).await;
             match (outcome, opts.keep_versions) {
-                (mut o, Some(keep)) if o.status == Status::Done => {
+                (mut o, Some(keep)) if o.status == Status::Done && !interrupt.is_set() => {
                     if let Some(pid) = o.pipeline_id.clone() {
                         o.pruned = prune(client, &item.name, &pid, keep).await;
                     }
@@ -171,7 +281,9 @@ async fn apply_item(client: &Client, item: &PlanItem, opts: &ApplyOptions) -> Ou
                 ..Outcome::default()
             };
             // --keep-versions applies to every deployed pipeline, changed or not.
-            if let (Some(keep), Some(pid)) = (opts.keep_versions, &item.pipeline_id) {
+            if let (Some(keep), Some(pid), false) =
+                (opts.keep_versions, &item.pipeline_id, interrupt.is_set())
+            {
                 o.pruned = prune(client, &item.name, pid, keep).await;
             }
             o
@@ -184,11 +296,42 @@ async fn apply_item(client: &Client, item: &PlanItem, opts: &ApplyOptions) -> Ou
     }
 }
 
+/// `a; b`, or `b` alone.
+fn join_notes(a: Option<String>, b: String) -> Option<String> {
+    Some(match a {
+        Some(a) => format!("{a}; {b}"),
+        None => b,
+    })
+}
+
+/// Nothing of this run stays: `version` (a concurrent run's, or one already there) holds the spec.
+fn already_there(
+    pipeline_id: String,
+    version: PipelineVersion,
+    note: Option<String>,
+    why: String,
+) -> Outcome {
+    Outcome {
+        status: Status::Done,
+        action: Some(Action::Unchanged),
+        pipeline_id: Some(pipeline_id),
+        version_id: Some(version.pipeline_version_id),
+        version_name: Some(version.name),
+        note: join_notes(note, why),
+        ..Outcome::default()
+    }
+}
+
+fn by_concurrent_run(version: &PipelineVersion) -> String {
+    format!("already deployed by a concurrent run as {}", version.name)
+}
+
 async fn apply_one(
     client: &Client,
     item: &PlanItem,
     spec: &LocalSpec,
     opts: &ApplyOptions,
+    interrupt: &Interrupt,
 ) -> Outcome {
     let auth = client.auth();
     let failed = |error: PipelineError| Outcome {
@@ -205,9 +348,11 @@ async fn apply_one(
         namespace: opts.namespace.clone(),
         ..Pipeline::default()
     };
+    // The versions the plan saw; a pipeline found or created now had none then.
+    let mut seen = item.seen.clone();
     let mut pipeline_id = match (&item.action, &item.pipeline_id) {
         (Action::NewVersion, Some(id)) => id.clone(),
-        _ => match ensure_pipeline(client, &body).await {
+        _ => match ensure_pipeline(client, &body, opts.multi_user).await {
             Ok((id, None)) => {
                 created_here = true;
                 id
@@ -220,13 +365,19 @@ async fn apply_one(
         },
     };
 
+    // A concurrent run may have deployed this spec since the plan: then there is nothing to do.
+    if !created_here && let Some(v) = deployed_meanwhile(client, &pipeline_id, spec, &seen).await {
+        let why = by_concurrent_run(&v);
+        return already_there(pipeline_id, v, note, why);
+    }
+
     let mut result = upload_converging(client, &pipeline_id, item, spec, opts).await;
     if !created_here && matches!(&result, Err((_, Some(400)))) {
         // The pipeline was looked up, not created here: a concurrent run whose first upload
         // failed may have deleted it meanwhile (KFP answers an unknown pipeline id with a
         // generic 400). Look it up again; if it is gone, create it (once) and upload again.
-        match client.pipeline_by_name(&item.name, &opts.namespace).await {
-            Ok(None) => match ensure_pipeline(client, &body).await {
+        match find_pipeline(client, &item.name, &opts.namespace, opts.multi_user).await {
+            Ok(None) => match ensure_pipeline(client, &body, opts.multi_user).await {
                 Ok((id, found)) => {
                     tracing::info!(
                         "{}: pipeline {pipeline_id} was deleted by a concurrent run; uploading to {id}",
@@ -242,6 +393,7 @@ async fn apply_one(
                         }
                     ));
                     pipeline_id = id;
+                    seen = Seen::default();
                     result = upload_converging(client, &pipeline_id, item, spec, opts).await;
                 }
                 Err(e) => {
@@ -259,6 +411,7 @@ async fn apply_one(
                     p.pipeline_id
                 ));
                 pipeline_id = p.pipeline_id;
+                seen = Seen::default();
                 result = upload_converging(client, &pipeline_id, item, spec, opts).await;
             }
             Ok(Some(_)) => {}
@@ -270,26 +423,68 @@ async fn apply_one(
         }
     }
     match result.map_err(|(error, _)| error) {
-        Ok((version, converged)) => {
-            if converged {
-                note = Some(format!(
-                    "version {} already holds this spec (uploaded by a concurrent run)",
+        Ok((version, true)) => {
+            // A version of our name already holds our spec: nothing of ours was uploaded. It
+            // came from a concurrent run unless the plan saw it (a rerun with the same tag,
+            // `--force` with a tag that exists).
+            let why = if seen.is_new(&version) {
+                by_concurrent_run(&version)
+            } else {
+                format!(
+                    "version {} already held this spec before this run: nothing uploaded",
                     version.name
-                ));
-            }
-            // Say so when the server made the version name differ from the tag.
-            if let Some(renamed) =
-                crate::compat::rename_note(client.capabilities(), &opts.version_tag, &version.name)
+                )
+            };
+            already_there(pipeline_id, version, note, why)
+        }
+        Ok((version, false)) => {
+            match settle(
+                client,
+                item,
+                &pipeline_id,
+                version,
+                spec,
+                &seen,
+                opts,
+                interrupt,
+            )
+            .await
             {
-                note = Some(note.map_or(renamed.clone(), |n| format!("{n}; {renamed}")));
-            }
-            Outcome {
-                status: Status::Done,
-                pipeline_id: Some(pipeline_id),
-                version_id: Some(version.pipeline_version_id),
-                version_name: Some(version.name),
-                note,
-                ..Outcome::default()
+                Settled::Kept(version, extra) => {
+                    if let Some(extra) = extra {
+                        note = join_notes(note, extra);
+                    }
+                    // Say so when the server made the version name differ from the tag.
+                    if let Some(renamed) = crate::compat::rename_note(
+                        client.capabilities(),
+                        &opts.version_tag,
+                        &version.name,
+                    ) {
+                        note = join_notes(note, renamed);
+                    }
+                    Outcome {
+                        status: Status::Done,
+                        pipeline_id: Some(pipeline_id),
+                        version_id: Some(version.pipeline_version_id),
+                        version_name: Some(version.name),
+                        note,
+                        ..Outcome::default()
+                    }
+                }
+                Settled::Yielded(winner) => {
+                    let why = format!(
+                        "{} (the identical version this run uploaded was removed again)",
+                        by_concurrent_run(&winner)
+                    );
+                    already_there(pipeline_id, winner, note, why)
+                }
+                Settled::Lost(error) => Outcome {
+                    status: Status::Failed,
+                    pipeline_id: Some(pipeline_id),
+                    error: Some(error),
+                    note,
+                    ..Outcome::default()
+                },
             }
         }
         Err(error) => {
@@ -323,33 +518,231 @@ async fn apply_one(
     }
 }
 
+/// The newest version, when a concurrent run created it after the plan and it (with every
+/// version of the same second) holds our spec. A failed read is no reason to stop: the upload
+/// and [`reconcile`] still converge.
+async fn deployed_meanwhile(
+    client: &Client,
+    pipeline_id: &str,
+    spec: &LocalSpec,
+    seen: &Seen,
+) -> Option<PipelineVersion> {
+    let versions = match client.newest_versions(pipeline_id, 5).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::debug!(
+                "reading the newest versions of {pipeline_id} again before uploading: {}",
+                e.server_message()
+            );
+            return None;
+        }
+    };
+    let mut versions = versions.into_iter();
+    let newest = versions.next()?;
+    let tied_hold_it = versions
+        .filter(|v| v.created_at.is_some() && v.created_at == newest.created_at)
+        .all(|v| spec.same_as(&v));
+    (seen.is_new(&newest) && spec.same_as(&newest) && tied_hold_it).then_some(newest)
+}
+
+/// How many of the newest versions [`reconcile`] reads: versions created meanwhile are newest.
+const RECONCILE_PAGE: usize = 10;
+/// How long the first of identical versions from the same second waits for the others to remove
+/// themselves (a run that listed before ours landed never will).
+const TIE_WAIT: Duration = Duration::from_secs(5);
+const TIE_POLL: Duration = Duration::from_millis(100);
+
+/// After uploading `mine`: the identical kfp-ci version, created by a concurrent run since the
+/// plan, that ours must give way to, if any.
+///
+/// Order: creation time, then id. A run lists after its own upload, so of two uploads in
+/// different seconds the later run always sees the earlier one and removes itself. In the same
+/// second the order by id says nothing about which landed first: the later run may have listed
+/// before ours landed and kept its own. So the first by id waits (at most [`TIE_WAIT`]) for the
+/// others of its second to go, and gives way to the one that stays.
+async fn reconcile(
+    client: &Client,
+    pipeline_id: &str,
+    mine: &PipelineVersion,
+    spec: &LocalSpec,
+    seen: &Seen,
+    interrupt: &Interrupt,
+) -> Result<Option<PipelineVersion>, ApiError> {
+    let key = |v: &PipelineVersion| {
+        (
+            timestamp(v.created_at.as_deref()),
+            v.pipeline_version_id.clone(),
+        )
+    };
+    let deadline = tokio::time::Instant::now() + TIE_WAIT;
+    loop {
+        let versions = client.newest_versions(pipeline_id, RECONCILE_PAGE).await?;
+        let Some(me) = versions
+            .iter()
+            .find(|v| v.pipeline_version_id == mine.pipeline_version_id)
+        else {
+            // Not among the newest any more (or removed by someone else): nothing to compare.
+            return Ok(None);
+        };
+        let rivals: Vec<&PipelineVersion> = versions
+            .iter()
+            .filter(|v| {
+                v.pipeline_version_id != me.pipeline_version_id
+                    && seen.is_new(v)
+                    && managed_by_kfp_ci(v)
+                    && spec.same_as(v)
+            })
+            .collect();
+        let Some(first) = rivals.iter().min_by_key(|v| key(v)) else {
+            return Ok(None);
+        };
+        if key(first) < key(me) {
+            return Ok(Some((*first).clone()));
+        }
+        let my_second = key(me).0;
+        let Some(same_second) = rivals.iter().find(|v| key(v).0 == my_second) else {
+            // Every rival landed in a later second: their runs see ours and remove theirs.
+            return Ok(None);
+        };
+        if tokio::time::Instant::now() >= deadline || interrupt.is_set() {
+            // Still there: its run listed before ours landed and kept it.
+            return Ok(Some((*same_second).clone()));
+        }
+        tokio::time::sleep(TIE_POLL).await;
+    }
+}
+
+/// What became of the version this run uploaded.
+enum Settled {
+    /// It stays (with a note when something unusual happened).
+    Kept(PipelineVersion, Option<String>),
+    /// It was removed: this identical version of a concurrent run stays.
+    Yielded(PipelineVersion),
+    /// It was removed for a concurrent run's version that is gone too, and could not be
+    /// uploaded again.
+    Lost(PipelineError),
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn settle(
+    client: &Client,
+    item: &PlanItem,
+    pipeline_id: &str,
+    mine: PipelineVersion,
+    spec: &LocalSpec,
+    seen: &Seen,
+    opts: &ApplyOptions,
+    interrupt: &Interrupt,
+) -> Settled {
+    let winner = match reconcile(client, pipeline_id, &mine, spec, seen, interrupt).await {
+        Ok(None) => return Settled::Kept(mine, None),
+        Ok(Some(winner)) => winner,
+        Err(e) => {
+            tracing::warn!(
+                "{}: cannot compare {} with versions created meanwhile (an identical one from a concurrent run may stay): {}",
+                item.name,
+                mine.name,
+                e.server_message()
+            );
+            return Settled::Kept(mine, None);
+        }
+    };
+    tracing::info!(
+        "{}: {} of a concurrent run holds the same spec as {}: removing ours",
+        item.name,
+        winner.name,
+        mine.name
+    );
+    match client
+        .delete_version(pipeline_id, &mine.pipeline_version_id)
+        .await
+    {
+        Ok(()) => {}
+        Err(e) if e.is_not_found() => {}
+        Err(e) => {
+            let why = format!(
+                "{} of a concurrent run holds the same spec; removing ours failed: {}",
+                winner.name,
+                e.server_message()
+            );
+            tracing::warn!("{}: {why}", item.name);
+            return Settled::Kept(mine, Some(why));
+        }
+    }
+    // The winner must still be there: it may have given way to ours meanwhile (its run waited
+    // in vain for ours to go). Then ours comes back under its name.
+    match client.version_by_name(pipeline_id, &winner.name).await {
+        Ok(Some(v)) if spec.same_as(&v) => Settled::Yielded(v),
+        Err(_) => Settled::Yielded(winner),
+        Ok(_) => {
+            let meta = upload_meta(&mine.name, item, spec, opts, client.capabilities());
+            match upload_checked(client, pipeline_id, &meta, spec).await {
+                Ok((v, _)) => Settled::Kept(
+                    v,
+                    Some(format!(
+                        "uploaded again after the identical {} of a concurrent run was removed too",
+                        winner.name
+                    )),
+                ),
+                Err(e) => Settled::Lost(api_failure(
+                    "upload",
+                    &format!(
+                        "{} was removed for the identical {} of a concurrent run, which was removed too; uploading it again failed (rerun the deploy)",
+                        mine.name, winner.name
+                    ),
+                    &e,
+                    client.auth(),
+                )),
+            }
+        }
+    }
+}
+
 /// Create the pipeline; `(id, None)` when this call created it, else `(id, Some(why it was
-/// there))`. A 409 means another run created it; a retryable failure may have landed: both are
-/// looked up before trying again.
+/// there))`. A 409 means another run created it (or an earlier attempt of ours landed with its
+/// answer lost): it is looked up. A retryable failure is sent again as it is, at most
+/// [`MAX_ATTEMPTS`](crate::client::MAX_ATTEMPTS) times in all: had it landed, the next attempt
+/// gets the 409; after the last one the name is looked up once.
 async fn ensure_pipeline(
     client: &Client,
     body: &Pipeline,
+    multi_user: bool,
 ) -> Result<(String, Option<&'static str>), ApiError> {
+    // Our own create may have landed with its answer lost; either way the pipeline found is not
+    // known to be ours, so it is never deleted on failure.
+    const AFTER_FAILED: &str = "pipeline found after a failed create (its answer was lost, or a concurrent run created it)";
+    let mut failed_before = false;
     let mut attempt = 1;
     loop {
         match client.create_pipeline(body).await {
             Ok(p) => return Ok((p.pipeline_id, None)),
-            Err(e) if e.is_conflict() || e.is_retryable() => {
-                if let Some(p) = client.pipeline_by_name(&body.name, &body.namespace).await? {
-                    let found = if e.is_conflict() {
-                        "pipeline created concurrently by another run"
-                    } else {
-                        // Our own create may have landed with its answer lost; either way the
-                        // pipeline is not known to be ours, so it is never deleted on failure.
-                        "pipeline found after a failed create (its answer was lost, or a concurrent run created it)"
-                    };
-                    return Ok((p.pipeline_id, Some(found)));
-                }
-                if e.is_conflict() || attempt >= crate::client::MAX_ATTEMPTS {
-                    return Err(e);
-                }
+            Err(e) if e.is_conflict() => {
+                let found = if failed_before {
+                    AFTER_FAILED
+                } else {
+                    "pipeline created concurrently by another run"
+                };
+                return match find_pipeline(client, &body.name, &body.namespace, multi_user).await? {
+                    Some(p) => Ok((p.pipeline_id, Some(found))),
+                    None => Err(e),
+                };
+            }
+            Err(e) if e.is_retryable() && attempt < crate::client::MAX_ATTEMPTS => {
+                tracing::debug!(
+                    "creating {} failed ({}), sending it again",
+                    body.name,
+                    e.server_message()
+                );
+                failed_before = true;
                 client.backoff.sleep_after(attempt, &e).await;
                 attempt += 1;
+            }
+            Err(e) if e.is_retryable() => {
+                // The last attempt may have landed too.
+                return match find_pipeline(client, &body.name, &body.namespace, multi_user).await? {
+                    Some(p) => Ok((p.pipeline_id, Some(AFTER_FAILED))),
+                    None => Err(e),
+                };
             }
             Err(e) => return Err(e),
         }
@@ -410,17 +803,7 @@ async fn upload_converging(
     let mut last_conflict = None;
     let caps = client.capabilities();
     for name in crate::compat::version_candidates(caps, &item.name, &opts.version_tag, short_sha) {
-        let meta = UploadMeta {
-            name: name.clone(),
-            display_name: name.clone(),
-            description: description(item, opts),
-            tags: if opts.tags {
-                tags(spec, opts)
-            } else {
-                BTreeMap::new()
-            },
-            code_source_url: crate::compat::code_source_url(caps, &item.file, &opts.provenance),
-        };
+        let meta = upload_meta(&name, item, spec, opts, caps);
         match upload_checked(client, pipeline_id, &meta, spec).await {
             Ok(found) => return Ok(found),
             Err(e) if e.is_conflict() => {
@@ -464,6 +847,27 @@ async fn upload_converging(
         },
         None,
     ))
+}
+
+/// Name, description and tags of an upload.
+fn upload_meta(
+    name: &str,
+    item: &PlanItem,
+    spec: &LocalSpec,
+    opts: &ApplyOptions,
+    caps: &kfp_api::compat::Capabilities,
+) -> UploadMeta {
+    UploadMeta {
+        name: name.to_string(),
+        display_name: name.to_string(),
+        description: description(item, opts),
+        tags: if opts.tags {
+            tags(spec, opts)
+        } else {
+            BTreeMap::new()
+        },
+        code_source_url: crate::compat::code_source_url(caps, &item.file, &opts.provenance),
+    }
 }
 
 /// One upload with retries; before each retry, check whether the failed attempt landed.
@@ -542,7 +946,7 @@ pub fn description(item: &PlanItem, opts: &ApplyOptions) -> String {
         env!("CARGO_PKG_VERSION"),
         item.file
     );
-    if let Some(sha) = &p.commit_sha {
+    if let Some(sha) = p.commit_label() {
         out.push_str(&format!(" at {sha}"));
     }
     if let Some(r) = &p.git_ref {
@@ -564,8 +968,8 @@ pub fn tags(spec: &LocalSpec, opts: &ApplyOptions) -> BTreeMap<String, String> {
         env!("CARGO_PKG_VERSION").to_string(),
     );
     tags.insert("spec-hash".to_string(), spec.hash.clone());
-    if let Some(sha) = &p.commit_sha {
-        tags.insert("git-sha".to_string(), sha.clone());
+    if let Some(sha) = p.commit_label() {
+        tags.insert("git-sha".to_string(), sha);
     }
     if let Some(r) = &p.git_ref {
         tags.insert("git-ref".to_string(), r.clone());
@@ -737,10 +1141,12 @@ mod tests {
         };
         let opts = ApplyOptions {
             namespace: String::new(),
+            multi_user: false,
             version_tag: "v1".into(),
             tags: true,
             provenance: Provenance {
                 commit_sha: Some("0123456789abcdef0123456789abcdef01234567".into()),
+                dirty: false,
                 git_ref: Some(format!("refs/heads/{}", "feature/".repeat(10))),
                 run_url: None,
                 run_id: Some("42".into()),

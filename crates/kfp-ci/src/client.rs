@@ -829,6 +829,57 @@ impl Client {
             .find(|v| v.name == name))
     }
 
+    /// The pipelines named `name` that `GET /pipelines` lists in `namespace`: unlike get-by-name,
+    /// the list filters on the exact namespace, `""` (shared) included.
+    pub async fn pipelines_named(
+        &self,
+        name: &str,
+        namespace: &str,
+    ) -> Result<Vec<Pipeline>, ApiError> {
+        let filter = serde_json::json!({
+            "predicates": [{"operation": "EQUALS", "key": "name", "string_value": name}]
+        })
+        .to_string();
+        let list: kfp_api::wire::ListPipelinesResponse = self
+            .get(
+                &["pipelines"],
+                &[
+                    ("namespace", namespace),
+                    ("filter", &filter),
+                    ("page_size", "200"),
+                ],
+            )
+            .await?;
+        if list.pipelines.iter().any(|p| p.pipeline_id.is_empty()) {
+            return Err(self.invalid(
+                "GET",
+                &["pipelines"],
+                "a listed pipeline has no pipeline_id",
+            ));
+        }
+        Ok(list.pipelines)
+    }
+
+    /// The newest versions of a pipeline (`sort_by=created_at desc`), at most `page_size`.
+    pub async fn newest_versions(
+        &self,
+        pipeline_id: &str,
+        page_size: usize,
+    ) -> Result<Vec<PipelineVersion>, ApiError> {
+        let size = page_size.to_string();
+        let list: ListPipelineVersionsResponse = self
+            .get(
+                &["pipelines", pipeline_id, "versions"],
+                &[("sort_by", "created_at desc"), ("page_size", &size)],
+            )
+            .await?;
+        self.check_versions(
+            &["pipelines", pipeline_id, "versions"],
+            &list.pipeline_versions,
+        )?;
+        Ok(list.pipeline_versions)
+    }
+
     /// Every version of a pipeline, newest first.
     pub async fn all_versions(&self, pipeline_id: &str) -> Result<Vec<PipelineVersion>, ApiError> {
         let mut out = Vec::new();

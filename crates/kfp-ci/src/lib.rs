@@ -25,7 +25,9 @@ pub mod ci;
 pub mod client;
 pub mod compat;
 pub mod dag;
+pub mod git;
 pub mod init;
+pub mod interrupt;
 pub mod redact;
 pub mod target;
 

@@ -135,6 +135,12 @@ pub enum RemoteState {
     /// Not looked up (the local side already failed).
     Unknown,
     Absent,
+    /// Not in the target namespace; the server's get-by-name answered with a pipeline of that
+    /// name in this other namespace (multi-user KFP, shared namespace), which is left alone.
+    AbsentHere {
+        namespace: String,
+        other_namespace: String,
+    },
     Present {
         pipeline: Box<Pipeline>,
         latest: Option<Box<PipelineVersion>>,
@@ -144,6 +150,38 @@ pub enum RemoteState {
     },
     /// The lookup failed after retries.
     Failed(PipelineError),
+}
+
+/// The newest versions of a pipeline as the plan saw them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Seen {
+    pub ids: Vec<String>,
+    /// `created_at` of the newest (RFC 3339, second precision).
+    pub newest_at: Option<String>,
+}
+
+impl Seen {
+    /// Was `v` created after the plan looked (by a concurrent run)? Every version is, when the
+    /// plan saw none (the pipeline was absent or empty). Timestamps have second precision: a
+    /// version from the same second as the newest that the plan did not see is new.
+    pub fn is_new(&self, v: &PipelineVersion) -> bool {
+        if self.ids.contains(&v.pipeline_version_id) {
+            return false;
+        }
+        match (
+            timestamp(self.newest_at.as_deref()),
+            timestamp(v.created_at.as_deref()),
+        ) {
+            (Some(newest), Some(at)) => at >= newest,
+            // No version seen, or times unknown: not seen is new.
+            _ => true,
+        }
+    }
+}
+
+/// An RFC 3339 timestamp as the server writes it.
+pub fn timestamp(s: Option<&str>) -> Option<jiff::Timestamp> {
+    s.and_then(|s| s.parse().ok())
 }
 
 /// What to do with one pipeline.
@@ -157,6 +195,9 @@ pub struct PlanItem {
     pub pipeline_id: Option<String>,
     /// Name of the newest version on the server, if any.
     pub latest_version: Option<String>,
+    /// The versions the plan saw as newest (ids) and their creation time: anything else that is
+    /// not older was created by a concurrent run since the plan (see `apply`).
+    pub seen: Seen,
     pub spec: Option<LocalSpec>,
     pub error: Option<PipelineError>,
 }
@@ -208,6 +249,7 @@ fn plan_one(
         reason: String::new(),
         pipeline_id: None,
         latest_version: None,
+        seen: Seen::default(),
         spec: None,
         error: None,
     };
@@ -258,6 +300,20 @@ fn plan_one(
             item.action = Action::Create;
             item.reason = "not on the server".into();
         }
+        RemoteState::AbsentHere {
+            namespace,
+            other_namespace,
+        } => {
+            item.action = Action::Create;
+            item.reason = format!(
+                "not in {} (the pipeline of this name in namespace {other_namespace} is not ours and is left alone)",
+                if namespace.is_empty() {
+                    "the shared namespace".to_string()
+                } else {
+                    format!("namespace {namespace}")
+                }
+            );
+        }
         RemoteState::Present {
             pipeline,
             latest,
@@ -268,6 +324,13 @@ fn plan_one(
             match latest {
                 None => item.reason = "the pipeline has no version".into(),
                 Some(latest) => {
+                    item.seen = Seen {
+                        ids: std::iter::once(&*latest)
+                            .chain(&tied)
+                            .map(|v| v.pipeline_version_id.clone())
+                            .collect(),
+                        newest_at: latest.created_at.clone(),
+                    };
                     // Unchanged only when every candidate for "newest" holds our spec.
                     let same = item
                         .spec
@@ -433,6 +496,32 @@ mod tests {
             "{}",
             items[0].reason
         );
+    }
+
+    #[test]
+    fn versions_created_after_the_plan_are_new() {
+        let at = |id: &str, t: &str| PipelineVersion {
+            pipeline_version_id: id.into(),
+            created_at: Some(t.into()),
+            ..PipelineVersion::default()
+        };
+        let items = plan(
+            vec![local("hello", SPEC)],
+            vec![present(Some(server_copy(SPEC)))],
+            true,
+        );
+        // `present` has no creation time: only what the plan did not see is new.
+        assert!(!items[0].seen.is_new(&at("v1", "2026-01-01T00:00:00Z")));
+        assert!(items[0].seen.is_new(&at("v2", "2026-01-01T00:00:00Z")));
+        let seen = Seen {
+            ids: vec!["v1".into()],
+            newest_at: Some("2026-01-01T00:00:05Z".into()),
+        };
+        assert!(!seen.is_new(&at("v1", "2026-01-01T00:00:05Z")));
+        assert!(!seen.is_new(&at("old", "2026-01-01T00:00:04Z")), "older");
+        assert!(seen.is_new(&at("same-second", "2026-01-01T00:00:05Z")));
+        assert!(seen.is_new(&at("later", "2026-01-01T00:00:06Z")));
+        assert!(Seen::default().is_new(&at("any", "2020-01-01T00:00:00Z")));
     }
 
     #[test]

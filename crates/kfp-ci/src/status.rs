@@ -1,4 +1,5 @@
-//! Exit statuses: 0 success, 1 some pipelines failed, 2 usage, configuration or unexpected error.
+//! Exit statuses: 0 success, 1 some pipelines failed, 2 usage, configuration or unexpected error;
+//! 130/143 a deploy stopped by SIGINT/SIGTERM.
 
 use std::process::ExitCode;
 
@@ -10,6 +11,8 @@ pub enum ExitStatus {
     Failure,
     /// Usage, configuration, an unreachable server, or an unexpected error.
     Error,
+    /// Stopped by a signal after writing the report: 128 + the signal number.
+    Interrupted(crate::interrupt::Signal),
 }
 
 impl From<ExitStatus> for ExitCode {
@@ -18,6 +21,7 @@ impl From<ExitStatus> for ExitCode {
             ExitStatus::Success => ExitCode::from(0),
             ExitStatus::Failure => ExitCode::from(1),
             ExitStatus::Error => ExitCode::from(2),
+            ExitStatus::Interrupted(signal) => ExitCode::from(signal.exit_code()),
         }
     }
 }

@@ -9,6 +9,7 @@ use super::plan::{
 };
 use crate::apply::{self, ApplyOptions, Provenance};
 use crate::cli::{DeployCmd, GlobalArgs};
+use crate::interrupt::Interrupt;
 use crate::report::{Action, Status};
 use crate::status::ExitStatus;
 
@@ -17,7 +18,9 @@ pub const DEFAULT_UPLOAD_JOBS: usize = 8;
 
 pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     let started = Instant::now();
-    let loaded = load_config(global)?;
+    // From here on SIGINT/SIGTERM end the run with a report instead of killing it mid-request.
+    let interrupt = Interrupt::install();
+    let loaded = load_config(global, &cmd.compile.paths)?;
     let deploy_config = &loaded.config.deploy;
     let version_tag = match &cmd.version_tag {
         Some(tag) => check_version_tag(tag)?,
@@ -35,17 +38,29 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
         bail!("--keep-versions must be at least 1 (the newest version is never deleted)");
     }
     let atomic = cmd.atomic || deploy_config.atomic.unwrap_or(false);
-    // A report file that cannot be written fails now, not after everything was deployed.
-    if let Some(path) = &cmd.report_file {
-        check_report_file(path)?;
-    }
-
     // Resolve notification settings early: a configuration error exits 2 before any deploy.
     let notify_settings = crate::notify::resolve(&cmd.notify, &loaded.config.notify)?;
-    let ci_info =
+    // A report file that cannot be written fails now, not after everything was deployed. From
+    // here on every way out writes the whole report over the placeholder.
+    if let Some(path) = &cmd.report_file {
+        let mut placeholder = crate::report::Report::new("deploy");
+        placeholder.version_tag = Some(version_tag.clone());
+        placeholder.dry_run = cmd.dry_run;
+        placeholder.errors.push(
+            "the deploy did not finish: this is the placeholder it writes when it starts (the job was killed, or is still running)".into(),
+        );
+        check_report_file(path, &placeholder)?;
+    }
+
+    let mut ci_info =
         Some(crate::ci::detect_probing(&loaded.config.ci, cmd.notify.run_url.as_deref()).await);
-    let provenance = Provenance {
+    // A local run deploys the commit of the repository it reads, wherever it was started from.
+    if let Some(ci) = ci_info.as_mut().filter(|c| c.platform == "local") {
+        ci.commit_sha = crate::git::head(&loaded.root);
+    }
+    let mut provenance = Provenance {
         commit_sha: ci_info.as_ref().and_then(|c| c.commit_sha.clone()),
+        dirty: false,
         git_ref: ci_info.as_ref().and_then(|c| c.git_ref.clone()),
         run_url: cmd
             .notify
@@ -59,7 +74,41 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     report.version_tag = Some(version_tag.clone());
     report.dry_run = cmd.dry_run;
     report.ci = ci_info;
-    let prepared = match prepare(&cmd.compile, &cmd.target, &loaded, &mut report, cmd.force).await {
+    let prepared = tokio::select! {
+        biased;
+        signal = interrupt.wait() => Err(signal),
+        prepared = prepare(&cmd.compile, &cmd.target, &loaded, &mut report, cmd.force) => Ok(prepared),
+    };
+    let prepared = match prepared {
+        Ok(prepared) => prepared,
+        Err(signal) => {
+            // Nothing is written before apply: stopping here leaves the server as it was.
+            report.errors.push(format!(
+                "interrupted ({}) before anything was deployed: nothing was uploaded; rerun the deploy",
+                signal.name()
+            ));
+            report.recount();
+            report.duration_ms = started.elapsed().as_millis() as u64;
+            let emitted = emit(
+                &report,
+                cmd.output,
+                global,
+                cmd.report_file.as_deref(),
+                false,
+            );
+            if let Err(e) = &emitted {
+                tracing::warn!("{e:#}");
+            }
+            if let Err(e) = crate::ci::publish(&report) {
+                tracing::warn!("{e:#}");
+            }
+            if let Err(e) = crate::notify::deliver(&report, &notify_settings).await {
+                tracing::warn!("{e:#}");
+            }
+            return Ok(ExitStatus::Interrupted(signal));
+        }
+    };
+    let prepared = match prepared {
         Ok(p) => p,
         Err(err) => {
             // Configuration, an unreachable server, rejected credentials: still leave a report
@@ -114,9 +163,11 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
                 .into(),
         );
     } else {
+        mark_dirty(&mut provenance, &loaded.root, &prepared.items);
         let server = server_version(&prepared.health);
         let opts = ApplyOptions {
             namespace: prepared.target.namespace.clone(),
+            multi_user: prepared.health.multi_user,
             version_tag: version_tag.clone(),
             // Upload handlers before 2.17 ignore the tags parameter, so unknown versions get them.
             tags: server.as_deref().is_none_or(|v| !newer("2.17.0", v)),
@@ -125,12 +176,15 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
             upload_jobs,
         };
         let apply_started = Instant::now();
-        let outcomes = apply::apply(&prepared.client, &prepared.items, &opts).await;
+        let outcomes = apply::apply(&prepared.client, &prepared.items, &opts, &interrupt).await;
         if let Some(t) = &mut report.timings {
             t.apply_ms = apply_started.elapsed().as_millis() as u64;
         }
         for (p, o) in report.pipelines.iter_mut().zip(outcomes) {
             p.status = o.status;
+            if let Some(action) = o.action {
+                p.action = action;
+            }
             if o.pipeline_id.is_some() {
                 p.pipeline_id = o.pipeline_id;
             }
@@ -146,6 +200,31 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
                 p.error = o.error;
             }
         }
+    }
+    let signal = interrupt.signal();
+    if let Some(signal) = signal {
+        let not_started = report
+            .pipelines
+            .iter()
+            .filter(|p| p.status == Status::Skipped && p.reason.ends_with(apply::NOT_STARTED))
+            .count();
+        let applying = !cmd.dry_run && !blocked;
+        report.errors.push(if !applying {
+            format!(
+                "interrupted ({}) after the plan was complete: nothing was applied",
+                signal.name()
+            )
+        } else if not_started == 0 {
+            format!(
+                "interrupted ({}): every change had already started and was finished",
+                signal.name()
+            )
+        } else {
+            format!(
+                "interrupted ({}): {not_started} pipeline(s) not applied (the uploads in flight were finished); rerun the deploy to apply them",
+                signal.name()
+            )
+        });
     }
     finish_links(&mut report, &prepared.target);
     report.recount();
@@ -165,13 +244,41 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     }
     crate::ci::publish(&report)?;
     crate::notify::deliver(&report, &notify_settings).await?;
-    Ok(if emitted.is_err() {
+    Ok(if let Some(signal) = signal {
+        ExitStatus::Interrupted(signal)
+    } else if emitted.is_err() {
         ExitStatus::Error
     } else if report.has_failures() {
         ExitStatus::Failure
     } else {
         ExitStatus::Success
     })
+}
+
+/// A work tree that differs from the commit being deployed (tracked files changed, or a pipeline
+/// file not committed) is not that commit: its versions say `<sha>-dirty` (description and
+/// `git-sha` tag), as `git describe --dirty` would.
+fn mark_dirty(
+    provenance: &mut Provenance,
+    root: &std::path::Path,
+    items: &[crate::plan::PlanItem],
+) {
+    let Some(sha) = &provenance.commit_sha else {
+        return;
+    };
+    // Only when the work tree is at that commit (a CI variable may name another one).
+    if crate::git::head(root).as_deref() != Some(sha.as_str()) {
+        return;
+    }
+    let files: Vec<&str> = items.iter().map(|i| i.file.as_str()).collect();
+    if crate::git::dirty(root, &files) == Some(true) {
+        let short = &sha[..sha.len().min(7)];
+        tracing::info!(
+            "the work tree has changes not in commit {short}: the versions say {short}{}",
+            crate::git::DIRTY_SUFFIX
+        );
+        provenance.dirty = true;
+    }
 }
 
 /// `vYYYYMMDD-HHMMSS` in UTC, computed once per run.

@@ -16,7 +16,7 @@ use crate::target::{self, Endpoint, Target};
 
 pub async fn run(cmd: PlanCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     let started = Instant::now();
-    let loaded = load_config(global)?;
+    let loaded = load_config(global, &cmd.compile.paths)?;
     let mut report = Report::new("plan");
     let prepared = prepare(&cmd.compile, &cmd.target, &loaded, &mut report, false).await?;
     report.pipelines = prepared.items.iter().map(item_report).collect();
@@ -34,9 +34,21 @@ pub async fn run(cmd: PlanCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     })
 }
 
-pub(super) fn load_config(global: &GlobalArgs) -> Result<LoadedConfig> {
+/// The configuration, found from the current directory; run from outside any git work tree with
+/// PATHs inside one (`kfp-ci deploy ~/repo/pipelines`), from that work tree instead: its
+/// configuration applies, file paths are relative to its root and its commit is the one deployed.
+pub(super) fn load_config(
+    global: &GlobalArgs,
+    paths: &[std::path::PathBuf],
+) -> Result<LoadedConfig> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    settings::load(global.config.as_deref(), &cwd)
+    let base = match &global.config {
+        None if crate::git::enclosing_work_tree(&cwd).is_none() => {
+            crate::git::work_tree_of(&cwd, paths).unwrap_or(cwd)
+        }
+        _ => cwd,
+    };
+    settings::load(global.config.as_deref(), &base)
 }
 
 /// Everything before apply: target, compile, preflight, lookups, plan.
@@ -148,7 +160,7 @@ pub(super) async fn prepare(
             }
         })
         .collect();
-    let remotes = apply::fetch_remote(&client, &locals, &target.namespace)
+    let remotes = apply::fetch_remote(&client, &locals, &target.namespace, health.multi_user)
         .await
         .map_err(|e| {
             let hint = e
@@ -351,25 +363,38 @@ fn report_file_error(path: &std::path::Path, err: &std::io::Error) -> anyhow::Er
     )
 }
 
-/// Can the report file be written? Creates its directory and opens it for appending (the
-/// content stays); called before anything is compiled or deployed.
-pub(super) fn check_report_file(path: &std::path::Path) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| report_file_error(path, &e))?;
-    }
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| report_file_error(path, &e))?;
-    Ok(())
+/// Can the report file be written? Called before anything is compiled or deployed: creates its
+/// directory and writes `placeholder` there, a valid report saying the run did not finish, so a
+/// run killed before its end (SIGKILL, a CI job cancelled hard) never leaves an empty or stale
+/// file for the notify job.
+pub(super) fn check_report_file(path: &std::path::Path, placeholder: &Report) -> Result<()> {
+    write_report_file(path, &report_json(placeholder)?)
 }
 
+/// Write the whole report or nothing: a temporary file next to it, renamed over it (a signal or
+/// a full disk never leaves a truncated file).
 fn write_report_file(path: &std::path::Path, json: &str) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| report_file_error(path, &e))?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| report_file_error(path, &e))?;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "report.json".into());
+    let temp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    let written = std::fs::write(&temp, format!("{json}\n")).and_then(|()| {
+        if path.is_dir() {
+            return Err(std::io::Error::other("it is a directory"));
+        }
+        std::fs::rename(&temp, path)
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temp);
+        return Err(report_file_error(path, &e));
     }
-    std::fs::write(path, format!("{json}\n")).map_err(|e| report_file_error(path, &e))
+    Ok(())
 }
 
 /// The report as JSON with every registered secret removed from every string field before

@@ -297,24 +297,17 @@ fn two_racing_deploys_converge_without_duplicates() {
         ("hello_pipeline.py", HELLO),
         ("goodbye_pipeline.py", GOODBYE),
     ]);
-    // Both runs plan "create" for both pipelines; the proxy holds the creates, then the first
-    // uploads, until both runs have sent theirs, so they really collide.
+    // Both runs plan "create" for both pipelines; the proxy holds the creates until both runs
+    // have sent theirs, so they really collide (a test whose runs did not overlap fails in
+    // `wait_for`).
     let proxy = Faulty::start(
         &server.url,
-        vec![
-            Rule {
-                method: "POST",
-                path_suffix: "/apis/v2beta1/pipelines",
-                times: 4,
-                fault: Fault::Barrier(4),
-            },
-            Rule {
-                method: "POST",
-                path_suffix: "/upload_version",
-                times: 4,
-                fault: Fault::Barrier(4),
-            },
-        ],
+        vec![Rule {
+            method: "POST",
+            path_suffix: "/apis/v2beta1/pipelines",
+            times: 4,
+            fault: Fault::Hold,
+        }],
     );
     let args = [
         "deploy",
@@ -328,26 +321,35 @@ fn two_racing_deploys_converge_without_duplicates() {
     let (a, b) = std::thread::scope(|s| {
         let a = s.spawn(|| run(&ctx, &args));
         let b = s.spawn(|| run(&ctx, &args));
+        proxy.wait_for("POST", "/apis/v2beta1/pipelines", 4);
+        proxy.release();
         (a.join().expect("a"), b.join().expect("b"))
     });
     for out in [&a, &b] {
         assert_exit(out, 0);
     }
-    assert_eq!(proxy.count("POST", "/apis/v2beta1/pipelines"), 4);
-    assert_eq!(proxy.count("POST", "/upload_version"), 4);
-    let reasons: Vec<String> = [json(&a), json(&b)]
+    let reports = [json(&a), json(&b)];
+    let reasons: Vec<String> = reports
         .iter()
         .flat_map(|r| r["pipelines"].as_array().cloned().unwrap_or_default())
         .map(|p| p["reason"].as_str().unwrap_or_default().to_string())
         .collect();
-    assert!(
+    assert_eq!(
         reasons
             .iter()
-            .filter(|r| r.contains("concurrent run"))
-            .count()
-            >= 2,
+            .filter(|r| r.contains(&format!("already deployed by a concurrent run as {TAG}")))
+            .count(),
+        2,
         "{reasons:#?}"
     );
+    // Counts add up: each pipeline created by one run, unchanged for the other.
+    let sum = |key: &str| -> u64 {
+        reports
+            .iter()
+            .map(|r| r["counts"][key].as_u64().unwrap_or(0))
+            .sum()
+    };
+    assert_eq!((sum("created"), sum("unchanged")), (2, 2), "{reports:#?}");
     let view = kfp_client_view(&server.url, None);
     assert_eq!(view.as_object().expect("object").len(), 2, "{view:#}");
     for (name, p) in view.as_object().expect("object") {
@@ -653,7 +655,7 @@ fn unreachable_server_is_exit_2_with_the_endpoint_named() {
 }
 
 /// Name, description and tags of every version of every pipeline, from the official client.
-fn kfp_client_versions(url: &str) -> Value {
+pub(crate) fn kfp_client_versions(url: &str) -> Value {
     let script = r#"
 import json, sys
 import kfp

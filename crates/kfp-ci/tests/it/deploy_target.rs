@@ -468,7 +468,8 @@ fn a_create_whose_answer_was_lost_is_found_not_duplicated() {
         .as_str()
         .unwrap_or_default();
     assert!(reason.contains("answer was lost"), "{reason}");
-    assert_eq!(proxy.count("POST", "/apis/v2beta1/pipelines"), 1);
+    // Sent again as it was: the 409 says it had landed, the lookup finds it.
+    assert_eq!(proxy.count("POST", "/apis/v2beta1/pipelines"), 2);
     assert_eq!(
         kfp_client_view(&server.url, None),
         serde_json::json!({"hello_pipeline": {"display_name": "hello_pipeline", "versions": [TAG]}})

@@ -1,0 +1,291 @@
+//! Racing deploys converge to exactly one version per distinct spec, whatever their version
+//! tags. Every race here asserts that the runs really overlapped (the proxy holds their requests
+//! until both have sent them, and fails the test after 60 s otherwise): a race test whose runs
+//! happened one after the other would prove nothing.
+
+use std::process::{Child, Output, Stdio};
+
+use serde_json::Value;
+
+use crate::common::TestContext;
+use crate::deploy::{GOODBYE, HELLO, assert_exit, json, json_run, repo_and_server};
+use crate::faulty::{Fault, Faulty, Rule};
+
+/// `GET {url}{path}` as JSON.
+pub(crate) fn api_get(url: &str, path: &str) -> Value {
+    let url = format!("{}{path}", url.trim_end_matches('/'));
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            let response = reqwest::get(&url).await.expect("GET");
+            assert!(response.status().is_success(), "GET {url}: {response:?}");
+            response.json::<Value>().await.expect("JSON")
+        })
+}
+
+/// Version names of a pipeline, oldest first.
+pub(crate) fn versions_of(url: &str, pipeline_id: &str) -> Vec<String> {
+    let list = api_get(
+        url,
+        &format!("/apis/v2beta1/pipelines/{pipeline_id}/versions?page_size=200&sort_by=created_at"),
+    );
+    list["pipeline_versions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Every pipeline (of the shared namespace) by name → its version names, oldest first.
+pub(crate) fn server_view(url: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    let list = api_get(url, "/apis/v2beta1/pipelines?page_size=200");
+    list["pipelines"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|p| {
+            let id = p["pipeline_id"].as_str().unwrap_or_default();
+            (
+                p["name"].as_str().unwrap_or_default().to_string(),
+                versions_of(url, id),
+            )
+        })
+        .collect()
+}
+
+fn spawn_deploy(ctx: &TestContext, endpoint: &str, tag: &str) -> Child {
+    ctx.std_cmd()
+        .args(["deploy", "--endpoint", endpoint, "--version-tag", tag])
+        .args(["--output", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kfp-ci deploy")
+}
+
+/// Two deploys with tags `tags`, their uploads held until all `uploads` have arrived.
+fn race(ctx: &TestContext, upstream: &str, tags: [&str; 2], uploads: usize) -> [Value; 2] {
+    let proxy = Faulty::start(
+        upstream,
+        vec![Rule {
+            method: "POST",
+            path_suffix: "/upload_version",
+            times: uploads,
+            fault: Fault::Hold,
+        }],
+    );
+    let a = spawn_deploy(ctx, &proxy.url, tags[0]);
+    let b = spawn_deploy(ctx, &proxy.url, tags[1]);
+    // Both runs planned and sent every upload before any landed: they overlap. If they did not,
+    // this fails after 60 s with the proxy's log.
+    proxy.wait_for("POST", "/upload_version", uploads);
+    proxy.release();
+    let outs: Vec<Output> = [a, b]
+        .into_iter()
+        .map(|c| c.wait_with_output().expect("deploy"))
+        .collect();
+    for out in &outs {
+        assert_exit(out, 0);
+    }
+    [json(&outs[0]), json(&outs[1])]
+}
+
+/// Per pipeline: exactly one run reports the change (one of `actions`) with the version that
+/// stays, the other reports "unchanged: already deployed by a concurrent run as <that version>"; counts
+/// add up across both runs.
+fn assert_converged(
+    reports: &[Value; 2],
+    view: &std::collections::BTreeMap<String, Vec<String>>,
+    actions: &[&str],
+    names: &[&str],
+) {
+    let count = |key: &str| -> u64 {
+        reports
+            .iter()
+            .map(|r| r["counts"][key].as_u64().unwrap_or(0))
+            .sum()
+    };
+    let changed = count("created") + count("updated");
+    assert_eq!(changed, names.len() as u64, "{reports:#?}");
+    assert_eq!(count("unchanged"), names.len() as u64, "{reports:#?}");
+    assert_eq!(count("failed"), 0, "{reports:#?}");
+    for name in names {
+        let newest = view[*name].last().expect("a version").clone();
+        let rows: Vec<&Value> = reports
+            .iter()
+            .flat_map(|r| r["pipelines"].as_array().expect("pipelines"))
+            .filter(|p| p["name"] == *name)
+            .collect();
+        assert_eq!(rows.len(), 2, "{rows:#?}");
+        let winner: Vec<&&Value> = rows
+            .iter()
+            .filter(|p| actions.iter().any(|a| p["action"] == *a))
+            .collect();
+        let loser: Vec<&&Value> = rows.iter().filter(|p| p["action"] == "unchanged").collect();
+        assert_eq!((winner.len(), loser.len()), (1, 1), "{name}: {rows:#?}");
+        assert_eq!(winner[0]["version_name"], newest.as_str(), "{rows:#?}");
+        assert_eq!(loser[0]["version_name"], newest.as_str(), "{rows:#?}");
+        let reason = loser[0]["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains(&format!("already deployed by a concurrent run as {newest}")),
+            "{name}: {reason}"
+        );
+    }
+}
+
+#[test]
+fn racing_runs_with_different_tags_leave_one_version_per_spec() {
+    let (ctx, server) = repo_and_server(&[
+        ("hello_pipeline.py", HELLO),
+        ("goodbye_pipeline.py", GOODBYE),
+    ]);
+    let names = ["goodbye_pipeline", "hello_pipeline"];
+
+    // Both create both pipelines (one run's create gets the 409; or, when one run plans after
+    // the other created a pipeline, it plans a first version for it), both upload under their
+    // tags.
+    let reports = race(&ctx, &server.url, ["a1", "b1"], 4);
+    let view = crate::race::server_view(&server.url);
+    assert_eq!(view.len(), 2, "{view:#?}");
+    for name in names {
+        assert_eq!(view[name].len(), 1, "{name}: {view:#?}");
+    }
+    assert_converged(&reports, &view, &["create", "new_version"], &names);
+
+    // Both edited: each pipeline gets exactly one new version.
+    ctx.write(
+        "hello_pipeline.py",
+        &HELLO.replace("message: str = \"hello\"", "message: str = \"hi\""),
+    );
+    ctx.write(
+        "goodbye_pipeline.py",
+        &GOODBYE.replace("times: int = 2", "times: int = 3"),
+    );
+    let reports = race(&ctx, &server.url, ["a2", "b2"], 4);
+    let view = crate::race::server_view(&server.url);
+    for name in names {
+        assert_eq!(view[name].len(), 2, "{name}: {view:#?}");
+    }
+    assert_converged(&reports, &view, &["new_version"], &names);
+
+    // A rerun finds nothing to do.
+    let out = json_run(&ctx, "deploy", &server.url, &["--version-tag", "c1"], 0);
+    assert_eq!(json(&out)["counts"]["unchanged"], 2, "{}", json(&out));
+}
+
+/// A run that planned before a concurrent run's upload landed reads the newest version again
+/// just before uploading, and uploads nothing when it already holds its spec.
+#[test]
+fn a_run_that_planned_before_a_concurrent_upload_uploads_nothing() {
+    let (ctx, server) = repo_and_server(&[("hello_pipeline.py", HELLO)]);
+    json_run(&ctx, "deploy", &server.url, &["--version-tag", "v0"], 0);
+    ctx.write(
+        "hello_pipeline.py",
+        &HELLO.replace("message: str = \"hello\"", "message: str = \"hi\""),
+    );
+    // Run B: its plan reads the versions; its next read of them (just before uploading) is held.
+    let proxy = Faulty::start(
+        &server.url,
+        vec![
+            // A barrier of one forwards at once: the plan's read goes through.
+            Rule {
+                method: "GET",
+                path_suffix: "/versions",
+                times: 1,
+                fault: Fault::Barrier(1),
+            },
+            Rule {
+                method: "GET",
+                path_suffix: "/versions",
+                times: 1,
+                fault: Fault::Hold,
+            },
+        ],
+    );
+    let b = spawn_deploy(&ctx, &proxy.url, "b1");
+    // B has planned "new version" and is about to upload: the runs overlap from here.
+    proxy.wait_for("GET", "/versions", 2);
+    let a = json_run(&ctx, "deploy", &server.url, &["--version-tag", "a1"], 0);
+    assert_eq!(json(&a)["counts"]["updated"], 1, "{}", json(&a));
+    proxy.release();
+    let b = b.wait_with_output().expect("deploy b");
+    assert_exit(&b, 0);
+    let report = json(&b);
+    let p = &report["pipelines"][0];
+    assert_eq!(p["action"], "unchanged", "{report:#}");
+    assert_eq!(p["version_name"], "a1", "{report:#}");
+    assert!(
+        p["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("already deployed by a concurrent run as a1")),
+        "{report:#}"
+    );
+    assert_eq!(report["counts"]["updated"], 0, "{report:#}");
+    assert_eq!(
+        proxy.count("POST", "/upload_version"),
+        0,
+        "{:#?}",
+        proxy.log()
+    );
+    assert_eq!(
+        crate::race::server_view(&server.url)["hello_pipeline"],
+        ["v0", "a1"]
+    );
+}
+
+/// The interleaving a rule "the later one removes itself" alone gets wrong when both land in the
+/// same second: run A uploads and checks before run B's upload has landed (A sees no rival and
+/// keeps its version); B's upload lands, B sees A's identical version and gives way to it,
+/// whichever of the two sorts first.
+#[test]
+fn a_run_whose_rival_never_saw_it_gives_way() {
+    let (ctx, server) = repo_and_server(&[("hello_pipeline.py", HELLO)]);
+    json_run(&ctx, "deploy", &server.url, &["--version-tag", "v0"], 0);
+    ctx.write(
+        "hello_pipeline.py",
+        &HELLO.replace("message: str = \"hello\"", "message: str = \"hi\""),
+    );
+    let proxy = Faulty::start(
+        &server.url,
+        vec![Rule {
+            method: "POST",
+            path_suffix: "/upload_version",
+            times: 1,
+            fault: Fault::Hold,
+        }],
+    );
+    let b = spawn_deploy(&ctx, &proxy.url, "b1");
+    // B read the newest version again and sent its upload: the runs overlap from here.
+    proxy.wait_for("POST", "/upload_version", 1);
+    let a = json(&json_run(
+        &ctx,
+        "deploy",
+        &server.url,
+        &["--version-tag", "a1"],
+        0,
+    ));
+    assert_eq!(a["pipelines"][0]["action"], "new_version", "{a:#}");
+    assert_eq!(a["pipelines"][0]["version_name"], "a1", "{a:#}");
+    proxy.release();
+    let b = b.wait_with_output().expect("deploy b");
+    assert_exit(&b, 0);
+    let report = json(&b);
+    let p = &report["pipelines"][0];
+    assert_eq!(p["action"], "unchanged", "{report:#}");
+    assert_eq!(p["version_name"], "a1", "{report:#}");
+    assert!(
+        p["reason"].as_str().is_some_and(|r| r.contains(
+            "already deployed by a concurrent run as a1 (the identical version this run uploaded was removed again)"
+        )),
+        "{report:#}"
+    );
+    assert_eq!(
+        crate::race::server_view(&server.url)["hello_pipeline"],
+        ["v0", "a1"]
+    );
+}
