@@ -526,6 +526,28 @@ fn prune(entries: &Path, max: u64) -> Result<()> {
     Ok(())
 }
 
+/// The inputs of every entry in the cache at `dir` (any interpreter, any settings), without
+/// checking them: what `init` knows about the pipelines' reads without running Python.
+pub fn stored_inputs(dir: &Path) -> Vec<Inputs> {
+    let mut out = Vec::new();
+    let Ok(shards) = std::fs::read_dir(dir.join("entries")) else {
+        return out;
+    };
+    for shard in shards.flatten() {
+        let Ok(list) = std::fs::read_dir(shard.path()) else {
+            continue;
+        };
+        for entry in list.flatten() {
+            if let Ok(text) = std::fs::read_to_string(entry.path())
+                && let Ok(e) = serde_json::from_str::<Entry>(&text)
+            {
+                out.push(e.inputs);
+            }
+        }
+    }
+    out
+}
+
 /// Remove the compile cache directory (`kfp-ci cache clear`); returns whether there was one.
 pub fn clear(dir: &Path) -> Result<bool> {
     if !dir.exists() {

@@ -203,9 +203,105 @@ pub fn deploy_workflows(root: &Path) -> BTreeMap<String, String> {
     out
 }
 
+/// `kfp-ci init`: the workflow's trigger also lists `kfp-ci.toml` and the repository files the
+/// pipelines were seen to read (the compile cache of `dir`, filled by an earlier `kfp-ci check`,
+/// `compile` or `deploy`; without one, only the configuration is added).
+pub fn init_hook(dir: &Path, ci: crate::cli::CiKind, files: &mut [crate::init::Planned]) {
+    let root = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let stored = super::cache::stored_inputs(&super::cache::dir_for(&root));
+    let mut reads: BTreeSet<String> = repository_reads(&root, stored.iter())
+        .into_iter()
+        .filter(|r| root.join(r.trim_end_matches("/*")).exists())
+        .collect();
+    reads.insert(crate::init::CONFIG_PATH.to_string());
+    let extra = collapse(&root, &reads);
+    let key = match ci {
+        crate::cli::CiKind::Gitlab => "changes:",
+        _ => "paths:",
+    };
+    let workflow = Path::new(crate::init::workflow_path(ci));
+    for f in files.iter_mut().filter(|f| f.path == workflow) {
+        f.content = extend_trigger(&f.content, key, &extra);
+    }
+}
+
+/// Add `extra` to the path lists of a generated workflow: the Actions push trigger's `paths:`
+/// (`key = "paths:"`) or GitLab's `changes:` (`key = "changes:"`), after each list's last item,
+/// with its indentation; entries an existing item already covers are left out.
+pub fn extend_trigger(workflow: &str, key: &str, extra: &[String]) -> String {
+    let lines: Vec<&str> = workflow.lines().collect();
+    let mut out: Vec<String> = Vec::with_capacity(lines.len() + extra.len());
+    let mut i = 0;
+    while i < lines.len() {
+        out.push(lines[i].to_string());
+        if lines[i].trim() != key {
+            i += 1;
+            continue;
+        }
+        let mut items = Vec::new();
+        let mut indent = String::new();
+        i += 1;
+        while i < lines.len() {
+            let t = lines[i].trim_start();
+            if t.starts_with('#') {
+                out.push(lines[i].to_string());
+                i += 1;
+                continue;
+            }
+            let Some(item) = t.strip_prefix("- ") else {
+                break;
+            };
+            indent = lines[i][..lines[i].len() - t.len()].to_string();
+            items.push(item.trim().trim_matches('"').trim_matches('\'').to_string());
+            out.push(lines[i].to_string());
+            i += 1;
+        }
+        if items.is_empty() {
+            continue;
+        }
+        let yaml = format!(
+            "on:\n  push:\n    paths:\n{}",
+            items
+                .iter()
+                .map(|p| format!("      - {p:?}\n"))
+                .collect::<String>()
+        );
+        let existing = Trigger::of_workflow(&yaml).ok().flatten();
+        for e in extra {
+            if existing.as_ref().is_some_and(|t| t.covers(e)) {
+                continue;
+            }
+            out.push(format!("{indent}- {e:?}"));
+        }
+    }
+    let mut text = out.join("\n");
+    if workflow.ends_with('\n') {
+        text.push('\n');
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trigger_lists_get_the_missing_inputs() {
+        let wf = "on:\n  push:\n    paths:\n      - \"**/*_pipeline.py\"\n  workflow_dispatch:\njobs: {}\n";
+        let out = extend_trigger(
+            wf,
+            "paths:",
+            &[
+                "lib/**".into(),
+                "a/x_pipeline.py".into(),
+                "kfp-ci.toml".into(),
+            ],
+        );
+        assert_eq!(
+            out,
+            "on:\n  push:\n    paths:\n      - \"**/*_pipeline.py\"\n      - \"lib/**\"\n      - \"kfp-ci.toml\"\n  workflow_dispatch:\njobs: {}\n"
+        );
+    }
 
     #[test]
     fn trigger_patterns_follow_actions_rules() {

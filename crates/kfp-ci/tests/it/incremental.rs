@@ -432,3 +432,44 @@ fn print_inputs_and_verify_workflow_name_what_the_trigger_misses() {
     let out = run(&["check", "--verify-workflow"]);
     assert_exit(&out, 0);
 }
+
+#[test]
+fn init_writes_the_inputs_seen_into_the_trigger() {
+    let ctx = TestContext::new();
+    ctx.write(
+        "pipelines/x_pipeline.py",
+        &format!(
+            "from lib import helper\n{}",
+            B.replace("b-pipeline", "x-pipeline")
+                .replace("def b_pipeline", "def x_pipeline")
+                .replace("times: int = 2", "times: int = helper.TIMES")
+        ),
+    );
+    ctx.write("lib/__init__.py", "");
+    ctx.write("lib/helper.py", "TIMES = 3\n");
+    ctx.write("kfp-ci.toml", "python_path = [\".\"]\n");
+    let run = |args: &[&str]| {
+        ctx.cmd()
+            .env_remove("KFP_CI_CACHE_DIR")
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    assert_exit(&run(&["check"]), 0);
+    assert_exit(&run(&["init", "--ci", "github"]), 0);
+    let workflow =
+        std::fs::read_to_string(ctx.root().join(".github/workflows/compile-upload.yaml"))
+            .expect("workflow");
+    let doc: serde_yaml::Value = serde_yaml::from_str(&workflow).expect("yaml");
+    let paths: Vec<String> =
+        serde_yaml::from_value(doc["on"]["push"]["paths"].clone()).expect("paths");
+    assert!(paths.contains(&"lib/**".to_string()), "{paths:?}");
+    assert!(paths.contains(&"kfp-ci.toml".to_string()), "{paths:?}");
+    // The pipeline file is covered by the pipeline glob already: not listed again.
+    assert!(
+        !paths.iter().any(|p| p == "pipelines/x_pipeline.py"),
+        "{paths:?}"
+    );
+    let out = run(&["check", "--verify-workflow"]);
+    assert_exit(&out, 0);
+}
