@@ -4,5 +4,6 @@
 //! No I/O: the client in `kfp-ci` and the local server in `kfp-serve` both build on it.
 
 pub mod compat;
+pub mod runs;
 pub mod spec;
 pub mod wire;

@@ -241,6 +241,9 @@ pub struct DeployCmd {
     /// Parallel uploads (default 8)
     #[arg(long, value_name = "N")]
     pub upload_jobs: Option<usize>,
+    /// Start one run per created or changed pipeline and wait for it (`[smoke]` configures it)
+    #[arg(long)]
+    pub smoke: bool,
 }
 
 /// Notification options (deploy and notify).
@@ -294,6 +297,12 @@ pub struct ServeCmd {
     /// Testing aid: seed for --fail-rate
     #[arg(long, value_name = "S")]
     pub seed: Option<u64>,
+    /// Testing aid: how every simulated run ends (runs are recorded, not executed)
+    #[arg(long, value_name = "OUTCOME", default_value = "succeeded", value_parser = ["succeeded", "failed"])]
+    pub run_outcome: String,
+    /// Testing aid: milliseconds a simulated run takes from creation to its outcome
+    #[arg(long, value_name = "MS", default_value_t = kfp_serve::DEFAULT_RUN_DURATION_MS)]
+    pub run_duration_ms: u64,
     /// Answer like this KFP server release (2.0.0 to 2.17.x): upload parameters, objects,
     /// routes, healthz and Kubernetes-store naming of that release (see docs/compat.md)
     #[arg(long, value_name = "X.Y.Z", default_value = "2.17.0", value_parser = parse_release)]

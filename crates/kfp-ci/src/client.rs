@@ -25,6 +25,8 @@ use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+mod runs;
+
 use crate::redact::{Secret, redact};
 use crate::target::{Auth, Tls};
 

@@ -29,6 +29,8 @@ pub mod git;
 pub mod init;
 pub mod interrupt;
 pub mod redact;
+pub mod schedules;
+pub mod smoke;
 pub mod target;
 
 use std::process::ExitCode;

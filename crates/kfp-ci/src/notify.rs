@@ -282,7 +282,7 @@ pub fn title(report: &Report) -> String {
         ),
         Outcome::Unchanged => format!("no changes, {} unchanged", c.unchanged),
     };
-    format!("{repo}{body}{dry}")
+    format!("{repo}{body}{}{dry}", crate::smoke::title_suffix(report))
 }
 
 /// The message for a report: markdown body cut under [`MAX_MESSAGE`] bytes.
@@ -354,6 +354,8 @@ pub fn message(report: &Report, topic: &str) -> Message {
             format!("- `{}` {}", clip(&p.name, 120), action_label(p)),
         ));
     }
+
+    items.extend(crate::smoke::notify_items(report));
 
     let mut body = head;
     let mut section = "";

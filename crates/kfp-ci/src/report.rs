@@ -36,6 +36,12 @@ pub struct Report {
     /// Where the time went (plan and deploy).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timings: Option<Timings>,
+    /// Recurring runs from `[[schedules]]` (docs/schedules.md).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<crate::schedules::ScheduleReport>,
+    /// Smoke runs of created or changed pipelines (deploy `--smoke` or `[smoke]`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub smoke: Vec<crate::smoke::SmokeReport>,
 }
 
 /// Milliseconds per phase of a plan or deploy.
@@ -215,12 +221,15 @@ impl Report {
 
     /// Did any pipeline fail (or a run-level error occur)?
     pub fn has_failures(&self) -> bool {
-        self.counts.failed > 0 || !self.errors.is_empty()
+        self.counts.failed > 0
+            || !self.errors.is_empty()
+            || self.schedules.iter().any(|s| s.failed())
+            || self.smoke.iter().any(|s| s.failed())
     }
 
     /// Would (or did) anything change on the server?
     pub fn has_changes(&self) -> bool {
-        self.counts.uploaded() > 0
+        self.counts.uploaded() > 0 || self.schedules.iter().any(|s| s.changes())
     }
 
     /// Pretty JSON (what `--output json` prints and `--report-file` writes).
@@ -305,6 +314,8 @@ impl Report {
                 }
             }
         }
+        out.push_str(&crate::schedules::render(&self.schedules, applied));
+        out.push_str(&crate::smoke::render(&self.smoke));
         for e in &self.errors {
             out.push_str(&format!("error: {e}\n"));
         }

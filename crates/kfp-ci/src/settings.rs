@@ -49,6 +49,11 @@ pub struct Config {
     pub deploy: DeployConfig,
     pub notify: NotifyConfig,
     pub ci: CiConfig,
+
+    /// Recurring runs (docs/schedules.md). `schedules = []` manages (and so prunes) none.
+    pub schedules: Option<Vec<crate::schedules::ScheduleConfig>>,
+    /// Smoke runs after deploy (docs/schedules.md).
+    pub smoke: Option<crate::smoke::SmokeConfig>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -76,6 +81,8 @@ pub struct DeployConfig {
     pub upload_jobs: Option<usize>,
     pub keep_versions: Option<usize>,
     pub atomic: Option<bool>,
+    /// `delete` (default) or `disable` managed recurring runs whose schedule was removed.
+    pub prune_schedules: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -54,6 +54,17 @@ impl ApiError {
             message: message.into(),
         }
     }
+    /// An unknown route under `/apis/` (grpc-gateway's 404).
+    pub fn not_found_route() -> Self {
+        Self::not_found("Not Found")
+    }
+    /// A known route with a method or action it does not take.
+    pub fn method_not_allowed() -> Self {
+        ApiError::Rpc {
+            code: Code::Unimplemented,
+            message: "Method Not Allowed".into(),
+        }
+    }
     pub fn upload(status: StatusCode, message: impl Into<String>) -> Self {
         ApiError::Upload {
             status,

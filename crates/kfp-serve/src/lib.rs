@@ -14,6 +14,7 @@ mod archive;
 mod emulate;
 mod error;
 mod list;
+mod runs;
 mod store;
 mod ui;
 mod upload;
@@ -39,12 +40,16 @@ use tokio::task::JoinHandle;
 
 pub use error::ApiError;
 pub use kfp_api::compat::{Release, Store};
+pub use runs::RunOutcome;
 
 /// The KFP server release whose behaviour this server follows (healthz `tag_name`).
 pub const EMULATED_KFP_VERSION: &str = "2.17.0";
 
 /// The default database, relative to the repository root.
 pub const DEFAULT_DB: &str = ".kfp-ci/registry.db";
+
+/// How long a simulated run takes unless `--run-duration-ms` says otherwise.
+pub const DEFAULT_RUN_DURATION_MS: u64 = 3000;
 
 /// Largest JSON request body the gateway routes read.
 pub(crate) const MAX_JSON_BODY: usize = 4 << 20;
@@ -72,6 +77,10 @@ pub struct ServeOptions {
     pub fail_rate: f64,
     /// Testing aid: seed of the `fail_rate` random generator (random when `None`).
     pub seed: Option<u64>,
+    /// Testing aid: how every simulated run ends.
+    pub run_outcome: RunOutcome,
+    /// Testing aid: how long a simulated run takes from creation to its outcome.
+    pub run_duration_ms: u64,
     /// The KFP release to answer like (`--server-version`): upload parameters, objects, routes,
     /// healthz and Kubernetes-store naming follow [`kfp_api::compat::Capabilities`].
     pub server_version: Release,
@@ -91,6 +100,8 @@ impl ServeOptions {
             latency_ms: 0,
             fail_rate: 0.0,
             seed: None,
+            run_outcome: RunOutcome::Succeeded,
+            run_duration_ms: DEFAULT_RUN_DURATION_MS,
             server_version: Release::V2_17,
             pipeline_store: Store::Database,
         }
@@ -120,6 +131,8 @@ pub(crate) struct AppState {
     latency: Duration,
     fail_rate: f64,
     rng: Mutex<StdRng>,
+    pub run_outcome: RunOutcome,
+    pub run_duration: Duration,
 }
 
 /// A server running in the background; dropping it asks it to stop.
@@ -242,6 +255,8 @@ pub async fn spawn(opts: ServeOptions) -> anyhow::Result<RunningServer> {
         latency: Duration::from_millis(opts.latency_ms),
         fail_rate: opts.fail_rate,
         rng: Mutex::new(rng),
+        run_outcome: opts.run_outcome,
+        run_duration: Duration::from_millis(opts.run_duration_ms),
     });
     let app = router(state);
     let (tx, rx) = oneshot::channel::<()>();
@@ -333,6 +348,7 @@ fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(uploads)
         .merge(gateway)
+        .merge(runs::routes())
         .route("/", get(ui::index))
         .route(
             "/ui/pipelines/{pipeline_id}/versions/{pipeline_version_id}",

@@ -15,6 +15,9 @@ use crate::error::ApiError;
 pub enum Kind {
     Pipelines,
     Versions,
+    Experiments,
+    Runs,
+    RecurringRuns,
 }
 
 impl Kind {
@@ -22,11 +25,20 @@ impl Kind {
         match self {
             Kind::Pipelines => "p",
             Kind::Versions => "v",
+            Kind::Experiments => "e",
+            Kind::Runs => "r",
+            Kind::RecurringRuns => "j",
         }
     }
 
     /// API field name → SQL column (sort keys and filter keys).
     fn column(self, key: &str) -> Option<&'static str> {
+        if let Some(col) = crate::runs::store::column(self, key) {
+            return Some(col);
+        }
+        if matches!(self, Kind::Experiments | Kind::Runs | Kind::RecurringRuns) {
+            return None;
+        }
         let common = match key {
             "name" => Some("name"),
             "display_name" => Some("display_name"),
@@ -57,6 +69,7 @@ impl Kind {
             Kind::Versions => {
                 "pipeline_version_id, id, name, display_name, created_at, description, pipeline_id, status, pipeline_spec"
             }
+            other => crate::runs::store::keys(other),
         }
     }
 }

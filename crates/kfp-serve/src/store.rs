@@ -111,7 +111,8 @@ impl Store {
             );
         }
         conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN IMMEDIATE; {SCHEMA} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+            crate::runs::store::SCHEMA
         ))?;
         Ok(Store {
             conn: Mutex::new(conn),
@@ -500,7 +501,7 @@ pub fn list_versions(
     )
 }
 
-fn list<T>(
+pub(crate) fn list<T>(
     tx: &Transaction<'_>,
     kind: Kind,
     table: &str,

@@ -20,7 +20,7 @@ use crate::store;
 const VERSIONS_SHOWN: i64 = 50;
 const PIPELINES_SHOWN: &str = "200";
 
-fn esc(text: &str) -> String {
+pub(crate) fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -110,6 +110,7 @@ pub async fn index(State(state): State<Arc<AppState>>) -> Response {
     for (p, versions, vtotal) in &pipelines {
         pipeline_section(&mut body, p, versions, *vtotal);
     }
+    body.push_str(&crate::runs::ui::sections(&state).await);
     page("kfp-ci serve: pipelines", &body)
 }
 

@@ -77,6 +77,10 @@ fn scalar_outputs(report: &Report) -> Vec<(&'static str, String)> {
         ),
         ("failed_names", failed_names(report)),
     ]
+    .into_iter()
+    // Only after smoke runs, so workflows without them see the outputs they always had.
+    .chain((!report.smoke.is_empty()).then(|| ("smoke_failed", crate::smoke::failed_names(report))))
+    .collect()
 }
 
 /// The text appended to `$GITHUB_OUTPUT`: `key=value` lines, and a heredoc for the report when

@@ -22,6 +22,7 @@ pub enum Outcome {
 impl Outcome {
     pub fn of(report: &Report) -> Outcome {
         if report.counts.failed > 0
+            || report.has_failures()
             || !report.errors.is_empty()
             || report.pipelines.iter().any(is_failed)
         {
@@ -123,6 +124,7 @@ pub fn step_summary(report: &Report) -> String {
             );
         }
     }
+    md.push_str(&crate::smoke::summary_markdown(report));
     let failed: Vec<&PipelineReport> = report.pipelines.iter().filter(|p| is_failed(p)).collect();
     if !failed.is_empty() || !report.errors.is_empty() {
         md.push_str("\n### Failures\n\n");

@@ -121,6 +121,22 @@ pub(super) async fn run_compile(
         }
     }
 
+    if command == "check" {
+        // `[[schedules]]` against the compiled pipelines: the same errors plan and deploy give.
+        let specs = run
+            .results
+            .iter()
+            .map(|r| {
+                let spec = r
+                    .outcome
+                    .as_ref()
+                    .ok()
+                    .and_then(|c| crate::schedules::spec_value(&c.yaml));
+                (r.file.name.clone(), spec)
+            })
+            .collect();
+        crate::schedules::check_config(&loaded, &specs, args.paths.is_empty())?;
+    }
     let failed = run.failed();
     if output == OutputFormat::Json {
         let json = crate::redact::redacted_json(&build_report(&run, command, started_at))?;

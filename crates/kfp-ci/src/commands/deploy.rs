@@ -201,6 +201,54 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
             }
         }
     }
+    // Schedules and smoke runs come after the uploads; after a signal they are only planned.
+    let apply_more = !cmd.dry_run && !blocked && !interrupt.is_set();
+    let states = crate::schedules::pipeline_states(&report.pipelines, !cmd.dry_run && !blocked);
+    report.schedules = if !apply_more {
+        crate::schedules::plan(
+            &prepared.client,
+            &prepared.target.namespace,
+            &prepared.schedules,
+            states,
+        )
+        .await
+    } else {
+        crate::schedules::deploy(
+            &prepared.client,
+            &prepared.target.namespace,
+            &prepared.schedules,
+            states,
+        )
+        .await
+    };
+    if apply_more && !interrupt.is_set() {
+        let smoke = if cmd.smoke && !prepared.schedules.smoke.enabled {
+            crate::smoke::check_config(
+                None,
+                true,
+                &crate::schedules::specs_of(&prepared.items),
+                cmd.compile.paths.is_empty(),
+                &prepared.schedules.source,
+            )
+        } else {
+            Ok(prepared.schedules.smoke.clone())
+        };
+        match smoke {
+            Ok(smoke) => {
+                report.smoke = crate::smoke::run(
+                    &prepared.client,
+                    &prepared.target.namespace,
+                    &smoke,
+                    &report,
+                    prepared.target.ui_url.as_deref(),
+                    global.quiet,
+                    &interrupt,
+                )
+                .await;
+            }
+            Err(e) => report.errors.push(format!("--smoke: {e:#}")),
+        }
+    }
     let signal = interrupt.signal();
     if let Some(signal) = signal {
         let not_started = report

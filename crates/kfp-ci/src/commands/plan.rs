@@ -20,6 +20,13 @@ pub async fn run(cmd: PlanCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     let mut report = Report::new("plan");
     let prepared = prepare(&cmd.compile, &cmd.target, &loaded, &mut report, false).await?;
     report.pipelines = prepared.items.iter().map(item_report).collect();
+    report.schedules = crate::schedules::plan(
+        &prepared.client,
+        &prepared.target.namespace,
+        &prepared.schedules,
+        crate::schedules::pipeline_states(&report.pipelines, false),
+    )
+    .await;
     finish_links(&mut report, &prepared.target);
     report.recount();
     report.duration_ms = started.elapsed().as_millis() as u64;
@@ -57,6 +64,8 @@ pub(super) struct Prepared {
     pub client: Client,
     pub health: kfp_api::wire::Healthz,
     pub items: Vec<PlanItem>,
+    /// `[[schedules]]`, checked against the compiled pipelines.
+    pub schedules: crate::schedules::Configured,
     /// Keeps the embedded server alive while the client talks to it.
     pub _embedded: Option<kfp_serve::RunningServer>,
 }
@@ -179,6 +188,11 @@ pub(super) async fn prepare(
             )
         })?;
     let items = plan::plan(locals, remotes, force);
+    let schedules = crate::schedules::check_config(
+        loaded,
+        &crate::schedules::specs_of(&items),
+        compile.paths.is_empty(),
+    )?;
     report.timings = Some(crate::report::Timings {
         compile_ms: compile_time.as_millis() as u64,
         plan_ms: plan_started.elapsed().as_millis() as u64,
@@ -189,6 +203,7 @@ pub(super) async fn prepare(
         client,
         health,
         items,
+        schedules,
         _embedded: embedded,
     })
 }

@@ -31,6 +31,11 @@ pub async fn run(cmd: ServeCmd, _global: &GlobalArgs) -> anyhow::Result<ExitStat
         latency_ms: cmd.latency_ms,
         fail_rate: cmd.fail_rate,
         seed: cmd.seed,
+        run_outcome: cmd
+            .run_outcome
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--run-outcome: {e}"))?,
+        run_duration_ms: cmd.run_duration_ms,
         server_version: cmd.server_version,
         pipeline_store: cmd.pipeline_store,
     };
@@ -39,12 +44,14 @@ pub async fn run(cmd: ServeCmd, _global: &GlobalArgs) -> anyhow::Result<ExitStat
     eprintln!("kfp-ci serve: listening on {url}");
     eprintln!("  database: {}", db.display());
     eprintln!(
-        "  a local stand-in for the Kubeflow Pipelines API v2beta1 (pipelines, versions, healthz), answering like KFP {}{}: no runs, no experiments, no cluster",
+        "  a local stand-in for the Kubeflow Pipelines API v2beta1 (pipelines, versions, experiments, runs, recurring runs, healthz), answering like KFP {}{}; runs are recorded, not executed (each ends {} after {} ms); no cluster",
         cmd.server_version,
         match cmd.pipeline_store {
             kfp_serve::Store::Database => "",
             kfp_serve::Store::Kubernetes => " with the Kubernetes pipeline store",
-        }
+        },
+        cmd.run_outcome.to_uppercase(),
+        cmd.run_duration_ms
     );
     eprintln!(
         "  mode: {}; auth: {}",

@@ -588,7 +588,7 @@ async fn bad_input_is_a_clear_4xx() {
         ),
         (
             "unknown API route",
-            c.get(format!("{url}{API}/experiments")),
+            c.get(format!("{url}{API}/no_such_route")),
             StatusCode::NOT_FOUND,
             "Not Found",
         ),
@@ -970,7 +970,7 @@ fn default_database_is_in_the_repository() {
         insta::assert_snapshot!(text, @r"
         kfp-ci serve: listening on http://127.0.0.1:[PORT]
           database: [REPO]/.kfp-ci/registry.db
-          a local stand-in for the Kubeflow Pipelines API v2beta1 (pipelines, versions, healthz), answering like KFP 2.17.0: no runs, no experiments, no cluster
+          a local stand-in for the Kubeflow Pipelines API v2beta1 (pipelines, versions, experiments, runs, recurring runs, healthz), answering like KFP 2.17.0; runs are recorded, not executed (each ends SUCCEEDED after 3000 ms); no cluster
           mode: single-user (namespaces ignored); auth: none
           pipelines page: http://127.0.0.1:[PORT]/ · API: http://127.0.0.1:[PORT]/apis/v2beta1/pipelines · Ctrl-C stops
         ");
