@@ -55,7 +55,7 @@ fn a_shared_deploy_never_touches_another_namespaces_pipeline() {
         &ctx,
         "deploy",
         url,
-        &["--namespace", "team-b", "--version-tag", "b1"],
+        &["--no-cache", "--namespace", "team-b", "--version-tag", "b1"],
         0,
     );
     let found = api_get(
