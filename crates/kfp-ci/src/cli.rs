@@ -49,6 +49,16 @@ pub enum Command {
     Notify(NotifyCmd),
     /// Check the endpoint, token, namespace and ntfy from here
     Doctor(DoctorCmd),
+    /// What changed between the local specs and the server's newest (or a named) version
+    Diff(DiffCmd),
+    /// A pipeline's versions, newest first, with where each came from
+    History(HistoryCmd),
+    /// Upload an older version's exact spec as the newest version
+    Rollback(RollbackCmd),
+    /// Give one target exactly the specs another target serves now
+    Promote(PromoteCmd),
+    /// Delete the preview pipelines of a pull request (`deploy --preview NAME`)
+    Cleanup(CleanupCmd),
     /// Write the pipelines as Kubernetes custom resources for GitOps (--kubernetes)
     Render(RenderCmd),
     /// The compile cache (docs/incremental.md)
@@ -62,6 +72,91 @@ pub enum CacheCmd {
     Clear,
     /// Print the compile cache directory
     Dir,
+}
+
+/// Output of the review commands (diff, plan --comment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ReviewOutput {
+    #[default]
+    Text,
+    Markdown,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DiffCmd {
+    #[command(flatten)]
+    pub compile: CompileArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Compare with this version of each pipeline instead of the newest
+    #[arg(long, value_name = "VERSION_NAME")]
+    pub against: Option<String>,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: ReviewOutput,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HistoryCmd {
+    /// Pipeline name (as on the server)
+    #[arg(value_name = "PIPELINE")]
+    pub pipeline: String,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RollbackCmd {
+    /// Pipeline name (as on the server)
+    #[arg(value_name = "PIPELINE")]
+    pub pipeline: String,
+    /// The version to go back to: its name, or the git sha it was deployed from (a prefix will do)
+    #[arg(long, value_name = "VERSION_NAME|GIT_SHA")]
+    pub to: String,
+    /// Show the diff and what would be uploaded; upload nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Name of the new version (default rollback-<version>-YYYYMMDD-HHMMSS)
+    #[arg(long, value_name = "TAG")]
+    pub version_tag: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PromoteCmd {
+    /// Target to read the served specs from (a [targets.NAME] of the configuration)
+    #[arg(long, value_name = "TARGET")]
+    pub from: String,
+    /// Target to give the same specs
+    #[arg(long, value_name = "TARGET")]
+    pub to: String,
+    /// Only these pipelines (default: every pipeline kfp-ci deployed to the first target)
+    #[arg(value_name = "PIPELINE")]
+    pub pipelines: Vec<String>,
+    /// Show the plan; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CleanupCmd {
+    /// The preview name given to `deploy --preview` (e.g. pr-12)
+    #[arg(long, value_name = "NAME")]
+    pub preview: String,
+    /// Show what would be deleted; delete nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -203,11 +298,33 @@ pub struct PlanCmd {
     pub compile: CompileArgs,
     #[command(flatten)]
     pub target: TargetArgs,
+    /// text, json, or markdown (the pull request comment's body, for any forge)
     #[arg(long, value_enum, default_value_t)]
-    pub output: OutputFormat,
+    pub output: PlanOutput,
     /// Exit 2 when something would change (Terraform's convention), 0 when nothing would
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Post the plan, the diff and the DAGs as one sticky pull request comment (GitHub, Gitea,
+    /// Forgejo, GitLab), updated in place on every push
+    #[arg(long)]
+    pub comment: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum PlanOutput {
+    #[default]
+    Text,
+    Json,
+    Markdown,
+}
+
+impl From<PlanOutput> for OutputFormat {
+    fn from(o: PlanOutput) -> OutputFormat {
+        match o {
+            PlanOutput::Json => OutputFormat::Json,
+            PlanOutput::Text | PlanOutput::Markdown => OutputFormat::Text,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -241,6 +358,13 @@ pub struct DeployCmd {
     /// Parallel uploads (default 8)
     #[arg(long, value_name = "N")]
     pub upload_jobs: Option<usize>,
+    /// Also delete pipelines kfp-ci created whose files are gone from the repository
+    #[arg(long)]
+    pub prune: bool,
+    /// Deploy each created or changed pipeline as its own preview pipeline `<name>-<NAME>`
+    /// (e.g. pr-12), never as a version of the production pipeline
+    #[arg(long, value_name = "NAME", conflicts_with = "prune")]
+    pub preview: Option<String>,
     /// Start one run per created or changed pipeline and wait for it (`[smoke]` configures it)
     #[arg(long)]
     pub smoke: bool,

@@ -729,6 +729,15 @@ impl Client {
         Self::decode("GET", &url, &bytes)
     }
 
+    /// `GET` any API path as JSON (the review commands' listings: pipelines, recurring runs).
+    pub async fn get_value(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<Value, ApiError> {
+        self.get(segments, query).await
+    }
+
     /// `GET /healthz`. KFP answers `commit_sha`, `tag_name` and `multi_user` (and, since 2.14,
     /// `pipeline_store`); an answer with none of them is not KFP's.
     pub async fn healthz(&self) -> Result<Healthz, ApiError> {

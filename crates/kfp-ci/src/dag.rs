@@ -18,18 +18,32 @@ const MAX_NODES: usize = 400;
 /// The flowchart for a compiled PipelineSpec (either the spec itself or the
 /// `{pipeline_spec, platform_spec}` wrapping). An empty graph when there is no `root.dag`.
 pub fn mermaid(spec: &Value) -> String {
+    mermaid_highlighting(spec, &std::collections::BTreeSet::new())
+}
+
+/// [`mermaid`] with the tasks at these paths (`parent/child` in nested DAGs, as `crate::diff`
+/// names them) drawn as changed.
+pub fn mermaid_highlighting(spec: &Value, changed: &std::collections::BTreeSet<String>) -> String {
     let spec = spec.get("pipeline_spec").unwrap_or(spec);
     let mut graph = Graph {
         components: spec.get("components").and_then(Value::as_object),
         out: String::from("flowchart TD\n"),
         ids: 0,
         cut: false,
+        changed,
+        marked: Vec::new(),
     };
     if let Some(tasks) = spec.pointer("/root/dag/tasks").and_then(Value::as_object) {
-        graph.dag(tasks, 1);
+        graph.dag(tasks, 1, "");
     }
     if graph.cut {
         graph.out.push_str("  more[\"… graph cut at 400 tasks\"]\n");
+    }
+    if !graph.marked.is_empty() {
+        graph
+            .out
+            .push_str("  classDef changed fill:#fff3b0,stroke:#d4a000,stroke-width:2px\n");
+        let _ = writeln!(graph.out, "  class {} changed", graph.marked.join(","));
     }
     graph.out
 }
@@ -39,6 +53,8 @@ struct Graph<'a> {
     out: String,
     ids: usize,
     cut: bool,
+    changed: &'a std::collections::BTreeSet<String>,
+    marked: Vec<String>,
 }
 
 impl Graph<'_> {
@@ -47,7 +63,7 @@ impl Graph<'_> {
         format!("n{}", self.ids)
     }
 
-    fn dag(&mut self, tasks: &serde_json::Map<String, Value>, depth: usize) {
+    fn dag(&mut self, tasks: &serde_json::Map<String, Value>, depth: usize, parent: &str) {
         let indent = "  ".repeat(depth);
         // Ids first, so edges can refer to any sibling.
         let mut ids: BTreeMap<&str, String> = BTreeMap::new();
@@ -66,6 +82,14 @@ impl Graph<'_> {
             };
             let task = &tasks[name.as_str()];
             let label = label(name, task);
+            let path = if parent.is_empty() {
+                name.to_string()
+            } else {
+                format!("{parent}/{name}")
+            };
+            if self.changed.contains(&path) {
+                self.marked.push(id.clone());
+            }
             let inner = task
                 .pointer("/componentRef/name")
                 .and_then(Value::as_str)
@@ -75,7 +99,7 @@ impl Graph<'_> {
             match inner {
                 Some(inner) if depth < MAX_DEPTH && !inner.is_empty() => {
                     let _ = writeln!(self.out, "{indent}subgraph {id}[\"{label}\"]");
-                    self.dag(inner, depth + 1);
+                    self.dag(inner, depth + 1, &path);
                     let _ = writeln!(self.out, "{indent}end");
                 }
                 _ => {

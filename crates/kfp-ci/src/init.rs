@@ -10,6 +10,8 @@ use anyhow::{Context, Result, bail};
 use crate::cli::CiKind;
 
 const ACTIONS_WORKFLOW: &str = include_str!("../templates/actions-workflow.yaml");
+/// The pull request workflow: `plan --comment`, preview deploys and their cleanup.
+const ACTIONS_REVIEW: &str = include_str!("../templates/actions-review.yaml");
 const GITLAB_CI: &str = include_str!("../templates/gitlab-ci.yml");
 const NETWORK_POLICY: &str = include_str!("../templates/networkpolicy.yaml");
 const CONFIG: &str = include_str!("../templates/kfp-ci.toml");
@@ -79,6 +81,16 @@ pub fn workflow_path(ci: CiKind) -> &'static str {
     }
 }
 
+/// The pull request workflow (Actions CIs; GitLab: see docs/review-and-undo.md).
+pub fn review_workflow_path(ci: CiKind) -> Option<&'static str> {
+    match ci {
+        CiKind::Gitea => Some(".gitea/workflows/kfp-ci-review.yaml"),
+        CiKind::Forgejo => Some(".forgejo/workflows/kfp-ci-review.yaml"),
+        CiKind::Github => Some(".github/workflows/kfp-ci-review.yaml"),
+        CiKind::Gitlab => None,
+    }
+}
+
 fn ci_name(ci: CiKind) -> &'static str {
     match ci {
         CiKind::Gitea => "gitea",
@@ -133,7 +145,7 @@ pub fn plan(options: &InitOptions) -> Result<Vec<Planned>> {
         ("kfp_version", KFP_VERSION),
         ("install_kfp_ci", install),
     ];
-    let files = vec![
+    let mut files = vec![
         Planned {
             path: PathBuf::from(workflow_path(options.ci)),
             content: fill(template, &pairs),
@@ -150,6 +162,16 @@ pub fn plan(options: &InitOptions) -> Result<Vec<Planned>> {
             is_config: true,
         },
     ];
+    if let Some(path) = review_workflow_path(options.ci) {
+        files.insert(
+            1,
+            Planned {
+                path: PathBuf::from(path),
+                content: fill(ACTIONS_REVIEW, &pairs),
+                is_config: false,
+            },
+        );
+    }
     Ok(files)
 }
 

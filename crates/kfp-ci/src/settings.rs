@@ -81,6 +81,8 @@ pub struct DeployConfig {
     pub upload_jobs: Option<usize>,
     pub keep_versions: Option<usize>,
     pub atomic: Option<bool>,
+    /// Delete pipelines kfp-ci created whose files are gone (`deploy --prune`).
+    pub prune: Option<bool>,
     /// `delete` (default) or `disable` managed recurring runs whose schedule was removed.
     pub prune_schedules: Option<String>,
 }

@@ -38,6 +38,18 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
         bail!("--keep-versions must be at least 1 (the newest version is never deleted)");
     }
     let atomic = cmd.atomic || deploy_config.atomic.unwrap_or(false);
+    // Review and undo (commands/cleanup.rs): previews never touch production pipelines.
+    let preview = cmd
+        .preview
+        .as_deref()
+        .map(crate::review::check_preview_name)
+        .transpose()?;
+    let prune = preview.is_none() && (cmd.prune || deploy_config.prune.unwrap_or(false));
+    let keep_versions = if preview.is_some() {
+        None
+    } else {
+        keep_versions
+    };
     // Resolve notification settings early: a configuration error exits 2 before any deploy.
     let notify_settings = crate::notify::resolve(&cmd.notify, &loaded.config.notify)?;
     // A report file that cannot be written fails now, not after everything was deployed. From
@@ -108,7 +120,7 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
             return Ok(ExitStatus::Interrupted(signal));
         }
     };
-    let prepared = match prepared {
+    let mut prepared = match prepared {
         Ok(p) => p,
         Err(err) => {
             // Configuration, an unreachable server, rejected credentials: still leave a report
@@ -138,6 +150,23 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
             return Err(err);
         }
     };
+    if let Some(preview) = &preview {
+        super::cleanup::preview_items(&mut prepared, preview).await?;
+    }
+    let mut pruning = if prune {
+        match super::cleanup::prune_plan(&prepared, &loaded.root).await {
+            Ok(items) => items,
+            Err(e) => {
+                report.errors.push(e);
+                Vec::new()
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    if !global.quiet && !pruning.is_empty() {
+        eprint!("{}", crate::review::render_prune(&pruning));
+    }
     report.pipelines = prepared.items.iter().map(item_report).collect();
     for (p, item) in report.pipelines.iter_mut().zip(&prepared.items) {
         if item.changes()
@@ -145,6 +174,14 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
             && let Ok(value) = serde_json::from_str::<serde_json::Value>(&spec.canonical)
         {
             p.mermaid = Some(crate::dag::mermaid(&value));
+        }
+    }
+
+    // A spec an older version already holds: say so (history module).
+    let notes = crate::history::revert_notes(&prepared.client, &prepared.items).await;
+    for (p, note) in report.pipelines.iter_mut().zip(notes) {
+        if let Some(note) = note {
+            p.reason = format!("{}; {note}", p.reason);
         }
     }
 
@@ -250,6 +287,17 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
         }
     }
     let signal = interrupt.signal();
+    if signal.is_none() && !cmd.dry_run && !blocked && !pruning.is_empty() {
+        super::cleanup::prune_apply(&prepared, &mut pruning).await;
+        if !global.quiet {
+            eprint!("{}", crate::review::render_prune(&pruning));
+        }
+        for p in pruning.iter().filter(|p| p.action == "failed") {
+            report
+                .errors
+                .push(format!("--prune: {}: {}", p.name, p.reason));
+        }
+    }
     if let Some(signal) = signal {
         let not_started = report
             .pipelines

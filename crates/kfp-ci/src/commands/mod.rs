@@ -2,14 +2,20 @@
 
 mod cache;
 mod check;
+mod cleanup;
+mod comment;
 mod compile;
 mod deploy;
+mod diff;
 mod doctor;
+mod history;
 mod init;
 mod inputs;
 mod notify;
 mod plan;
+mod promote;
 mod render;
+mod rollback;
 mod serve;
 
 use crate::cli::{Cli, Command};
@@ -26,6 +32,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Init(cmd) => init::run(cmd, &global).await,
         Command::Notify(cmd) => notify::run(cmd, &global).await,
         Command::Doctor(cmd) => doctor::run(cmd, &global).await,
+        Command::Diff(cmd) => diff::run(cmd, &global).await,
+        Command::History(cmd) => history::run(cmd, &global).await,
+        Command::Rollback(cmd) => rollback::run(cmd, &global).await,
+        Command::Promote(cmd) => promote::run(cmd, &global).await,
+        Command::Cleanup(cmd) => cleanup::run(cmd, &global).await,
         Command::Render(cmd) => render::run(cmd, &global).await,
         Command::Cache(cmd) => cache::run(cmd, &global).await,
     }

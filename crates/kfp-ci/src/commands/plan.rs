@@ -15,6 +15,9 @@ use crate::status::ExitStatus;
 use crate::target::{self, Endpoint, Target};
 
 pub async fn run(cmd: PlanCmd, global: &GlobalArgs) -> Result<ExitStatus> {
+    if cmd.comment || cmd.output == crate::cli::PlanOutput::Markdown {
+        return super::comment::run(cmd, global).await;
+    }
     let started = Instant::now();
     let loaded = load_config(global, &cmd.compile.paths)?;
     let mut report = Report::new("plan");
@@ -30,7 +33,7 @@ pub async fn run(cmd: PlanCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     finish_links(&mut report, &prepared.target);
     report.recount();
     report.duration_ms = started.elapsed().as_millis() as u64;
-    emit(&report, cmd.output, global, None, true)?;
+    emit(&report, cmd.output.into(), global, None, true)?;
     Ok(if report.has_failures() {
         ExitStatus::Failure
     } else if cmd.detailed_exitcode && report.has_changes() {
@@ -208,7 +211,7 @@ pub(super) async fn prepare(
     })
 }
 
-async fn connect(target: &Target) -> Result<(Client, Option<kfp_serve::RunningServer>)> {
+pub(super) async fn connect(target: &Target) -> Result<(Client, Option<kfp_serve::RunningServer>)> {
     match &target.endpoint {
         Endpoint::Remote(url) => Ok((Client::for_target(url.clone(), target)?, None)),
         Endpoint::Embedded(db) => {
