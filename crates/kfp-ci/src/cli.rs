@@ -61,6 +61,11 @@ pub enum Command {
     Cleanup(CleanupCmd),
     /// Write the pipelines as Kubernetes custom resources for GitOps (--kubernetes)
     Render(RenderCmd),
+    /// Print a shell completion script (bash, zsh, fish, powershell) to stdout
+    Completions(CompletionsCmd),
+    /// About the configuration file: `config schema` prints its JSON Schema for editors
+    #[command(subcommand)]
+    Config(ConfigCmd),
     /// The compile cache (docs/incremental.md)
     #[command(subcommand)]
     Cache(CacheCmd),
@@ -72,6 +77,27 @@ pub enum CacheCmd {
     Clear,
     /// Print the compile cache directory
     Dir,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsCmd {
+    /// The shell to complete in
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: Shell,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ConfigCmd {
+    /// Print the JSON Schema of kfp-ci.toml (and of `[tool.kfp-ci]` in pyproject.toml)
+    Schema,
 }
 
 /// Output of the review commands (diff, plan --comment).
@@ -175,6 +201,9 @@ pub struct CompileArgs {
     /// Python interpreter that has (or gets) the kfp SDK
     #[arg(long, value_name = "PYTHON", env = "KFP_CI_PYTHON")]
     pub python: Option<PathBuf>,
+    /// The pinned kfp SDK version (and kfp-kubernetes) (default: `kfp_version`, else 2.17.0)
+    #[arg(long, value_name = "VERSION", env = "KFP_CI_KFP_VERSION")]
+    pub kfp_version: Option<String>,
     /// Fail when the --python interpreter's kfp is not `kfp_version` (default: a warning)
     #[arg(long)]
     pub strict: bool,
@@ -202,7 +231,16 @@ pub struct CompileArgs {
 }
 
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default, serde::Deserialize, serde::Serialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    ValueEnum,
+    Default,
+    serde::Deserialize,
+    serde::Serialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum NameFrom {
@@ -434,6 +472,9 @@ pub struct ServeCmd {
     /// Pipeline store to emulate: database, or kubernetes (custom resources, from 2.14)
     #[arg(long, value_name = "STORE", default_value = "database", value_parser = parse_store)]
     pub pipeline_store: kfp_api::compat::Store,
+    /// Testing aid (hidden): POST /_test/clock/advance?seconds=N moves the server's clock forward
+    #[arg(long, hide = true)]
+    pub test_clock: bool,
 }
 
 fn parse_release(s: &str) -> Result<kfp_api::compat::Release, String> {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use crate::cli::CiKind;
+use crate::pins;
 
 const ACTIONS_WORKFLOW: &str = include_str!("../templates/actions-workflow.yaml");
 /// The pull request workflow: `plan --comment`, preview deploys and their cleanup.
@@ -17,42 +18,44 @@ const NETWORK_POLICY: &str = include_str!("../templates/networkpolicy.yaml");
 const CONFIG: &str = include_str!("../templates/kfp-ci.toml");
 
 /// The kfp SDK version of the generated kfp-ci.toml (the default `kfp_version`).
-pub const KFP_VERSION: &str = "2.17.0";
+pub const KFP_VERSION: &str = crate::settings::DEFAULT_KFP_VERSION;
 /// Where the NetworkPolicy goes; `doctor` points here on a connect timeout.
 pub const NETWORK_POLICY_PATH: &str = "deploy/networkpolicy-allow-gitea-ingress.yaml";
 pub const CONFIG_PATH: &str = "kfp-ci.toml";
 
-/// How kfp-ci gets onto a runner. kfp-ci is not published on crates.io, so the workflow takes
-/// the install from the repository's CI variables: `KFP_CI_INSTALL`, any shell command that puts
-/// `kfp-ci` on PATH (`$HOME/.local/bin` is on it; e.g. a download of a prebuilt binary), else
-/// `KFP_CI_GIT_URL` (kfp-ci's git repository, optionally `KFP_CI_GIT_REV`), built with cargo
-/// (rustup when cargo is missing). Neither set: the step fails saying so.
-const INSTALL_ACTIONS: &str = r#"          mkdir -p "$HOME/.local/bin"
-          echo "$HOME/.local/bin" >> "$GITHUB_PATH"
-          export PATH="$HOME/.local/bin:$HOME/.cargo/bin:$PATH"
-          if [ -n "$KFP_CI_INSTALL" ]; then
-            sh -euc "$KFP_CI_INSTALL"
-          elif [ -n "$KFP_CI_GIT_URL" ]; then
-            command -v cargo >/dev/null || curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
-            cargo install --locked --root "$HOME/.local" --git "$KFP_CI_GIT_URL" ${KFP_CI_GIT_REV:+--rev "$KFP_CI_GIT_REV"} kfp-ci
-          else
-            echo "::error::kfp-ci is not installed: set the repository variable KFP_CI_INSTALL (a command that puts kfp-ci on PATH) or KFP_CI_GIT_URL (the git URL of kfp-ci, built with cargo); see kfp-ci's docs/ci.md"
-            exit 1
-          fi
-          kfp-ci --version"#;
-const INSTALL_GITLAB: &str = r#"    - mkdir -p "$HOME/.local/bin"
-    - export PATH="$HOME/.local/bin:$HOME/.cargo/bin:$PATH"
-    - |
-      if [ -n "${KFP_CI_INSTALL:-}" ]; then
-        sh -euc "$KFP_CI_INSTALL"
-      elif [ -n "${KFP_CI_GIT_URL:-}" ]; then
-        command -v cargo >/dev/null || curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
-        cargo install --locked --root "$HOME/.local" --git "$KFP_CI_GIT_URL" ${KFP_CI_GIT_REV:+--rev "$KFP_CI_GIT_REV"} kfp-ci
-      else
-        echo "kfp-ci is not installed: set the CI/CD variable KFP_CI_INSTALL (a command that puts kfp-ci on PATH) or KFP_CI_GIT_URL (the git URL of kfp-ci, built with cargo); see kfp-ci's docs/ci.md"
-        exit 1
-      fi
-    - kfp-ci --version"#;
+/// How kfp-ci gets onto a runner: the exact version that wrote the workflow, from PyPI, as a
+/// wheel only (`--only-binary`: never a build from source), in a virtualenv of its own (runner
+/// images refuse `pip install` into the system Python). The deploy job also installs uv next to
+/// kfp-ci, which then creates the kfp virtualenv with it. Building from git (`KFP_CI_GIT_URL`) is
+/// a documented fallback in docs/ci.md, not part of the templates.
+fn install_actions(with_uv: bool) -> String {
+    let uv = if with_uv {
+        format!(" \"uv=={}\"", pins::UV_VERSION)
+    } else {
+        String::new()
+    };
+    format!(
+        r#"          python3 -m venv "$RUNNER_TEMP/kfp-ci"
+          "$RUNNER_TEMP/kfp-ci/bin/pip" install --quiet --disable-pip-version-check --only-binary kfp-ci "kfp-ci=={version}"{uv}
+          echo "$RUNNER_TEMP/kfp-ci/bin" >> "$GITHUB_PATH"
+          "$RUNNER_TEMP/kfp-ci/bin/kfp-ci" --version"#,
+        version = KFP_CI_VERSION
+    )
+}
+
+fn install_gitlab() -> String {
+    format!(
+        r#"    - python3 -m venv /tmp/kfp-ci
+    - /tmp/kfp-ci/bin/pip install --quiet --disable-pip-version-check --only-binary kfp-ci "kfp-ci=={version}" "uv=={uv}"
+    - export PATH="/tmp/kfp-ci/bin:$PATH"
+    - kfp-ci --version"#,
+        version = KFP_CI_VERSION,
+        uv = pins::UV_VERSION
+    )
+}
+
+/// The version of kfp-ci writing the templates (and installed by them).
+pub const KFP_CI_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// What `init` writes.
 #[derive(Debug, Clone)]
@@ -133,17 +136,26 @@ pub fn plan(options: &InitOptions) -> Result<Vec<Planned>> {
         CiKind::Github => "Settings → Secrets and variables → Actions",
         _ => "Settings → Actions → Variables / Secrets",
     };
-    let (template, install) = match options.ci {
-        CiKind::Gitlab => (GITLAB_CI, INSTALL_GITLAB),
-        _ => (ACTIONS_WORKFLOW, INSTALL_ACTIONS),
+    let (template, install, install_uv) = match options.ci {
+        CiKind::Gitlab => (GITLAB_CI, install_gitlab(), String::new()),
+        _ => (
+            ACTIONS_WORKFLOW,
+            install_actions(false),
+            install_actions(true),
+        ),
     };
+    let (uses_checkout, uses_cache) = (pins::CHECKOUT.uses(), pins::CACHE.uses());
     let pairs = [
         ("ci", ci_name(options.ci)),
         ("settings_page", settings_page),
         ("kfp_namespace", options.kfp_namespace.as_str()),
         ("runner_namespace", options.runner_namespace.as_str()),
         ("kfp_version", KFP_VERSION),
-        ("install_kfp_ci", install),
+        ("kfp_ci_version", KFP_CI_VERSION),
+        ("install_kfp_ci", install.as_str()),
+        ("install_kfp_ci_uv", install_uv.as_str()),
+        ("uses_checkout", uses_checkout.as_str()),
+        ("uses_cache", uses_cache.as_str()),
     ];
     let mut files = vec![
         Planned {

@@ -31,6 +31,7 @@ pub mod git;
 pub mod history;
 pub mod init;
 pub mod interrupt;
+pub mod pins;
 pub mod redact;
 pub mod review;
 pub mod schedules;

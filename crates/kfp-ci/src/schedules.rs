@@ -26,7 +26,7 @@ pub const DEFAULT_EXPERIMENT: &str = "Default";
 const MARKER: &str = "kfp-ci:";
 
 /// One `[[schedules]]` entry as written in the configuration file.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ScheduleConfig {
     /// Unique; the recurring run's display name.

@@ -7,24 +7,31 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::NameFrom;
 
 /// The whole configuration file. Every key is optional; see the README's configuration reference.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     // Discovery.
+    /// Globs of pipeline files, relative to the repository root (default ["**/*_pipeline.py"]; --include replaces).
     pub include: Option<Vec<String>>,
+    /// Globs of files never compiled (--exclude adds to them).
     pub exclude: Option<Vec<String>>,
+    /// Directory depth below each searched path (1: flat layout; default unlimited).
     pub max_depth: Option<usize>,
+    /// Pipeline names from the file stem ("file", default) or from @dsl.pipeline(name=...) ("pipeline").
     pub name_from: Option<NameFrom>,
     /// Which `@dsl.pipeline` function to compile, per file (path relative to the repository root).
     pub functions: BTreeMap<String, String>,
 
     // Compile.
+    /// Interpreter with kfp, or to build the cached virtualenv from (default: the Python next to kfp-ci in its virtualenv, else python3).
     pub python: Option<PathBuf>,
+    /// The pinned kfp SDK (and kfp-kubernetes) version (default "2.17.0").
     pub kfp_version: Option<String>,
     /// Extra packages the pipeline files import at compile time.
     pub requirements: Option<Vec<String>>,
@@ -33,21 +40,32 @@ pub struct Config {
     pub python_path: Option<Vec<PathBuf>>,
     /// A kfp version other than `kfp_version` in an explicit interpreter is an error, not a warning.
     pub strict: Option<bool>,
+    /// Files compiled at once (default: number of cores).
     pub jobs: Option<usize>,
+    /// Seconds per file before it is killed and reported (default 120).
     pub timeout: Option<u64>,
+    /// Where `compile` writes YAML (default "dist/pipelines").
     pub out_dir: Option<PathBuf>,
 
     // Target (the default one; `[targets.NAME]` adds named ones).
+    /// KFP API base URL, scheme explicit, path prefix kept (default: the embedded local store; an error in CI).
     pub endpoint: Option<String>,
+    /// KFP namespace (multi-user), used on every lookup and create.
     pub namespace: Option<String>,
+    /// KFP UI base URL, for links in reports and notifications.
     pub ui_url: Option<String>,
     /// Seconds one request to the KFP API may take, retries included (default 30).
     pub request_timeout: Option<u64>,
+    /// Which [targets.NAME] to use when --target / KFP_CI_TARGET is not given.
     pub default_target: Option<String>,
+    /// Named targets: endpoint, namespace and credentials each.
     pub targets: BTreeMap<String, TargetConfig>,
 
+    /// Upload settings.
     pub deploy: DeployConfig,
+    /// When and where to notify.
     pub notify: NotifyConfig,
+    /// CI run links.
     pub ci: CiConfig,
 
     /// Recurring runs (docs/schedules.md). `schedules = []` manages (and so prunes) none.
@@ -56,30 +74,39 @@ pub struct Config {
     pub smoke: Option<crate::smoke::SmokeConfig>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TargetConfig {
+    /// KFP API base URL, scheme explicit, path prefix kept.
     pub endpoint: Option<String>,
+    /// KFP namespace (multi-user).
     pub namespace: Option<String>,
+    /// KFP UI base URL, for links.
     pub ui_url: Option<String>,
     /// Name of the environment variable holding this target's bearer token.
     pub token_env: Option<String>,
+    /// File holding a bearer token, re-read on every request.
     pub token_file: Option<PathBuf>,
     /// Name of the environment variable holding a cookie string (e.g. `authservice_session=…`).
     pub cookie_env: Option<String>,
     /// Extra headers; values may reference environment variables as `${NAME}`.
     pub headers: BTreeMap<String, String>,
+    /// PEM bundle of extra trusted CA certificates.
     pub ca_cert: Option<PathBuf>,
+    /// Do not verify the server's TLS certificate (never in production).
     pub insecure_skip_tls_verify: Option<bool>,
     /// Overrides the top-level `request_timeout` for this target.
     pub request_timeout: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeployConfig {
+    /// Parallel uploads (default 8).
     pub upload_jobs: Option<usize>,
+    /// Keep at most N versions per deployed pipeline (only kfp-ci's, never the newest).
     pub keep_versions: Option<usize>,
+    /// Apply nothing if any pipeline failed to compile or plan.
     pub atomic: Option<bool>,
     /// Delete pipelines kfp-ci created whose files are gone (`deploy --prune`).
     pub prune: Option<bool>,
@@ -87,19 +114,24 @@ pub struct DeployConfig {
     pub prune_schedules: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct NotifyConfig {
     /// `always` (default), `failure` or `change`.
+    #[schemars(extend("enum" = ["always", "failure", "change"]))]
     pub on: Option<String>,
+    /// Fail when the notification cannot be sent.
     pub required: Option<bool>,
+    /// The ntfy topic and its credentials.
     pub ntfy: NtfyConfig,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct NtfyConfig {
+    /// ntfy topic URL, e.g. https://ntfy.example.com/kfp-deploys.
     pub url: Option<String>,
+    /// ntfy user (the password comes from NTFY_PASSWORD or password_env).
     pub user: Option<String>,
     /// Name of the environment variable holding the password (default `NTFY_PASSWORD`).
     pub password_env: Option<String>,
@@ -107,7 +139,7 @@ pub struct NtfyConfig {
     pub token_env: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct CiConfig {
     /// Gitea server version (e.g. "1.26"): from 1.26 run links use the run id, before the number.
@@ -116,6 +148,20 @@ pub struct CiConfig {
     pub server_url: Option<String>,
     /// A full run URL template, e.g. `{server}/{repo}/actions/runs/{run_id}`.
     pub run_url: Option<String>,
+}
+
+/// The JSON Schema (draft 7, which taplo and VS Code's TOML extensions read) of [`Config`]: the
+/// same types that parse the file, so the schema cannot drift from what kfp-ci accepts.
+pub fn json_schema() -> String {
+    let mut schema = schemars::generate::SchemaSettings::draft07()
+        .into_generator()
+        .into_root_schema_for::<Config>();
+    schema.insert("title".into(), "kfp-ci configuration".into());
+    schema.insert(
+        "description".into(),
+        "kfp-ci.toml at the repository root, or the [tool.kfp-ci] table of pyproject.toml. Every key is optional; unknown keys are errors.".into(),
+    );
+    serde_json::to_string_pretty(&schema).unwrap_or_default()
 }
 
 /// A loaded configuration and where it came from.
@@ -431,17 +477,15 @@ impl CompileSettings {
             (None, Some(p)) => Some(p.clone()),
             (None, None) => None,
         };
-        let kfp_version = config
+        let kfp_version = args
             .kfp_version
             .clone()
+            .or_else(|| config.kfp_version.clone())
             .unwrap_or_else(|| DEFAULT_KFP_VERSION.to_string());
         if kfp_version.trim().is_empty() || kfp_version.contains(char::is_whitespace) {
             anyhow::bail!(
-                "`kfp_version` in {} must be a version such as \"2.17.0\"",
-                loaded.path.as_ref().map_or_else(
-                    || "the configuration".to_string(),
-                    |p| p.display().to_string()
-                )
+                "`kfp_version` (--kfp-version, KFP_CI_KFP_VERSION{}) must be a version such as \"2.17.0\"",
+                or_file("kfp_version")
             );
         }
         let functions = config

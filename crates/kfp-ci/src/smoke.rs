@@ -20,7 +20,7 @@ pub const DEFAULT_EXPERIMENT: &str = "kfp-ci-smoke";
 pub const DEFAULT_WAIT: &str = "30m";
 
 /// `[smoke]` as written in the configuration file.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SmokeConfig {
     /// Pipelines to smoke-test when created or changed; `["*"]` (default) for all of them.

@@ -32,7 +32,8 @@ pub async fn run(cmd: InitCmd, _global: &GlobalArgs) -> anyhow::Result<ExitStatu
         cmd.kfp_namespace
     );
     eprintln!(
-        "  2. in the repository's {settings}: KFP_CI_INSTALL (a command that installs kfp-ci, e.g. a binary download) or KFP_CI_GIT_URL (kfp-ci's git URL, built with cargo) — required; KFP_ENDPOINT, NTFY_URL (variables), KFP_TOKEN, NTFY_TOKEN (secrets), as needed"
+        "  2. in the repository's {settings}: KFP_ENDPOINT, NTFY_URL (variables), KFP_TOKEN, NTFY_TOKEN (secrets), as needed (the workflow installs kfp-ci {} from PyPI)",
+        init::KFP_CI_VERSION
     );
     eprintln!("  3. kfp-ci doctor   (checks the endpoint, token, namespace and ntfy from here)");
     eprintln!(

@@ -5,6 +5,8 @@ mod check;
 mod cleanup;
 mod comment;
 mod compile;
+mod completions;
+mod config;
 mod deploy;
 mod diff;
 mod doctor;
@@ -37,6 +39,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Rollback(cmd) => rollback::run(cmd, &global).await,
         Command::Promote(cmd) => promote::run(cmd, &global).await,
         Command::Cleanup(cmd) => cleanup::run(cmd, &global).await,
+        Command::Completions(cmd) => completions::run(cmd, &global).await,
+        Command::Config(cmd) => config::run(cmd, &global).await,
         Command::Render(cmd) => render::run(cmd, &global).await,
         Command::Cache(cmd) => cache::run(cmd, &global).await,
     }

@@ -593,7 +593,7 @@ fn ntfy_stand_in_rejects_what_ntfy_rejects() {
         .enable_all()
         .build()
         .expect("runtime");
-    let client = reqwest::Client::new();
+    let client = crate::common::http_client();
     let post = |path: &str, auth: Option<&str>, body: serde_json::Value| {
         let mut req = client.post(format!("{}{path}", ntfy.url)).json(&body);
         if let Some(a) = auth {
@@ -660,7 +660,7 @@ fn venv_tool(name: &str) -> PathBuf {
 }
 
 fn run_tool(tool: &str, args: &[&str], file: &Path) {
-    let out = std::process::Command::new(venv_tool(tool))
+    let out = crate::common::command(venv_tool(tool))
         .args(args)
         .arg(file)
         .env("NO_COLOR", "1")
@@ -757,23 +757,60 @@ fn init_gitea_writes_a_valid_safe_workflow() {
     );
     // Only the notify job notifies, so a configured ntfy URL never sends twice.
     assert_eq!(deploy_step["env"]["KFP_CI_NO_NOTIFY"], "true");
-    // kfp-ci is not on crates.io: the install comes from repository variables, and kfp-ci
-    // installs the pinned kfp (with kfp-kubernetes and the `requirements`) itself.
-    let install = steps[1]["run"].as_str().expect("install");
+    // The exact kfp-ci that wrote the workflow, as a wheel from PyPI (never built from source),
+    // with uv next to it; kfp-ci then makes the kfp virtualenv, which the cache step keeps.
+    let version = env!("CARGO_PKG_VERSION");
+    let install = steps
+        .iter()
+        .find(|s| s["name"] == format!("Install kfp-ci {version}"))
+        .expect("install step")["run"]
+        .as_str()
+        .expect("install");
     assert!(
-        install.contains("sh -euc \"$KFP_CI_INSTALL\"")
-            && install.contains("--git \"$KFP_CI_GIT_URL\"")
-            && install.contains("exit 1"),
+        install.contains(&format!(
+            "--only-binary kfp-ci \"kfp-ci=={version}\" \"uv=={}\"",
+            kfp_ci::pins::UV_VERSION
+        )),
         "{install}"
     );
-    assert!(
-        install
-            .lines()
-            .filter(|l| l.contains("cargo install"))
-            .all(|l| l.contains("--git") && !l.contains("--version")),
-        "never from crates.io: {install}"
+    let text = std::fs::read_to_string(&workflow).expect("read");
+    for never in ["cargo", "rustup", "KFP_CI_GIT_URL", "KFP_CI_INSTALL"] {
+        assert!(!text.contains(never), "{never} in the workflow");
+    }
+    let cache = steps
+        .iter()
+        .find(|s| {
+            s["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("actions/cache@"))
+        })
+        .expect("cache step");
+    assert_eq!(
+        cache["with"]["key"],
+        format!(
+            "kfp-ci-{version}-kfp2.17.0-${{{{ runner.os }}}}-${{{{ hashFiles('kfp-ci.toml', 'pyproject.toml') }}}}"
+        )
     );
-    assert_eq!(w["env"]["KFP_CI_INSTALL"], "${{ vars.KFP_CI_INSTALL }}");
+    assert!(
+        cache["with"]["path"]
+            .as_str()
+            .expect("path")
+            .contains("~/.cache/kfp-ci")
+    );
+    // The notify job needs no kfp: kfp-ci alone.
+    let notify_install = w["jobs"]["notify"]["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["name"] == format!("Install kfp-ci {version}"))
+        .expect("notify install")["run"]
+        .as_str()
+        .expect("run");
+    assert!(
+        notify_install.contains(&format!("\"kfp-ci=={version}\""))
+            && !notify_install.contains("uv=="),
+        "{notify_install}"
+    );
     assert!(deploy_step["env"].get("KFP_CI_PYTHON").is_none());
 
     let notify = &w["jobs"]["notify"];
@@ -916,6 +953,35 @@ fn init_github_forgejo_gitlab_validate() {
     for rule in g["notify"]["rules"].as_array().expect("rules") {
         assert_eq!(rule["when"], "always");
     }
+    // kfp-ci from PyPI at the version that wrote the file; the kfp virtualenv and pip downloads
+    // cached inside the project directory (GitLab caches only paths there).
+    let install = &g[".install-kfp-ci"];
+    let script: Vec<&str> = install["before_script"]
+        .as_array()
+        .expect("before_script")
+        .iter()
+        .filter_map(|l| l.as_str())
+        .collect();
+    assert!(
+        script.iter().any(|l| l.contains(&format!(
+            "--only-binary kfp-ci \"kfp-ci=={}\"",
+            env!("CARGO_PKG_VERSION")
+        ))),
+        "{script:?}"
+    );
+    assert!(!script.iter().any(|l| l.contains("cargo")), "{script:?}");
+    assert_eq!(
+        install["variables"]["KFP_CI_CACHE_DIR"],
+        "$CI_PROJECT_DIR/.cache/kfp-ci"
+    );
+    assert_eq!(
+        install["cache"]["paths"],
+        serde_json::json!([".cache/pip", ".cache/kfp-ci"])
+    );
+    assert_eq!(
+        install["cache"]["key"]["files"],
+        serde_json::json!(["kfp-ci.toml", "pyproject.toml"])
+    );
 }
 
 #[test]

@@ -1,0 +1,666 @@
+//! Shipping kfp-ci: the wheel (built with maturin, installed into a fresh virtualenv, run from
+//! there), the release workflows, the setup action and the Containerfile (checked offline and
+//! against the pins in the code), shell completions and the configuration's JSON Schema.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::common::{TestContext, python, workspace_root};
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).to_string()
+}
+
+fn ok(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// The test venv's `bin` (tests/requirements.txt: maturin, uv, the workflow checkers).
+fn venv_bin() -> PathBuf {
+    python().parent().expect("venv bin").to_path_buf()
+}
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(workspace_root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+fn yaml(rel: &str) -> Value {
+    serde_yaml::from_str(&read(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// The environment `TestContext` gives kfp-ci, on another executable, without `KFP_CI_PYTHON`.
+fn like_ctx(ctx: &TestContext, program: &Path) -> Command {
+    let template = ctx.std_cmd();
+    let mut cmd = Command::new(program);
+    cmd.current_dir(ctx.root());
+    for (key, value) in template.get_envs() {
+        match value {
+            Some(v) => cmd.env(key, v),
+            None => cmd.env_remove(key),
+        };
+    }
+    cmd.env_remove("KFP_CI_PYTHON")
+        .env_remove("KFP_CI_KFP_VERSION")
+        .env_remove("VIRTUAL_ENV");
+    cmd
+}
+
+/// Every file below `dir` (none when it does not exist).
+fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// The wheel
+
+/// `scripts/package --dev` builds the wheel (maturin, reusing the test build's target dir); it
+/// goes into a fresh virtualenv, first alone (kfp-ci then makes the cached kfp virtualenv, with
+/// the uv installed next to it), then with the `[kfp]` extra: `kfp-ci deploy examples/` from that
+/// virtualenv, without --python, compiles with the Python next to it and creates no cached venv.
+#[test]
+fn the_wheel_installs_and_deploys_with_the_python_next_to_it() {
+    let bin = venv_bin();
+    if !bin.join("maturin").exists() || !bin.join("uv").exists() {
+        eprintln!(
+            "SKIPPED: maturin or uv is not in {} (tests/requirements.txt installs both; run scripts/test)",
+            bin.display()
+        );
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let dist = work.path().join("dist");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new(workspace_root().join("scripts/package"))
+        .args(["--dev", "--out"])
+        .arg(&dist)
+        .env("PATH", &path)
+        .output()
+        .expect("run scripts/package");
+    ok(&out, "scripts/package --dev");
+    let wheels: Vec<PathBuf> = files_below(&dist)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "whl"))
+        .collect();
+    assert_eq!(wheels.len(), 1, "{wheels:?}");
+    let wheel = &wheels[0];
+    let name = wheel
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .to_string();
+    assert!(
+        name.starts_with(&format!("kfp_ci-{}-py3-none-", env!("CARGO_PKG_VERSION"))),
+        "{name}"
+    );
+
+    // A fresh virtualenv with the wheel and uv (as the setup action installs them), no kfp.
+    let venv = work.path().join("venv");
+    let uv = bin.join("uv");
+    let base = python();
+    ok(
+        &Command::new(&uv)
+            .args(["venv", "--quiet", "--python"])
+            .arg(&base)
+            .arg(&venv)
+            .env("UV_PYTHON_DOWNLOADS", "never")
+            .output()
+            .expect("uv venv"),
+        "uv venv",
+    );
+    let venv_python = venv.join("bin/python");
+    let install = |spec: &str| {
+        let out = Command::new(&uv)
+            .args(["pip", "install", "--quiet", "--python"])
+            .arg(&venv_python)
+            .arg(spec)
+            .arg(format!("uv=={}", kfp_ci::pins::UV_VERSION))
+            .output()
+            .expect("uv pip install");
+        ok(&out, &format!("uv pip install {spec}"));
+    };
+    install(&wheel.display().to_string());
+    let kfp_ci = venv.join("bin/kfp-ci");
+    assert!(kfp_ci.is_file(), "the wheel puts kfp-ci in the venv's bin");
+
+    let ctx = TestContext::new();
+    ctx.copy_examples();
+
+    // 1. Without kfp next to it: the cached virtualenv, made with the uv beside kfp-ci.
+    let cache = work.path().join("cache-1");
+    let out = like_ctx(&ctx, &kfp_ci)
+        .args(["-v", "check", "examples/"])
+        .env("KFP_CI_CACHE_DIR", &cache)
+        .output()
+        .expect("run kfp-ci check");
+    let err = text(&out.stderr);
+    ok(&out, "kfp-ci check without kfp");
+    assert!(
+        err.contains(&format!(
+            "Python: {} (kfp-ci runs from this virtualenv",
+            venv_python.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("has no kfp, the pin is kfp 2.17.0: creating a virtualenv"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "with {} (KFP_CI_NO_UV=1",
+            venv.join("bin/uv").display()
+        )),
+        "{err}"
+    );
+    let made: Vec<PathBuf> = files_below(&cache.join("venvs"))
+        .into_iter()
+        .filter(|p| p.ends_with(".kfp-ci-complete"))
+        .collect();
+    assert_eq!(made.len(), 1, "one cached virtualenv: {made:?}");
+    // uv makes virtualenvs without pip (venv + pip would have it).
+    let venv_dir = made[0].parent().expect("venv dir");
+    assert!(
+        std::fs::read_to_string(venv_dir.join("pyvenv.cfg"))
+            .expect("pyvenv.cfg")
+            .contains("uv = "),
+        "made by uv"
+    );
+
+    // 2. `pip install 'kfp-ci[kfp]'`: the extra pins kfp and kfp-kubernetes to the default.
+    install(&format!("{}[kfp]", wheel.display()));
+    let out = Command::new(&venv_python)
+        .args([
+            "-c",
+            "import importlib.metadata as m; print(m.version('kfp'), m.version('kfp-kubernetes'))",
+        ])
+        .output()
+        .expect("versions");
+    ok(&out, "kfp versions");
+    let want = kfp_ci::settings::DEFAULT_KFP_VERSION;
+    assert_eq!(text(&out.stdout).trim(), format!("{want} {want}"));
+
+    let cache = work.path().join("cache-2");
+    let out = like_ctx(&ctx, &kfp_ci)
+        .args(["-v", "deploy", "examples/"])
+        .env("KFP_CI_CACHE_DIR", &cache)
+        .output()
+        .expect("run kfp-ci deploy");
+    let err = text(&out.stderr);
+    ok(&out, "kfp-ci deploy from the venv");
+    assert!(
+        err.contains(&format!(
+            "Python: {} (kfp-ci runs from this virtualenv",
+            venv_python.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "compile worker: {} (Python",
+            venv_python.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("creating a virtualenv"), "{err}");
+    assert!(
+        files_below(&cache).is_empty(),
+        "no cached virtualenv: {:?}",
+        files_below(&cache)
+    );
+    assert!(err.contains("6 created"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Release workflows, the setup action, the Containerfile: offline checkers and the pins
+
+fn run_tool(tool: &str, args: &[&str], file: &Path) {
+    let out = Command::new(venv_bin().join(tool))
+        .args(args)
+        .arg(file)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("{tool}: {e} (run scripts/test: it installs tests/requirements.txt)")
+        });
+    ok(&out, &format!("{tool} {args:?} {}", file.display()));
+}
+
+#[test]
+fn release_workflows_and_the_action_pass_the_checkers() {
+    let root = workspace_root();
+    for (file, schema) in [
+        (".github/workflows/release.yml", "vendor.github-workflows"),
+        (".gitea/workflows/release.yml", "vendor.github-workflows"),
+        ("action.yml", "vendor.github-actions"),
+    ] {
+        run_tool(
+            "check-jsonschema",
+            &["--builtin-schema", schema],
+            &root.join(file),
+        );
+        run_tool("zizmor", &["--offline"], &root.join(file));
+    }
+}
+
+/// `uses:` values of a workflow or action file.
+fn uses(rel: &str) -> Vec<String> {
+    read(rel)
+        .lines()
+        .filter_map(|l| l.trim().trim_start_matches("- ").strip_prefix("uses: "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_pin_agrees_with_pins_rs() {
+    use kfp_ci::pins;
+    // Actions: pinned by commit with the tag as a comment, exactly as pins.rs says.
+    let mut seen = std::collections::BTreeSet::new();
+    let ctx = TestContext::new();
+    let mut files: Vec<(String, Vec<String>)> = [
+        ".github/workflows/release.yml",
+        ".gitea/workflows/release.yml",
+        "action.yml",
+    ]
+    .iter()
+    .map(|f| (f.to_string(), uses(f)))
+    .collect();
+    for ci in ["gitea", "github", "forgejo"] {
+        let out = ctx
+            .cmd()
+            .args(["init", "--force", "--ci", ci])
+            .output()
+            .expect("init");
+        ok(&out, "init");
+        let rel = format!(".{ci}/workflows/compile-upload.yaml");
+        let text = std::fs::read_to_string(ctx.root().join(&rel)).expect("workflow");
+        let u = text
+            .lines()
+            .filter_map(|l| l.trim().trim_start_matches("- ").strip_prefix("uses: "))
+            .map(str::to_string)
+            .collect();
+        files.push((format!("init --ci {ci}"), u));
+    }
+    for (file, list) in &files {
+        assert!(!list.is_empty(), "{file}: no uses");
+        for u in list {
+            let pin = pins::ACTIONS
+                .iter()
+                .find(|p| u.starts_with(&format!("{}@", p.name)))
+                .unwrap_or_else(|| panic!("{file}: `{u}` is not in pins.rs"));
+            assert_eq!(u, &pin.uses(), "{file}");
+            assert!(
+                pin.sha.len() == 40 && pin.sha.chars().all(|c| c.is_ascii_hexdigit()),
+                "{}",
+                pin.name
+            );
+            seen.insert(pin.name);
+        }
+    }
+    assert_eq!(seen.len(), pins::ACTIONS.len(), "every pin is used");
+
+    // Tool versions in the release workflows.
+    for rel in [
+        ".github/workflows/release.yml",
+        ".gitea/workflows/release.yml",
+    ] {
+        let w = yaml(rel);
+        assert_eq!(w["env"]["MATURIN_VERSION"], pins::MATURIN_VERSION, "{rel}");
+        assert_eq!(w["env"]["UV_VERSION"], pins::UV_VERSION, "{rel}");
+        assert_eq!(w["env"]["RUST_TOOLCHAIN"], pins::RUST_VERSION, "{rel}");
+    }
+    // The workspace's MSRV is the release toolchain.
+    let cargo: toml::Table = read("Cargo.toml").parse().expect("Cargo.toml");
+    assert_eq!(
+        cargo["workspace"]["package"]["rust-version"].as_str(),
+        Some(pins::RUST_VERSION)
+    );
+    // pyproject.toml: maturin with bin bindings, the [kfp] extra at the default kfp_version.
+    let py: toml::Table = read("pyproject.toml").parse().expect("pyproject.toml");
+    assert_eq!(py["tool"]["maturin"]["bindings"].as_str(), Some("bin"));
+    assert_eq!(
+        py["tool"]["maturin"]["manifest-path"].as_str(),
+        Some("crates/kfp-ci/Cargo.toml")
+    );
+    assert_eq!(py["project"]["name"].as_str(), Some("kfp-ci"));
+    let kfp = kfp_ci::settings::DEFAULT_KFP_VERSION;
+    assert_eq!(
+        py["project"]["optional-dependencies"]["kfp"],
+        toml::Value::Array(vec![
+            format!("kfp=={kfp}").into(),
+            format!("kfp-kubernetes=={kfp}").into()
+        ])
+    );
+    // scripts/package installs the pinned maturin.
+    assert!(read("scripts/package").contains("pub const MATURIN_VERSION"));
+}
+
+#[test]
+fn the_containerfile_pins_match_the_code_defaults() {
+    let text = read("Containerfile");
+    let arg = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("ARG {name}=")))
+            .unwrap_or_else(|| panic!("no ARG {name}= in the Containerfile"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(arg("KFP_VERSION"), kfp_ci::settings::DEFAULT_KFP_VERSION);
+    assert_eq!(arg("RUST_VERSION"), kfp_ci::pins::RUST_VERSION);
+    assert_eq!(arg("PYTHON_VERSION"), kfp_ci::pins::PYTHON_VERSION);
+    // Multi-stage: a build stage, then the slim Python image with kfp-ci next to the pinned kfp
+    // (so it uses that Python and never makes a cached virtualenv).
+    let froms: Vec<&str> = text.lines().filter(|l| l.starts_with("FROM ")).collect();
+    assert_eq!(froms.len(), 2, "{froms:?}");
+    assert!(froms[0].contains("rust:${RUST_VERSION}") && froms[0].ends_with(" AS build"));
+    assert!(froms[1].contains("python:${PYTHON_VERSION}-slim"));
+    assert!(text.contains("\"kfp==${KFP_VERSION}\" \"kfp-kubernetes==${KFP_VERSION}\""));
+    assert!(text.contains("COPY --from=build /src/target/release/kfp-ci /opt/kfp-ci/bin/kfp-ci"));
+    assert!(text.contains("python -m venv /opt/kfp-ci"));
+    assert_eq!(
+        kfp_ci::pyenv::python_next_to(Path::new("/opt/kfp-ci/bin/kfp-ci")),
+        None,
+        "(no such venv on this machine)"
+    );
+}
+
+#[test]
+fn the_action_is_composite_with_the_inputs_and_the_deploy_outputs() {
+    let a = yaml("action.yml");
+    assert_eq!(a["runs"]["using"], "composite");
+    let text = read("action.yml");
+    for key in ["permissions:", "concurrency:", "timeout-minutes:"] {
+        assert!(
+            !text.lines().any(|l| l.trim_start().starts_with(key)),
+            "{key} does not work in composite actions on Gitea"
+        );
+    }
+    let inputs = a["inputs"].as_object().expect("inputs");
+    for key in [
+        "version",
+        "command",
+        "paths",
+        "target",
+        "endpoint",
+        "namespace",
+        "kfp-version",
+    ] {
+        assert!(inputs.contains_key(key), "input {key}");
+    }
+    assert_eq!(inputs["command"]["default"], "deploy");
+    assert_eq!(inputs["version"]["default"], env!("CARGO_PKG_VERSION"));
+    let outputs = a["outputs"].as_object().expect("outputs");
+    let mut names: Vec<&str> = outputs.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "compiled",
+            "failed",
+            "failed_names",
+            "report",
+            "unchanged",
+            "uploaded",
+            "version_tag"
+        ]
+    );
+    for (name, o) in outputs {
+        assert_eq!(o["value"], format!("${{{{ steps.run.outputs.{name} }}}}"));
+    }
+    let steps = a["runs"]["steps"].as_array().expect("steps");
+    let install = steps
+        .iter()
+        .find(|s| s["id"] == "install")
+        .expect("install step");
+    assert_eq!(install["env"]["UV_VERSION"], kfp_ci::pins::UV_VERSION);
+    let script = install["run"].as_str().expect("run");
+    assert!(
+        script.contains("--only-binary kfp-ci \"kfp-ci==$KFP_CI_VERSION\""),
+        "{script}"
+    );
+    let cache = steps
+        .iter()
+        .find(|s| {
+            s["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("actions/cache@"))
+        })
+        .expect("cache step");
+    let key = cache["with"]["key"].as_str().expect("key");
+    assert!(
+        key.contains("steps.key.outputs.key")
+            && key.contains("hashFiles('kfp-ci.toml', 'pyproject.toml')"),
+        "{key}"
+    );
+    assert!(
+        steps[0]["run"]
+            .as_str()
+            .expect("key step")
+            .contains("kfp${KFP_VERSION:-default}")
+    );
+}
+
+/// The action's run step, run by bash as a runner would (kfp-ci from this build in place of the
+/// installed one): inputs become the environment, and the deploy outputs land in GITHUB_OUTPUT.
+#[test]
+fn the_actions_run_step_deploys_and_writes_the_outputs() {
+    let a = yaml("action.yml");
+    let steps = a["runs"]["steps"].as_array().expect("steps");
+    let step = steps.iter().find(|s| s["id"] == "run").expect("run step");
+    let script = step["run"].as_str().expect("script");
+    let ctx = TestContext::new();
+    ctx.write("pipelines/hello_pipeline.py", crate::deploy::HELLO);
+    let server = crate::common::Server::start(&ctx.root().join("registry.db"), &[]);
+    let outputs = ctx.root().join("github_output");
+    std::fs::write(&outputs, "").expect("outputs");
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_kfp-ci"))
+        .parent()
+        .expect("bin dir")
+        .to_path_buf();
+    let out = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", script])
+        .current_dir(ctx.root())
+        .envs(
+            ctx.std_cmd()
+                .get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        )
+        .env("KFP_CI_COMMAND", "deploy")
+        .env("KFP_CI_PATHS", "pipelines")
+        .env("KFP_CI_ARGS", "--version-tag v20260101-000000")
+        .env("INPUT_TARGET", "")
+        .env("INPUT_ENDPOINT", &server.url)
+        .env("INPUT_NAMESPACE", "")
+        .env("INPUT_KFP_VERSION", kfp_ci::settings::DEFAULT_KFP_VERSION)
+        .env("KFP_CI_BIN", &bin_dir)
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_OUTPUT", &outputs)
+        .env("KFP_CI_NO_NOTIFY", "true")
+        .output()
+        .expect("bash");
+    ok(&out, "the action's run step");
+    let written = std::fs::read_to_string(&outputs).expect("outputs");
+    for line in [
+        "compiled=1",
+        "uploaded=1",
+        "unchanged=0",
+        "failed=0",
+        "version_tag=v20260101-000000",
+    ] {
+        assert!(written.lines().any(|l| l == line), "{line} in:\n{written}");
+    }
+    let report = written
+        .lines()
+        .find_map(|l| l.strip_prefix("report="))
+        .expect("report output");
+    let report: Value = serde_json::from_str(report).expect("the report is JSON");
+    assert_eq!(report["target"]["endpoint"], server.url.as_str());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Completions and the configuration schema
+
+#[test]
+fn completions_for_every_shell() {
+    let ctx = TestContext::new();
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let out = ctx
+            .cmd()
+            .args(["completions", shell])
+            .output()
+            .expect("completions");
+        ok(&out, shell);
+        let script = text(&out.stdout);
+        for word in ["deploy", "completions", "endpoint", "schema"] {
+            assert!(script.contains(word), "{shell}: {word}");
+        }
+        assert!(out.stderr.is_empty(), "{shell}: nothing on stderr");
+    }
+    // bash: the script loads, and completing `kfp-ci de` offers deploy.
+    let out = ctx
+        .cmd()
+        .args(["completions", "bash"])
+        .output()
+        .expect("completions");
+    let script = ctx.write("kfp-ci.bash", &text(&out.stdout));
+    // The function `complete -p` names, called the way bash calls it: (command, word, previous).
+    let probe = format!(
+        "source {}; f=$(complete -p kfp-ci | sed -n 's/.*-F \\([^ ]*\\).*/\\1/p'); \
+         COMP_WORDS=(kfp-ci de); COMP_CWORD=1; \"$f\" kfp-ci de kfp-ci; printf '%s\\n' \"${{COMPREPLY[@]}}\"; \
+         COMP_WORDS=(kfp-ci init --ci ''); COMP_CWORD=3; \"$f\" kfp-ci '' --ci; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        script.display()
+    );
+    let out = Command::new("bash")
+        .args(["--norc", "-c", &probe])
+        .output()
+        .expect("bash");
+    ok(&out, "bash completion");
+    let words = text(&out.stdout);
+    let words: Vec<&str> = words.lines().collect();
+    assert!(words.contains(&"deploy"), "{words:?}");
+    assert!(!words.contains(&"serve"), "only matches of `de`: {words:?}");
+    // After a subcommand too (clap_complete's hyphenated-name bug is worked around).
+    for ci in ["gitea", "forgejo", "github", "gitlab"] {
+        assert!(words.contains(&ci), "--ci values: {words:?}");
+    }
+}
+
+/// The README's complete example, as written there.
+fn readme_example() -> String {
+    let readme = read("README.md");
+    let start = readme
+        .find("A complete example:")
+        .expect("README: 'A complete example:'");
+    let rest = &readme[start..];
+    let body = rest
+        .split_once("```toml\n")
+        .expect("```toml")
+        .1
+        .split_once("```")
+        .expect("closing ```")
+        .0;
+    body.to_string()
+}
+
+#[test]
+fn the_config_schema_accepts_the_readme_example_and_rejects_mistakes() {
+    let ctx = TestContext::new();
+    let out = ctx
+        .cmd()
+        .args(["config", "schema"])
+        .output()
+        .expect("config schema");
+    ok(&out, "config schema");
+    let schema: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
+    assert_eq!(schema["additionalProperties"], false);
+    let schema_file = ctx.write("kfp-ci.schema.json", &text(&out.stdout));
+
+    // Every key of the README's configuration reference is in the schema, with a description.
+    let props = schema["properties"].as_object().expect("properties");
+    let readme = read("README.md");
+    let table = readme
+        .split_once("| key | default |")
+        .expect("configuration table")
+        .1
+        .split("\n\n")
+        .next()
+        .expect("table");
+    let keys: Vec<&str> = table
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(|k| k.trim_start_matches('[').trim_end_matches(']'))
+        .map(|k| k.split('.').next().unwrap_or(k))
+        .collect();
+    assert!(keys.len() > 15, "{keys:?}");
+    for key in keys {
+        let p = props
+            .get(key)
+            .unwrap_or_else(|| panic!("README key `{key}` is not in the schema"));
+        assert!(
+            p.get("description").is_some() || p.get("$ref").is_some() || p.get("allOf").is_some(),
+            "{key}: {p}"
+        );
+    }
+
+    // The README's complete example: kfp-ci parses it, and the schema validates it
+    // (check-jsonschema reads TOML instances).
+    let example = readme_example();
+    let example_file = ctx.write("example/kfp-ci.toml", &example);
+    kfp_ci::settings::read_file(&example_file).expect("the README example parses");
+    run_tool(
+        "check-jsonschema",
+        &["--schemafile", &schema_file.display().to_string()],
+        &example_file,
+    );
+
+    // And both reject the same mistakes.
+    for (mistake, why) in [
+        ("includes = [\"x\"]\n", "unknown key"),
+        ("jobs = \"two\"\n", "wrong type"),
+        ("[targets.prod]\ntoken = \"t\"\n", "unknown key in a target"),
+        ("[notify]\non = \"sometimes\"\n", "not a notify.on value"),
+    ] {
+        let bad = ctx.write("bad/kfp-ci.toml", mistake);
+        let out = Command::new(venv_bin().join("check-jsonschema"))
+            .args(["--schemafile", &schema_file.display().to_string()])
+            .arg(&bad)
+            .output()
+            .expect("check-jsonschema");
+        assert!(!out.status.success(), "schema accepted {why}: {mistake}");
+        if why != "not a notify.on value" {
+            assert!(
+                kfp_ci::settings::read_file(&bad).is_err(),
+                "kfp-ci accepted {why}"
+            );
+        }
+    }
+}
