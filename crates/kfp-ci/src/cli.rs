@@ -66,6 +66,17 @@ pub enum Command {
     /// About the configuration file: `config schema` prints its JSON Schema for editors
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// The compile cache (docs/incremental.md)
+    #[command(subcommand)]
+    Cache(CacheCmd),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum CacheCmd {
+    /// Remove this repository's compile cache (.kfp-ci/cache/compile, or $KFP_CI_CACHE_DIR/compile)
+    Clear,
+    /// Print the compile cache directory
+    Dir,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -214,6 +225,9 @@ pub struct CompileArgs {
     /// Where pipeline names come from: the file stem or @dsl.pipeline(name=...)
     #[arg(long, value_name = "SOURCE")]
     pub name_from: Option<NameFrom>,
+    /// Compile every file, neither reading nor writing the compile cache (docs/incremental.md)
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 #[derive(
@@ -274,6 +288,14 @@ pub struct CheckCmd {
     pub compile: CompileArgs,
     #[arg(long, value_enum, default_value_t)]
     pub output: OutputFormat,
+    /// Print the repository files the pipelines read (relative, sorted; `dir/**` where a
+    /// directory is wholly read), for a CI trigger's `paths:`
+    #[arg(long, conflicts_with = "output")]
+    pub print_inputs: bool,
+    /// Fail, naming them, when files the pipelines read are not covered by the `paths:` of the
+    /// push trigger of the workflows that run `kfp-ci deploy`
+    #[arg(long, conflicts_with = "output")]
+    pub verify_workflow: bool,
 }
 
 /// Where pipelines go: a KFP endpoint and how to authenticate to it.

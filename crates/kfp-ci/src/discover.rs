@@ -229,6 +229,7 @@ mod tests {
             strict: false,
             jobs: 1,
             timeout: std::time::Duration::from_secs(5),
+            cache_dir: None,
         }
     }
 

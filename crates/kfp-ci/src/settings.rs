@@ -403,6 +403,8 @@ pub struct CompileSettings {
     pub strict: bool,
     pub jobs: usize,
     pub timeout: std::time::Duration,
+    /// The compile cache directory; `None` with `--no-cache`.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl CompileSettings {
@@ -494,6 +496,7 @@ impl CompileSettings {
         let python_path = resolve_python_path(config.python_path.as_deref(), &root, loaded)?;
         crate::discover::check_search_root(&root, args, loaded)?;
 
+        let cache_dir = (!args.no_cache).then(|| crate::compile::cache::dir_for(&root));
         Ok(CompileSettings {
             root,
             paths,
@@ -509,6 +512,7 @@ impl CompileSettings {
             strict: args.strict || config.strict.unwrap_or(false),
             jobs,
             timeout: std::time::Duration::from_secs(timeout),
+            cache_dir,
         })
     }
 }

@@ -8,7 +8,8 @@ pub async fn run(cmd: InitCmd, _global: &GlobalArgs) -> anyhow::Result<ExitStatu
         kfp_namespace: cmd.kfp_namespace.clone(),
         runner_namespace: cmd.runner_namespace.clone(),
     };
-    let files = init::plan(&options)?;
+    let mut files = init::plan(&options)?;
+    crate::compile::inputs::init_hook(&cmd.dir, cmd.ci, &mut files);
     let written = init::write(&cmd.dir, &files, cmd.force)?;
     for w in &written {
         match w {

@@ -1,5 +1,6 @@
 //! One function per command: typed arguments in, an exit status out.
 
+mod cache;
 mod check;
 mod cleanup;
 mod comment;
@@ -11,6 +12,7 @@ mod diff;
 mod doctor;
 mod history;
 mod init;
+mod inputs;
 mod notify;
 mod plan;
 mod promote;
@@ -40,5 +42,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Completions(cmd) => completions::run(cmd, &global).await,
         Command::Config(cmd) => config::run(cmd, &global).await,
         Command::Render(cmd) => render::run(cmd, &global).await,
+        Command::Cache(cmd) => cache::run(cmd, &global).await,
     }
 }

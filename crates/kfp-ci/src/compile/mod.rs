@@ -11,6 +11,8 @@
 //! `kfp dsl compile --py FILE --output OUT` does, so the YAML is byte-identical to it (under the
 //! same `PYTHONHASHSEED`; the worker uses 0). Embedded archives get fixed gzip and tar timestamps.
 
+pub mod cache;
+pub mod inputs;
 mod worker;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -41,6 +43,9 @@ pub struct CompileRun {
     pub results: Vec<FileResult>,
     /// Wall time of discovery and compile.
     pub duration: Duration,
+    /// What each compiled file read (by `file.rel`), as recorded in its compile (or cached with
+    /// it); missing for a file whose compile failed.
+    pub inputs: BTreeMap<String, cache::Inputs>,
 }
 
 impl CompileRun {
@@ -107,13 +112,20 @@ pub async fn compile_pipelines_with(
     // An explicit interpreter is always the one used, whatever its kfp version (a warning, or an
     // error with `strict`); only the default `python3` is swapped for the cached venv.
     let explicit = settings.python.is_some();
-    let early = Worker::spawn(&launch(
-        settings,
-        &script,
-        &python,
-        settings.jobs.max(1),
-        explicit,
-    ));
+    let mut cache = cache::Cache::open(settings);
+    // With a trusted description of the interpreter, every file is looked up before Python
+    // starts, and the worker starts only for the misses; otherwise it starts at once, as below.
+    let trusted = cache.as_mut().is_some_and(|c| c.trust_manifest());
+    let spawn = || {
+        Worker::spawn(&launch(
+            settings,
+            &script,
+            &python,
+            settings.jobs.max(1),
+            explicit,
+        ))
+    };
+    let mut early = if trusted { None } else { Some(spawn()) };
     let files = discover::discover(settings)?;
     for key in settings.functions.keys() {
         if !files.iter().any(|f| &f.rel == key) {
@@ -131,25 +143,10 @@ pub async fn compile_pipelines_with(
             discovered: 0,
             results: vec![],
             duration: started.elapsed(),
+            inputs: BTreeMap::new(),
         });
     }
-    let jobs = settings.jobs.clamp(1, total);
-    let (mut worker, python) = start_worker(settings, &python, &script, jobs, early).await?;
-    let kfp_version = worker.kfp_version.clone();
-    tracing::debug!(
-        "compile worker: {} (Python {}, kfp {kfp_version}), up to {jobs} at a time",
-        python.display(),
-        worker.python_version,
-    );
-
     let mut slots: Vec<Option<FileResult>> = vec![None; total];
-    let mut queue: VecDeque<usize> = (0..total).collect();
-    // Files that were in flight when the worker died: each runs again on its own, so that only the
-    // file that kills the worker is reported for it.
-    let mut suspects: VecDeque<usize> = VecDeque::new();
-    // Sent and not yet answered: file index → (sent at, a child started on it, is a suspect).
-    let mut in_flight: BTreeMap<usize, (Instant, bool, bool)> = BTreeMap::new();
-    let guard = settings.timeout + worker::GUARD_SLACK;
     let mut done = 0;
     let mut emit = |idx: usize, mut result: FileResult, slots: &mut Vec<Option<FileResult>>| {
         if settings.name_from == NameFrom::Pipeline
@@ -165,6 +162,88 @@ pub async fn compile_pipelines_with(
         });
         slots[idx] = Some(result);
     };
+    let mut misses: Vec<usize> = Vec::with_capacity(total);
+    let mut inputs: BTreeMap<String, cache::Inputs> = BTreeMap::new();
+    match cache.as_mut().filter(|_| trusted) {
+        Some(c) => {
+            for (idx, file) in files.iter().enumerate() {
+                match c.lookup(file) {
+                    cache::Lookup::Hit {
+                        compiled,
+                        output,
+                        inputs: read,
+                    } => {
+                        tracing::debug!("{}: compile cache hit", file.rel);
+                        inputs.insert(file.rel.clone(), read);
+                        let result = FileResult {
+                            file: file.clone(),
+                            outcome: Ok(compiled),
+                            output,
+                            duration: Duration::ZERO,
+                        };
+                        emit(idx, result, &mut slots);
+                    }
+                    cache::Lookup::Miss(why) => {
+                        tracing::debug!("{}: compile cache miss: {why}", file.rel);
+                        misses.push(idx);
+                    }
+                }
+            }
+        }
+        None => misses.extend(0..total),
+    }
+    if misses.is_empty() {
+        drop(early);
+        tracing::debug!(
+            "compile cache ({}): every file hit; Python not started",
+            cache
+                .as_ref()
+                .map_or_else(String::new, |c| c.dir().display().to_string())
+        );
+        let mut results: Vec<FileResult> = slots.into_iter().flatten().collect();
+        mark_duplicate_names(&mut results, settings.name_from);
+        return Ok(CompileRun {
+            // The version the cached compiles were made with (the key includes it).
+            kfp_version: settings.kfp_version.clone(),
+            python,
+            discovered: total,
+            results,
+            duration: started.elapsed(),
+            inputs,
+        });
+    }
+    let early = match early.take() {
+        Some(e) => e,
+        None => spawn(),
+    };
+    let jobs = settings.jobs.clamp(1, misses.len());
+    let (mut worker, python) = start_worker(settings, &python, &script, jobs, early).await?;
+    let kfp_version = worker.kfp_version.clone();
+    tracing::debug!(
+        "compile worker: {} (Python {}, kfp {kfp_version}), up to {jobs} at a time",
+        python.display(),
+        worker.python_version,
+    );
+    if let Some(c) = cache.as_mut() {
+        c.set_environment(worker.environment.as_ref(), &kfp_version);
+        if !trusted {
+            for file in &files {
+                tracing::debug!(
+                    "{}: compile cache miss: the interpreter's state was not known before it started",
+                    file.rel
+                );
+            }
+        }
+    }
+
+    let mut queue: VecDeque<usize> = misses.into_iter().collect();
+    let mut inputs_of = inputs;
+    // Files that were in flight when the worker died: each runs again on its own, so that only the
+    // file that kills the worker is reported for it.
+    let mut suspects: VecDeque<usize> = VecDeque::new();
+    // Sent and not yet answered: file index → (sent at, a child started on it, is a suspect).
+    let mut in_flight: BTreeMap<usize, (Instant, bool, bool)> = BTreeMap::new();
+    let guard = settings.timeout + worker::GUARD_SLACK;
     // The worker queues requests and runs `jobs` at a time; a few more than that are sent ahead
     // so that it never waits for kfp-ci between two files.
     // (Capped: the requests sent ahead must fit in the pipe buffer, ~300 bytes each.)
@@ -190,6 +269,7 @@ pub async fn compile_pipelines_with(
                 root: &settings.root,
                 function: file.function.as_deref(),
                 timeout: settings.timeout.as_secs_f64(),
+                record: true,
             };
             in_flight.insert(idx, (Instant::now(), false, suspect));
             if let Err(e) = worker.send(&req).await {
@@ -211,7 +291,14 @@ pub async fn compile_pipelines_with(
                     let idx = id as usize;
                     match in_flight.remove(&idx) {
                         Some((sent, _, _)) => {
+                            let (msg, inputs) = take_inputs(msg);
                             let result = to_result(files[idx].clone(), msg, sent.elapsed());
+                            if let (Some(read), Ok(_)) = (&inputs, &result.outcome) {
+                                inputs_of.insert(result.file.rel.clone(), read.clone());
+                            }
+                            if let (Some(c), Ok(compiled)) = (cache.as_mut(), &result.outcome) {
+                                c.store(&result.file, inputs, compiled, &result.output);
+                            }
                             emit(idx, result, &mut slots);
                         }
                         None => {
@@ -260,6 +347,9 @@ pub async fn compile_pipelines_with(
     }
     worker.shutdown().await;
     drop(script);
+    if let Some(c) = &cache {
+        c.prune();
+    }
 
     let mut results: Vec<FileResult> = slots
         .into_iter()
@@ -284,6 +374,7 @@ pub async fn compile_pipelines_with(
         discovered: total,
         results,
         duration: started.elapsed(),
+        inputs: inputs_of,
     })
 }
 
@@ -367,6 +458,35 @@ fn error(kind: &str, message: &str, detail: &str) -> PipelineError {
         kind: kind.to_string(),
         message: message.to_string(),
         detail: detail.to_string(),
+    }
+}
+
+/// Split the recorded inputs off an answer.
+fn take_inputs(msg: Message) -> (Message, Option<cache::Inputs>) {
+    match msg {
+        Message::Ok {
+            id,
+            yaml,
+            function,
+            pipeline_name,
+            display_name,
+            output,
+            duration_ms,
+            inputs,
+        } => (
+            Message::Ok {
+                id,
+                yaml,
+                function,
+                pipeline_name,
+                display_name,
+                output,
+                duration_ms,
+                inputs: None,
+            },
+            inputs,
+        ),
+        other => (other, None),
     }
 }
 

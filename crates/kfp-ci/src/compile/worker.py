@@ -523,6 +523,176 @@ class _Reject(Exception):
         self.message = message
 
 
+
+# --- Input recording (the compile cache) -------------------------------------------------------
+# A child asked to record ({"record": true}) notes what its compile read: every file opened (an
+# audit hook on `open`, which also sees each module's source or bytecode as it is imported, and
+# the data files load_component_from_file & co. read), every directory listed outside the import
+# system, every environment variable read (os.environ is swapped for a recording subclass), and
+# any network use or subprocess: such a compile is never cached. Files of the interpreter and its
+# installed distributions are left out: kfp-ci keys the cache on those as a whole.
+# Imported here, before any fork: importing hashlib (OpenSSL) in each child costs ~10 ms.
+import hashlib
+import importlib.util
+
+_NEVER_CACHE_EVENTS = {
+    "socket.connect": "connected to the network",
+    "socket.getaddrinfo": "looked up a host name",
+    "urllib.Request": "opened a URL",
+    "subprocess.Popen": "started a subprocess",
+    "os.system": "started a subprocess",
+    "os.exec": "started a program",
+    "os.posix_spawn": "started a program",
+    "os.fork": "forked",
+    "ctypes.dlopen": "loaded a native library",
+}
+
+
+def _environment_prefixes():
+    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
+    for entry in sys.path:
+        if entry and ("site-packages" in entry or "dist-packages" in entry):
+            prefixes.add(os.path.realpath(entry))
+    prefixes.add(os.path.realpath(TMPDIR))
+    prefixes.update(("/dev", "/proc", "/sys"))
+    return tuple(p.rstrip(os.sep) + os.sep for p in sorted(prefixes))
+
+
+def _describe_environment():
+    """What the cache keys on for the interpreter: its path and version, and every sys.path
+    directory's modification time with the names of the distributions installed there (adding,
+    removing or upgrading one changes its directory's time)."""
+    dists = []
+    paths = []
+    for entry in sys.path:
+        entry = os.path.abspath(entry or ".")
+        try:
+            mtime = os.stat(entry).st_mtime_ns
+            names = os.listdir(entry) if os.path.isdir(entry) else []
+        except OSError:
+            mtime, names = None, []
+        paths.append([entry, mtime])
+        dists.extend(n for n in names if n.endswith((".dist-info", ".egg-info", ".egg-link", ".pth")))
+    return {
+        "executable": sys.executable,
+        "version": sys.version,
+        "paths": paths,
+        "dists": sorted(dists),
+    }
+
+
+_RECORDER = None
+# Computed once in the worker, before it forks (realpath costs a few system calls per path).
+_PREFIXES = None
+
+
+class _RecordingEnviron(type(os.environ)):
+    """os.environ (and os.environb) in a recording child: each variable read is noted."""
+
+    def __getitem__(self, key):
+        try:
+            value = super().__getitem__(key)
+        except KeyError:
+            _RECORDER.env.setdefault(_env_name(key), None)
+            raise
+        _RECORDER.env.setdefault(_env_name(key), _env_name(value))
+        return value
+
+    def __iter__(self):
+        _RECORDER.whole_env = True
+        return super().__iter__()
+
+
+class _Recorder:
+    def __init__(self):
+        self.opened = set()
+        self.listed = set()
+        self.env = {}
+        self.whole_env = False
+        self.never = None
+        self.prefixes = _PREFIXES or _environment_prefixes()
+
+    def hook(self, event, args):
+        if event == "open":
+            path = args[0]
+            if isinstance(path, int):
+                return
+            mode, flags = args[1], args[2]
+            if isinstance(mode, str) and ("w" in mode or "a" in mode or "x" in mode) and "+" not in mode:
+                return
+            if mode is None and flags & 3 == os.O_WRONLY:
+                return
+            self.opened.add(path)
+        elif event == "os.listdir" or event == "os.scandir":
+            # The import system lists each directory on sys.path to cache its names: not a read
+            # of the pipeline's (a new module there is a change to the importing file's directory).
+            if sys._getframe(1).f_code.co_name != "_fill_cache":
+                self.listed.add(args[0])
+        elif event in _NEVER_CACHE_EVENTS and self.never is None:
+            self.never = f"{_NEVER_CACHE_EVENTS[event]} ({event})"
+
+    def install(self):
+        global _RECORDER
+        _RECORDER = self
+        sys.addaudithook(self.hook)
+        os.environ.__class__ = _RecordingEnviron
+        os.environb.__class__ = _RecordingEnviron
+
+    def report(self):
+        """The inputs, with content hashes taken now (after the compile read them)."""
+        if self.never is not None:
+            return {"never": self.never}
+        if self.whole_env:
+            return {"never": "read the whole environment (os.environ iterated or copied)"}
+        files = {}
+        # (Copies: hashing opens the files again, and the hook is still installed.)
+        for path in list(self.opened):
+            try:
+                path = os.path.abspath(os.fsdecode(path))
+            except (TypeError, ValueError):
+                return {"never": f"opened a path kfp-ci cannot record ({path!r})"}
+            if path.endswith(".pyc") and os.path.basename(os.path.dirname(path)) == "__pycache__":
+                try:
+                    path = importlib.util.source_from_cache(path)
+                except ValueError:
+                    pass
+            if path.startswith(self.prefixes) or path in files:
+                continue
+            try:
+                with open(path, "rb") as f:
+                    files[path] = hashlib.sha256(f.read()).hexdigest()
+            except IsADirectoryError:
+                files[path] = "dir:" + _listing_hash(path)
+            except OSError:
+                files[path] = None
+        dirs = {}
+        for path in list(self.listed):
+            try:
+                path = os.path.abspath(os.fsdecode(path))
+            except (TypeError, ValueError):
+                return {"never": "listed a directory kfp-ci cannot record"}
+            if not path.startswith(self.prefixes):
+                dirs[path] = _listing_hash(path)
+        return {
+            "files": sorted(files.items()),
+            "dirs": sorted(dirs.items()),
+            "env": sorted(self.env.items()),
+        }
+
+
+def _env_name(value):
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
+def _listing_hash(path):
+    """sha256 of the directory's entry names, sorted, one per line (kfp-ci computes the same)."""
+    try:
+        names = sorted(os.listdir(path))
+    except OSError:
+        return "absent"
+    return hashlib.sha256("".join(n + "\n" for n in names).encode("utf-8", "surrogateescape")).hexdigest()
+
+
 def _compile_in_child(req, out_path):
     """Runs in the forked child. Returns the result dict."""
     path = req["path"]
@@ -631,8 +801,18 @@ def _child(req, result_w, capture_path, out_path, parent_pid):
     except OSError:
         pass
     status = 0
+    recorder = None
+    if req.get("record"):
+        try:
+            recorder = _Recorder()
+            recorder.install()
+        except BaseException as e:  # noqa: BLE001 - then this compile is not cached
+            sys.stderr.write(f"kfp-ci worker: cannot record inputs: {e}\n")
+            recorder = None
     try:
         result = _compile_in_child(req, out_path)
+        if recorder is not None and result.get("type") == "ok":
+            result["inputs"] = recorder.report()
     except SystemExit as e:
         code = e.code
         if code is None:
@@ -924,11 +1104,14 @@ def main():
             "kfp_version": getattr(kfp, "__version__", "unknown"),
             "python": ".".join(str(v) for v in sys.version_info[:3]),
             "pid": os.getpid(),
+            "environment": _describe_environment(),
         }
     )
     # Objects alive now are shared with every child; keep the collector from touching (copying) them.
     # (No gc.collect() first: 5-15 ms before the first fork, to free a little of the warm-up's
     # garbage that the children would never touch anyway.)
+    global _PREFIXES
+    _PREFIXES = _environment_prefixes()
     gc.freeze()
     serve()
     # Nothing left to clean up: skip the interpreter's teardown of every kfp module.

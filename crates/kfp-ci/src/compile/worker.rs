@@ -31,6 +31,8 @@ pub(crate) struct Request<'a> {
     pub root: &'a Path,
     pub function: Option<&'a str>,
     pub timeout: f64,
+    /// Record the compile's inputs (for the compile cache).
+    pub record: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -39,6 +41,9 @@ pub(crate) enum Message {
     Ready {
         kfp_version: String,
         python: String,
+        /// The interpreter's description for the compile cache (path, version, sys.path).
+        #[serde(default)]
+        environment: Option<serde_json::Value>,
     },
     Mismatch {
         found: Option<String>,
@@ -61,6 +66,9 @@ pub(crate) enum Message {
         output: String,
         #[serde(default)]
         duration_ms: u64,
+        /// What the compile read, when asked to record it.
+        #[serde(default)]
+        inputs: Option<super::cache::Inputs>,
     },
     Error {
         id: Option<u64>,
@@ -90,6 +98,7 @@ pub(crate) struct Worker {
     stderr: Arc<Mutex<String>>,
     pub kfp_version: String,
     pub python_version: String,
+    pub environment: Option<serde_json::Value>,
 }
 
 /// Why a request got no answer.
@@ -149,20 +158,8 @@ impl Worker {
             .env("PYTHONUNBUFFERED", "1");
         // Pipeline code runs in this process: none of kfp-ci's credentials go with it.
         crate::child_env::scrub(&mut cmd);
-        if !launch.python_path.is_empty() {
-            // As `PYTHONPATH=src kfp dsl compile`: the entries come before any PYTHONPATH set.
-            let existing = std::env::var_os("PYTHONPATH").filter(|p| !p.is_empty());
-            let entries = launch
-                .python_path
-                .iter()
-                .cloned()
-                .chain(existing.iter().flat_map(std::env::split_paths));
-            match std::env::join_paths(entries) {
-                Ok(joined) => {
-                    cmd.env("PYTHONPATH", joined);
-                }
-                Err(e) => anyhow::bail!("invalid `python_path` entry: {e}"),
-            }
+        if let Some(joined) = python_path_env(launch.python_path)? {
+            cmd.env("PYTHONPATH", joined);
         }
         let mut child = cmd
             .stdin(Stdio::piped())
@@ -325,6 +322,7 @@ impl Spawned {
             Ok(Message::Ready {
                 kfp_version,
                 python: python_version,
+                environment,
             }) => Ok(Started::Ready(Box::new(Worker {
                 child,
                 stdin,
@@ -332,6 +330,7 @@ impl Spawned {
                 stderr,
                 kfp_version,
                 python_version,
+                environment,
             }))),
             Ok(Message::Mismatch { found }) => Ok(Started::Mismatch { found }),
             Ok(Message::Fatal { message }) => anyhow::bail!(
@@ -344,6 +343,23 @@ impl Spawned {
                 python.display()
             ),
         }
+    }
+}
+
+/// The worker's `PYTHONPATH` when `python_path` is set: its entries, then any `PYTHONPATH`
+/// already set (as `PYTHONPATH=src kfp dsl compile`); `None` leaves the variable as it is.
+pub(crate) fn python_path_env(python_path: &[PathBuf]) -> Result<Option<std::ffi::OsString>> {
+    if python_path.is_empty() {
+        return Ok(None);
+    }
+    let existing = std::env::var_os("PYTHONPATH").filter(|p| !p.is_empty());
+    let entries = python_path
+        .iter()
+        .cloned()
+        .chain(existing.iter().flat_map(std::env::split_paths));
+    match std::env::join_paths(entries) {
+        Ok(joined) => Ok(Some(joined)),
+        Err(e) => anyhow::bail!("invalid `python_path` entry: {e}"),
     }
 }
 

@@ -703,7 +703,7 @@ fn init_gitea_writes_a_valid_safe_workflow() {
     assert_eq!(on["push"]["branches"], serde_json::json!(["main"]));
     assert_eq!(
         on["push"]["paths"],
-        serde_json::json!(["**/*_pipeline.py", "**/*pipeline*.py"])
+        serde_json::json!(["**/*_pipeline.py", "**/*pipeline*.py", "kfp-ci.toml"])
     );
     assert!(on.get("workflow_dispatch").is_some());
     assert_eq!(w["permissions"], serde_json::json!({"contents": "read"}));

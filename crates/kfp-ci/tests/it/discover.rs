@@ -54,8 +54,9 @@ fn outside_a_repository_nothing_is_searched_unless_named() {
     assert!(!marker.exists(), "a file was imported");
 
     for args in [
-        vec!["check", "."],
-        vec!["check", "--include", "**/*_pipeline.py"],
+        // (--no-cache: the second run must import the file again, not reuse the first's compile.)
+        vec!["check", "--no-cache", "."],
+        vec!["check", "--no-cache", "--include", "**/*_pipeline.py"],
     ] {
         let out = ctx
             .cmd()

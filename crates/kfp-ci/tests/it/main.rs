@@ -13,6 +13,7 @@ mod docs;
 mod faulty;
 mod forge_server;
 mod harness;
+mod incremental;
 mod interrupt;
 mod ntfy_server;
 mod promote;

@@ -60,7 +60,16 @@ pub(crate) fn server_view(url: &str) -> std::collections::BTreeMap<String, Vec<S
 
 fn spawn_deploy(ctx: &TestContext, endpoint: &str, tag: &str) -> Child {
     ctx.std_cmd()
-        .args(["deploy", "--endpoint", endpoint, "--version-tag", tag])
+        // --no-cache (here and below): KFP versions have second precision, and these tests want
+        // versions of different specs in different seconds, which a compile took care of.
+        .args([
+            "deploy",
+            "--no-cache",
+            "--endpoint",
+            endpoint,
+            "--version-tag",
+            tag,
+        ])
         .args(["--output", "json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -177,7 +186,13 @@ fn racing_runs_with_different_tags_leave_one_version_per_spec() {
     assert_converged(&reports, &view, &["new_version"], &names);
 
     // A rerun finds nothing to do.
-    let out = json_run(&ctx, "deploy", &server.url, &["--version-tag", "c1"], 0);
+    let out = json_run(
+        &ctx,
+        "deploy",
+        &server.url,
+        &["--no-cache", "--version-tag", "c1"],
+        0,
+    );
     assert_eq!(json(&out)["counts"]["unchanged"], 2, "{}", json(&out));
 }
 
@@ -186,7 +201,13 @@ fn racing_runs_with_different_tags_leave_one_version_per_spec() {
 #[test]
 fn a_run_that_planned_before_a_concurrent_upload_uploads_nothing() {
     let (ctx, server) = repo_and_server(&[("hello_pipeline.py", HELLO)]);
-    json_run(&ctx, "deploy", &server.url, &["--version-tag", "v0"], 0);
+    json_run(
+        &ctx,
+        "deploy",
+        &server.url,
+        &["--no-cache", "--version-tag", "v0"],
+        0,
+    );
     ctx.write(
         "hello_pipeline.py",
         &HELLO.replace("message: str = \"hello\"", "message: str = \"hi\""),
@@ -213,7 +234,13 @@ fn a_run_that_planned_before_a_concurrent_upload_uploads_nothing() {
     let b = spawn_deploy(&ctx, &proxy.url, "b1");
     // B has planned "new version" and is about to upload: the runs overlap from here.
     proxy.wait_for("GET", "/versions", 2);
-    let a = json_run(&ctx, "deploy", &server.url, &["--version-tag", "a1"], 0);
+    let a = json_run(
+        &ctx,
+        "deploy",
+        &server.url,
+        &["--no-cache", "--version-tag", "a1"],
+        0,
+    );
     assert_eq!(json(&a)["counts"]["updated"], 1, "{}", json(&a));
     proxy.release();
     let b = b.wait_with_output().expect("deploy b");
@@ -248,7 +275,13 @@ fn a_run_that_planned_before_a_concurrent_upload_uploads_nothing() {
 #[test]
 fn a_run_whose_rival_never_saw_it_gives_way() {
     let (ctx, server) = repo_and_server(&[("hello_pipeline.py", HELLO)]);
-    json_run(&ctx, "deploy", &server.url, &["--version-tag", "v0"], 0);
+    json_run(
+        &ctx,
+        "deploy",
+        &server.url,
+        &["--no-cache", "--version-tag", "v0"],
+        0,
+    );
     ctx.write(
         "hello_pipeline.py",
         &HELLO.replace("message: str = \"hello\"", "message: str = \"hi\""),

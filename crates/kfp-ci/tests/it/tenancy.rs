@@ -55,7 +55,7 @@ fn a_shared_deploy_never_touches_another_namespaces_pipeline() {
         &ctx,
         "deploy",
         url,
-        &["--namespace", "team-b", "--version-tag", "b1"],
+        &["--no-cache", "--namespace", "team-b", "--version-tag", "b1"],
         0,
     );
     let found = api_get(
@@ -69,7 +69,14 @@ fn a_shared_deploy_never_touches_another_namespaces_pipeline() {
         "hello_pipeline.py",
         &HELLO.replace("message: str = \"hello\"", "message: str = \"shared\""),
     );
-    let report = json(&json_run(&ctx, "deploy", url, &["--version-tag", "s2"], 0));
+    // (--no-cache: s2 must not land in the same second as s1; KFP versions have second precision.)
+    let report = json(&json_run(
+        &ctx,
+        "deploy",
+        url,
+        &["--no-cache", "--version-tag", "s2"],
+        0,
+    ));
     assert_eq!(report["counts"]["updated"], 1, "{report:#}");
     assert_eq!(report["pipelines"][0]["pipeline_id"], shared_id.as_str());
     // And again: unchanged against the shared pipeline's own newest version.

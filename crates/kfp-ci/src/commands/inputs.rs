@@ -1,0 +1,96 @@
+//! `kfp-ci check --print-inputs` and `kfp-ci check --verify-workflow`: what the pipelines read,
+//! and whether the CI trigger covers it (docs/incremental.md).
+
+use std::collections::BTreeSet;
+use std::io::Write;
+
+use anyhow::Context;
+
+use crate::cli::{CheckCmd, GlobalArgs};
+use crate::compile::{Progress, compile_pipelines_with, inputs};
+use crate::settings::{self, CompileSettings};
+use crate::status::ExitStatus;
+
+pub async fn run(cmd: &CheckCmd, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let loaded = settings::load(global.config.as_deref(), &cwd)?;
+    let settings = CompileSettings::resolve(&cmd.compile, &loaded)?;
+    let mut on_progress = |progress: Progress<'_>| {
+        if let Progress::Finished { result, .. } = progress
+            && let Err(e) = &result.outcome
+        {
+            eprintln!("  failed  {}: {}", result.file.rel, e.message);
+        }
+    };
+    let run = compile_pipelines_with(&settings, &mut on_progress).await?;
+    let mut reads = inputs::repository_reads(&settings.root, run.inputs.values());
+    // The configuration decides what is compiled and how.
+    if let Some(config) = &loaded.path
+        && let Ok(rel) = std::path::absolute(config)
+            .unwrap_or_else(|_| config.clone())
+            .strip_prefix(&settings.root)
+        && let Some(rel) = rel.to_str()
+    {
+        reads.insert(rel.replace('\\', "/"));
+    }
+    let failed = run.failed();
+    if failed > 0 {
+        eprintln!(
+            "{failed} of {} pipeline files failed to compile: what they read is not listed",
+            run.discovered
+        );
+    }
+    let mut status = if failed > 0 {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    };
+    if cmd.print_inputs {
+        let mut stdout = std::io::stdout().lock();
+        for line in inputs::collapse(&settings.root, &reads) {
+            writeln!(stdout, "{line}")?;
+        }
+    }
+    if cmd.verify_workflow {
+        status = verify(&settings.root, &reads, status)?;
+    }
+    Ok(status)
+}
+
+fn verify(
+    root: &std::path::Path,
+    reads: &BTreeSet<String>,
+    mut status: ExitStatus,
+) -> anyhow::Result<ExitStatus> {
+    let workflows = inputs::deploy_workflows(root);
+    if workflows.is_empty() {
+        anyhow::bail!(
+            "no workflow runs `kfp-ci deploy` in .github/workflows, .gitea/workflows or .forgejo/workflows of {}: nothing to verify (`kfp-ci init` writes one)",
+            root.display()
+        );
+    }
+    for (path, text) in workflows {
+        let trigger = inputs::Trigger::of_workflow(&text)
+            .with_context(|| format!("cannot read the trigger of {path}"))?;
+        let Some(trigger) = trigger else {
+            eprintln!("{path}: every push runs it (no `paths:` filter)");
+            continue;
+        };
+        let missing = inputs::uncovered(&trigger, reads);
+        if missing.is_empty() {
+            eprintln!(
+                "{path}: its push trigger covers the {} files the pipelines read",
+                reads.len()
+            );
+        } else {
+            eprintln!(
+                "{path}: a change to these files the pipelines read does not trigger it; add them to `on.push.paths` (`kfp-ci check --print-inputs` lists every input):"
+            );
+            for m in missing {
+                eprintln!("  {m}");
+            }
+            status = ExitStatus::Failure;
+        }
+    }
+    Ok(status)
+}

@@ -1,0 +1,475 @@
+//! The compile cache (docs/incremental.md): the correctness corpus with the real kfp SDK and a real
+//! `kfp-ci serve`. Each way a pipeline's output can change without its own file changing must
+//! miss the cache and deploy the new spec; with nothing changed every file hits, Python is not
+//! started, and the bytes are those of an uncached compile.
+
+use std::path::Path;
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::common::{Server, TestContext};
+use crate::deploy::{assert_exit, json, text};
+
+/// Reads a helper two levels down, a component YAML, an environment variable and an installed
+/// distribution's version; `other_pipeline` is picked by `functions` in kfp-ci.toml.
+const A: &str = r#"import importlib.metadata
+import os
+
+from kfp import components, dsl
+
+from lib import helper
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+echo = components.load_component_from_file(os.path.join(HERE, "..", "components", "echo.yaml"))
+EXTRA = importlib.metadata.version("kfp_ci_test_extra")
+
+
+@dsl.component(base_image="python:3.11-slim")
+def say(message: str) -> str:
+    return message
+
+
+@dsl.pipeline(
+    name="a-pipeline",
+    description=f"{helper.DESC} {os.environ.get('KFP_CI_TEST_SUFFIX', 'none')} extra {EXTRA}",
+)
+def a_pipeline(message: str = "hello"):
+    say(message=message)
+    echo()
+
+
+@dsl.pipeline(name="a-other")
+def other_pipeline(message: str = "other"):
+    say(message=message)
+"#;
+
+const B: &str = r#"from kfp import dsl
+
+
+@dsl.component(base_image="python:3.11-slim")
+def wave(times: int) -> int:
+    return times
+
+
+@dsl.pipeline(name="b-pipeline")
+def b_pipeline(times: int = 2):
+    wave(times=times)
+"#;
+
+const ECHO: &str =
+    "name: echo\nimplementation:\n  container:\n    image: alpine:3.20\n    command: [echo, hi]\n";
+
+/// A fake installed distribution, in a directory outside the repository on PYTHONPATH.
+fn install_extra(site: &Path, version: &str) {
+    for entry in std::fs::read_dir(site).expect("site") {
+        std::fs::remove_dir_all(entry.expect("entry").path()).expect("remove old dist");
+    }
+    let dist = site.join(format!("kfp_ci_test_extra-{version}.dist-info"));
+    std::fs::create_dir_all(&dist).expect("dist-info");
+    std::fs::write(
+        dist.join("METADATA"),
+        format!("Metadata-Version: 2.1\nName: kfp_ci_test_extra\nVersion: {version}\n"),
+    )
+    .expect("METADATA");
+}
+
+struct Corpus {
+    ctx: TestContext,
+    site: tempfile::TempDir,
+    server: Server,
+    suffix: Option<&'static str>,
+}
+
+impl Corpus {
+    fn new() -> Corpus {
+        let ctx = TestContext::new();
+        ctx.write("pipelines/a_pipeline.py", A);
+        ctx.write("pipelines/b_pipeline.py", B);
+        ctx.write("lib/__init__.py", "");
+        ctx.write(
+            "lib/helper.py",
+            "from lib.deep.consts import D\n\nDESC = 'desc ' + D\n",
+        );
+        ctx.write("lib/deep/__init__.py", "");
+        ctx.write("lib/deep/consts.py", "D = 'one'\n");
+        ctx.write("components/echo.yaml", ECHO);
+        ctx.write("kfp-ci.toml", "python_path = [\".\"]\n");
+        let site = tempfile::tempdir().expect("site dir");
+        install_extra(site.path(), "1.0");
+        let server = Server::start(&ctx.root().join("registry.db"), &[]);
+        Corpus {
+            ctx,
+            site,
+            server,
+            suffix: None,
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Output {
+        let mut cmd = self.ctx.cmd();
+        cmd.env("PYTHONPATH", self.site.path())
+            .env_remove("KFP_CI_CACHE_DIR")
+            .env_remove("KFP_CI_TEST_SUFFIX");
+        if let Some(s) = self.suffix {
+            cmd.env("KFP_CI_TEST_SUFFIX", s);
+        }
+        cmd.args(args).output().expect("run kfp-ci")
+    }
+
+    /// `deploy -v --output json`: the report and the stderr with the cache's hit/miss lines.
+    fn deploy(&self, tag: &str) -> (Value, String) {
+        let out = self.cmd(&[
+            "deploy",
+            "-v",
+            "--endpoint",
+            &self.server.url,
+            "--version-tag",
+            tag,
+            "--output",
+            "json",
+        ]);
+        assert_exit(&out, 0);
+        (json(&out), text(&out.stderr))
+    }
+}
+
+fn action(report: &Value, file: &str) -> String {
+    report["pipelines"]
+        .as_array()
+        .expect("pipelines")
+        .iter()
+        .find(|p| p["file"] == file)
+        .unwrap_or_else(|| panic!("{file} not in {report:#}"))["action"]
+        .as_str()
+        .expect("action")
+        .to_string()
+}
+
+#[track_caller]
+fn assert_miss(stderr: &str, file: &str, why: &str) {
+    let line = format!("{file}: compile cache miss: {why}");
+    assert!(stderr.contains(&line), "expected `{line}` in:\n{stderr}");
+}
+
+#[track_caller]
+fn assert_hit(stderr: &str, file: &str) {
+    let line = format!("{file}: compile cache hit");
+    assert!(stderr.contains(&line), "expected `{line}` in:\n{stderr}");
+}
+
+/// Deploy after a change that only `a` sees: `a` misses for `why` and gets a new version, `b`
+/// hits and is unchanged.
+#[track_caller]
+fn only_a_changes(c: &Corpus, tag: &str, why: &str) {
+    let (report, stderr) = c.deploy(tag);
+    assert_miss(&stderr, "pipelines/a_pipeline.py", why);
+    assert_hit(&stderr, "pipelines/b_pipeline.py");
+    assert_eq!(
+        action(&report, "pipelines/a_pipeline.py"),
+        "new_version",
+        "{stderr}"
+    );
+    assert_eq!(action(&report, "pipelines/b_pipeline.py"), "unchanged");
+}
+
+#[test]
+fn every_input_change_misses_and_deploys_the_new_spec() {
+    let mut c = Corpus::new();
+    let (report, stderr) = c.deploy("v1");
+    assert_eq!(
+        action(&report, "pipelines/a_pipeline.py"),
+        "create",
+        "{stderr}"
+    );
+    assert!(c.ctx.root().join(".kfp-ci/cache/compile").is_dir());
+
+    // Nothing changed: every file hits and Python is not even started.
+    let (report, stderr) = c.deploy("v2");
+    assert_hit(&stderr, "pipelines/a_pipeline.py");
+    assert_hit(&stderr, "pipelines/b_pipeline.py");
+    assert!(
+        stderr.contains("every file hit; Python not started"),
+        "{stderr}"
+    );
+    assert_eq!(action(&report, "pipelines/a_pipeline.py"), "unchanged");
+
+    // A helper module imported two levels down.
+    c.ctx.write("lib/deep/consts.py", "D = 'two'\n");
+    only_a_changes(&c, "v3", "lib/deep/consts.py changed");
+
+    // A component YAML loaded from a file.
+    c.ctx.write(
+        "components/echo.yaml",
+        &ECHO.replace("alpine:3.20", "alpine:3.21"),
+    );
+    only_a_changes(&c, "v4", "components/echo.yaml changed");
+
+    // An environment variable the pipeline reads.
+    c.suffix = Some("blue");
+    only_a_changes(&c, "v5", "environment variable KFP_CI_TEST_SUFFIX changed");
+
+    // `functions` in kfp-ci.toml picks another function of the file.
+    c.ctx.write(
+        "kfp-ci.toml",
+        "python_path = [\".\"]\n[functions]\n\"pipelines/a_pipeline.py\" = \"other_pipeline\"\n",
+    );
+    only_a_changes(&c, "v6", "not compiled before");
+    // Back: the earlier entry still matches (a hit), and that spec is deployed again.
+    c.ctx.write("kfp-ci.toml", "python_path = [\".\"]\n");
+    let (report, stderr) = c.deploy("v7");
+    assert_hit(&stderr, "pipelines/a_pipeline.py");
+    assert_eq!(action(&report, "pipelines/a_pipeline.py"), "new_version");
+
+    // Another version of an installed distribution: the interpreter is not trusted, every file
+    // compiles, and the new spec goes out.
+    install_extra(c.site.path(), "2.0");
+    let (report, stderr) = c.deploy("v8");
+    assert!(
+        stderr.contains("(on the interpreter's sys.path) changed"),
+        "{stderr}"
+    );
+    assert_miss(
+        &stderr,
+        "pipelines/b_pipeline.py",
+        "the interpreter's state was not known",
+    );
+    assert_eq!(action(&report, "pipelines/a_pipeline.py"), "new_version");
+    assert_eq!(action(&report, "pipelines/b_pipeline.py"), "unchanged");
+
+    // `requirements` (what kfp-ci installs into its virtualenv) is part of the key.
+    c.ctx.write(
+        "kfp-ci.toml",
+        "python_path = [\".\"]\nrequirements = [\"pyyaml\"]\n",
+    );
+    let (_, stderr) = c.deploy("v9");
+    assert!(
+        stderr.contains("no stored description of this interpreter yet"),
+        "{stderr}"
+    );
+    assert_miss(
+        &stderr,
+        "pipelines/b_pipeline.py",
+        "the interpreter's state was not known",
+    );
+
+    // Unchanged again: every file hits, and the cached bytes are an uncached compile's.
+    let (_, stderr) = c.deploy("v10");
+    assert!(stderr.contains("every file hit"), "{stderr}");
+    let out = c.cmd(&["compile", "--out-dir", "cached"]);
+    assert_exit(&out, 0);
+    let out = c.cmd(&["compile", "--no-cache", "-v", "--out-dir", "uncached"]);
+    assert_exit(&out, 0);
+    assert!(
+        !text(&out.stderr).contains("compile cache"),
+        "{}",
+        text(&out.stderr)
+    );
+    for name in ["a_pipeline.yaml", "b_pipeline.yaml"] {
+        let cached = std::fs::read(c.ctx.root().join("cached").join(name)).expect("cached");
+        let uncached = std::fs::read(c.ctx.root().join("uncached").join(name)).expect("uncached");
+        assert!(
+            cached == uncached,
+            "{name} differs from an uncached compile"
+        );
+    }
+}
+
+#[test]
+fn network_and_subprocess_compiles_are_never_cached() {
+    let ctx = TestContext::new();
+    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    let port = server
+        .url
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .trim_end_matches('/');
+    ctx.write(
+        "net_pipeline.py",
+        &format!(
+            "import socket\ns = socket.socket()\ns.connect(('127.0.0.1', {port}))\ns.close()\n{}",
+            B.replace("b-pipeline", "net-pipeline")
+        ),
+    );
+    ctx.write(
+        "proc_pipeline.py",
+        &format!(
+            "import subprocess\nsubprocess.run(['true'])\n{}",
+            B.replace("b-pipeline", "proc-pipeline")
+        ),
+    );
+    ctx.write("plain_pipeline.py", B);
+    let run = || {
+        let out = ctx
+            .cmd()
+            .env_remove("KFP_CI_CACHE_DIR")
+            .args(["check", "-v"])
+            .output()
+            .expect("run");
+        assert_exit(&out, 0);
+        text(&out.stderr)
+    };
+    let first = run();
+    assert!(
+        first.contains("net_pipeline.py: not cached: it connected to the network"),
+        "{first}"
+    );
+    assert!(
+        first.contains("proc_pipeline.py: not cached: it started a subprocess"),
+        "{first}"
+    );
+    let second = run();
+    assert_hit(&second, "plain_pipeline.py");
+    assert_miss(&second, "net_pipeline.py", "not compiled before");
+    assert_miss(&second, "proc_pipeline.py", "not compiled before");
+}
+
+#[test]
+fn cache_dir_and_clear_follow_kfp_ci_cache_dir() {
+    let ctx = TestContext::new();
+    ctx.write("b_pipeline.py", B);
+    let shared = tempfile::tempdir().expect("cache dir");
+    let out = ctx
+        .cmd()
+        .env("KFP_CI_CACHE_DIR", shared.path())
+        .args(["cache", "dir"])
+        .output()
+        .expect("run");
+    assert_exit(&out, 0);
+    assert_eq!(
+        text(&out.stdout).trim(),
+        shared.path().join("compile").display().to_string()
+    );
+    let out = ctx
+        .cmd()
+        .env("KFP_CI_CACHE_DIR", shared.path())
+        .args(["check"])
+        .output()
+        .expect("run");
+    assert_exit(&out, 0);
+    assert!(shared.path().join("compile/entries").is_dir());
+    assert!(!ctx.root().join(".kfp-ci").exists());
+    let out = ctx
+        .cmd()
+        .env("KFP_CI_CACHE_DIR", shared.path())
+        .args(["cache", "clear"])
+        .output()
+        .expect("run");
+    assert_exit(&out, 0);
+    assert!(text(&out.stderr).contains("removed the compile cache"));
+    assert!(!shared.path().join("compile").exists());
+    // Default: in the repository.
+    let out = ctx
+        .cmd()
+        .env_remove("KFP_CI_CACHE_DIR")
+        .args(["check"])
+        .output()
+        .expect("run");
+    assert_exit(&out, 0);
+    assert!(ctx.root().join(".kfp-ci/cache/compile/entries").is_dir());
+    let ignore = std::fs::read_to_string(ctx.root().join(".kfp-ci/cache/.gitignore"))
+        .expect("the cache keeps itself out of git");
+    assert!(ignore.lines().any(|l| l == "*"), "{ignore}");
+}
+
+#[test]
+fn print_inputs_and_verify_workflow_name_what_the_trigger_misses() {
+    let ctx = TestContext::new();
+    ctx.write("pipelines/a_pipeline.py", A);
+    ctx.write("lib/__init__.py", "");
+    ctx.write(
+        "lib/helper.py",
+        "from lib.deep.consts import D\n\nDESC = 'desc ' + D\n",
+    );
+    ctx.write("lib/deep/__init__.py", "");
+    ctx.write("lib/deep/consts.py", "D = 'one'\n");
+    ctx.write("components/echo.yaml", ECHO);
+    ctx.write("components/unused.yaml", ECHO);
+    ctx.write("kfp-ci.toml", "python_path = [\".\"]\n");
+    let site = tempfile::tempdir().expect("site dir");
+    install_extra(site.path(), "1.0");
+    let run = |args: &[&str]| {
+        ctx.cmd()
+            .env("PYTHONPATH", site.path())
+            .env_remove("KFP_CI_CACHE_DIR")
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    let out = run(&["check", "--print-inputs"]);
+    assert_exit(&out, 0);
+    // `pipelines/*`: importlib.metadata lists every sys.path directory (the pipeline's own
+    // first) for distributions, so a file added there may change the compile.
+    assert_eq!(
+        text(&out.stdout),
+        "components/echo.yaml\nkfp-ci.toml\nlib/**\npipelines/*\npipelines/a_pipeline.py\n"
+    );
+
+    let workflow = |paths: &str| {
+        ctx.write(
+            ".github/workflows/kfp.yml",
+            &format!(
+                "on:\n  push:\n    branches: [main]\n    paths:\n{paths}\njobs:\n  d:\n    runs-on: x\n    steps:\n      - run: kfp-ci deploy\n"
+            ),
+        );
+    };
+    workflow("      - '**/*_pipeline.py'\n      - 'lib/**'");
+    let out = run(&["check", "--verify-workflow"]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(".github/workflows/kfp.yml: a change to these files"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("  components/echo.yaml\n"), "{stderr}");
+    assert!(stderr.contains("  kfp-ci.toml\n"), "{stderr}");
+    assert!(!stderr.contains("  lib/"), "{stderr}");
+
+    workflow(
+        "      - '**/*_pipeline.py'\n      - 'lib/**'\n      - 'components/*.yaml'\n      - kfp-ci.toml\n      - 'pipelines/**'",
+    );
+    let out = run(&["check", "--verify-workflow"]);
+    assert_exit(&out, 0);
+}
+
+#[test]
+fn init_writes_the_inputs_seen_into_the_trigger() {
+    let ctx = TestContext::new();
+    ctx.write(
+        "pipelines/x_pipeline.py",
+        &format!(
+            "from lib import helper\n{}",
+            B.replace("b-pipeline", "x-pipeline")
+                .replace("def b_pipeline", "def x_pipeline")
+                .replace("times: int = 2", "times: int = helper.TIMES")
+        ),
+    );
+    ctx.write("lib/__init__.py", "");
+    ctx.write("lib/helper.py", "TIMES = 3\n");
+    ctx.write("kfp-ci.toml", "python_path = [\".\"]\n");
+    let run = |args: &[&str]| {
+        ctx.cmd()
+            .env_remove("KFP_CI_CACHE_DIR")
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    assert_exit(&run(&["check"]), 0);
+    assert_exit(&run(&["init", "--ci", "github"]), 0);
+    let workflow =
+        std::fs::read_to_string(ctx.root().join(".github/workflows/compile-upload.yaml"))
+            .expect("workflow");
+    let doc: serde_yaml::Value = serde_yaml::from_str(&workflow).expect("yaml");
+    let paths: Vec<String> =
+        serde_yaml::from_value(doc["on"]["push"]["paths"].clone()).expect("paths");
+    assert!(paths.contains(&"lib/**".to_string()), "{paths:?}");
+    assert!(paths.contains(&"kfp-ci.toml".to_string()), "{paths:?}");
+    // The pipeline file is covered by the pipeline glob already: not listed again.
+    assert!(
+        !paths.iter().any(|p| p == "pipelines/x_pipeline.py"),
+        "{paths:?}"
+    );
+    let out = run(&["check", "--verify-workflow"]);
+    assert_exit(&out, 0);
+}
