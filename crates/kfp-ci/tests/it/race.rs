@@ -221,6 +221,9 @@ fn racing_runs_with_different_tags_leave_one_version_per_spec() {
 fn a_run_that_planned_before_a_concurrent_upload_uploads_nothing() {
     let (ctx, server) = repo_and_server(&[("hello_pipeline.py", HELLO)]);
     json_run(&ctx, "deploy", &server.url, &["--version-tag", "v0"], 0);
+    // a1 must be unambiguously newer than v0: B's check before uploading trusts the newest only
+    // when every version of its second holds B's spec, and would upload if v0 shared a1's second.
+    wait_past_newest_second(&server.url);
     ctx.write(
         "hello_pipeline.py",
         &HELLO.replace("message: str = \"hello\"", "message: str = \"hi\""),
