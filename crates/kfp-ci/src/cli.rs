@@ -450,6 +450,9 @@ pub struct ServeCmd {
     /// Pipeline store to emulate: database, or kubernetes (custom resources, from 2.14)
     #[arg(long, value_name = "STORE", default_value = "database", value_parser = parse_store)]
     pub pipeline_store: kfp_api::compat::Store,
+    /// Testing aid (hidden): POST /_test/clock/advance?seconds=N moves the server's clock forward
+    #[arg(long, hide = true)]
+    pub test_clock: bool,
 }
 
 fn parse_release(s: &str) -> Result<kfp_api::compat::Release, String> {

@@ -11,6 +11,7 @@
 
 mod api;
 mod archive;
+pub mod clock;
 mod emulate;
 mod error;
 mod list;
@@ -86,6 +87,8 @@ pub struct ServeOptions {
     pub server_version: Release,
     /// The pipeline store to emulate (`--pipeline-store`; Kubernetes from 2.14).
     pub pipeline_store: Store,
+    /// Testing aid: mount `POST /_test/clock/advance?seconds=N` (see [`clock`]).
+    pub test_clock: bool,
 }
 
 impl ServeOptions {
@@ -104,6 +107,7 @@ impl ServeOptions {
             run_duration_ms: DEFAULT_RUN_DURATION_MS,
             server_version: Release::V2_17,
             pipeline_store: Store::Database,
+            test_clock: false,
         }
     }
 
@@ -133,6 +137,7 @@ pub(crate) struct AppState {
     rng: Mutex<StdRng>,
     pub run_outcome: RunOutcome,
     pub run_duration: Duration,
+    test_clock: bool,
 }
 
 /// A server running in the background; dropping it asks it to stop.
@@ -257,6 +262,7 @@ pub async fn spawn(opts: ServeOptions) -> anyhow::Result<RunningServer> {
         rng: Mutex::new(rng),
         run_outcome: opts.run_outcome,
         run_duration: Duration::from_millis(opts.run_duration_ms),
+        test_clock: opts.test_clock,
     });
     let app = router(state);
     let (tx, rx) = oneshot::channel::<()>();
@@ -345,10 +351,15 @@ fn router(state: Arc<AppState>) -> Router {
             &format!("{P}/{{pipeline_id}}/versions/{{pipeline_version_id}}"),
             version_routes,
         );
+    let mut testing = Router::new();
+    if state.test_clock {
+        testing = testing.route("/_test/clock/advance", post(clock::advance));
+    }
     Router::new()
         .merge(uploads)
         .merge(gateway)
         .merge(runs::routes())
+        .merge(testing)
         .route("/", get(ui::index))
         .route(
             "/ui/pipelines/{pipeline_id}/versions/{pipeline_version_id}",

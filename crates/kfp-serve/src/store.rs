@@ -156,7 +156,7 @@ impl Store {
 }
 
 fn now() -> i64 {
-    jiff::Timestamp::now().as_second()
+    crate::clock::now()
 }
 
 fn timestamp(secs: i64) -> String {

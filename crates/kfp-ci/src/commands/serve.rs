@@ -38,6 +38,7 @@ pub async fn run(cmd: ServeCmd, _global: &GlobalArgs) -> anyhow::Result<ExitStat
         run_duration_ms: cmd.run_duration_ms,
         server_version: cmd.server_version,
         pipeline_store: cmd.pipeline_store,
+        test_clock: cmd.test_clock,
     };
     let server = kfp_serve::spawn(opts).await?;
     let url = server.url();
@@ -72,6 +73,11 @@ pub async fn run(cmd: ServeCmd, _global: &GlobalArgs) -> anyhow::Result<ExitStat
             cmd.latency_ms,
             cmd.fail_rate * 100.0,
             cmd.seed.map(|s| format!(" (seed {s})")).unwrap_or_default()
+        );
+    }
+    if cmd.test_clock {
+        eprintln!(
+            "  testing aid: POST {url}/_test/clock/advance?seconds=N moves the clock forward"
         );
     }
     if token.is_some() {

@@ -593,7 +593,7 @@ fn ntfy_stand_in_rejects_what_ntfy_rejects() {
         .enable_all()
         .build()
         .expect("runtime");
-    let client = reqwest::Client::new();
+    let client = crate::common::http_client();
     let post = |path: &str, auth: Option<&str>, body: serde_json::Value| {
         let mut req = client.post(format!("{}{path}", ntfy.url)).json(&body);
         if let Some(a) = auth {
@@ -660,7 +660,7 @@ fn venv_tool(name: &str) -> PathBuf {
 }
 
 fn run_tool(tool: &str, args: &[&str], file: &Path) {
-    let out = std::process::Command::new(venv_tool(tool))
+    let out = crate::common::command(venv_tool(tool))
         .args(args)
         .arg(file)
         .env("NO_COLOR", "1")

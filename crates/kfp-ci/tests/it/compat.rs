@@ -172,7 +172,7 @@ q = urllib.parse.urlencode({"pipelineid": p["pipeline_id"], "name": "by-hand", "
 r = requests.post(url + "/apis/v2beta1/pipelines/upload_version?" + q, files={"uploadfile": ("by-hand.json", spec)})
 assert r.status_code == 200, r.text
 "#;
-    let out = std::process::Command::new(python())
+    let out = crate::common::command(python())
         .args(["-c", script])
         .arg(db)
         .args([url, pipeline])
@@ -296,6 +296,9 @@ fn scenarios(e: Emulated) {
     // 4. Retention: only kfp-ci's versions are pruned (found by the description where there
     // are no tags), never the newest, never one uploaded by hand.
     age_and_upload_by_hand(&server.db, url, hello);
+    // The next version must not share by-hand's second (KFP timestamps have second precision; a
+    // tie leaves "the newest" undecided and the last plan below would not be unchanged).
+    server.advance_clock(1);
     ctx.write("hello_pipeline.py", &hello_edited(2));
     let out = deploy(
         &ctx,
@@ -385,7 +388,7 @@ out["create_bad_name"] = r.status_code
 print(json.dumps(out))
 "#;
     let py = |url: &str| -> Value {
-        let out = std::process::Command::new(python())
+        let out = crate::common::command(python())
             .args(["-c", script, url])
             .output()
             .expect("python");
@@ -585,7 +588,7 @@ for p in client.list_pipelines(page_size=100, namespace=ns).pipelines or []:
     out[p.display_name] = sorted(v.display_name for v in versions)
 print(json.dumps({"sdk": kfp.__version__, "pipelines": out}, sort_keys=True))
 "#;
-    let out = std::process::Command::new(python)
+    let out = crate::common::command(python)
         .args(["-c", script, url, namespace])
         .output()
         .expect("run python");

@@ -1,10 +1,10 @@
 //! `kfp-ci compile` / `check` against the real kfp SDK: byte identity with `kfp dsl compile`,
 //! the corpus of good and bad files (tests/fixtures/corpus, see its README), discovery rules,
-//! reproducibility, configuration errors.
+//! reproducibility, configuration and usage errors (one line naming the file, table and key,
+//! or the output directory), duplicate names in `check`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::common::{TestContext, python};
 
@@ -35,7 +35,7 @@ pub(crate) fn kfp_dsl_compile(
     function: Option<&str>,
 ) -> Vec<u8> {
     let kfp = python().parent().expect("bin dir").join("kfp");
-    let mut cmd = Command::new(kfp);
+    let mut cmd = crate::common::command(kfp);
     cmd.current_dir(cwd)
         .env("PYTHONHASHSEED", "0")
         .args(["dsl", "compile", "--py"])
@@ -146,7 +146,7 @@ assert a == b, f"archives differ: {a} vs {b}"
 assert rest_a == rest_b, "the YAML around the archives differs"
 print("same", len(a))
 "#;
-    let out = Command::new(python())
+    let out = crate::common::command(python())
         .arg("-c")
         .arg(script)
         .arg(ours)
@@ -534,7 +534,8 @@ fn missing_kfp_offline_says_what_to_install() {
     ctx.write("x_pipeline.py", "raise SystemExit('never imported')\n");
     // A bare venv without kfp (no pip inside: creating it takes no network).
     let bare = ctx.root().join("bare");
-    let status = Command::new(python())
+    let status = ctx
+        .command(python())
         .args(["-m", "venv", "--without-pip"])
         .arg(&bare)
         .status()
@@ -623,7 +624,8 @@ fn caching_env_var_is_honoured_like_kfp() {
     );
     let ours = std::fs::read_to_string(ctx.root().join("out/kept_pipeline.yaml")).expect("ours");
     let kfp = python().parent().expect("bin").join("kfp");
-    let status = Command::new(kfp)
+    let status = ctx
+        .command(kfp)
         .current_dir(ctx.root())
         .env("PYTHONHASHSEED", "0")
         .env("KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT", "true")
@@ -704,7 +706,8 @@ fn compile_errors_carry_kfp_s_message() {
     let got = outcomes(&parse_report(&out.stdout));
     let (_, kind, message) = &got["cpu_on_pipeline_pipeline.py"];
     assert_eq!(kind, "compile");
-    let kfp = Command::new(python().parent().expect("bin").join("kfp"))
+    let kfp = ctx
+        .command(python().parent().expect("bin").join("kfp"))
         .current_dir(ctx.root())
         .args(["dsl", "compile", "--py"])
         .arg(&file)
@@ -812,4 +815,82 @@ def c_direct_pipeline(name: str = "kfp"):
     }
     let direct = std::fs::read_to_string(ctx.root().join("out/c_direct_pipeline.yaml")).expect("c");
     assert!(direct.contains("nvidia.com/gpu"), "platform spec written");
+}
+
+/// An output directory that cannot be created is a usage error (exit 2) found before compiling,
+/// in one line naming the directory and the setting.
+#[test]
+fn compile_into_an_impossible_out_dir_fails_first_naming_it() {
+    let ctx = TestContext::new();
+    ctx.write("a_pipeline.py", "raise SystemExit('never compiled')\n");
+    let blocker = ctx.write("not-a-dir", "a file\n");
+    let out = ctx
+        .cmd()
+        .arg("compile")
+        .arg("--out-dir")
+        .arg(blocker.join("yaml"))
+        .output()
+        .expect("compile");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: cannot create the output directory")
+            && stderr.contains("not-a-dir")
+            && stderr.contains("--out-dir"),
+        "{stderr}"
+    );
+}
+
+const TINY: &str = r#"from kfp import dsl
+
+@dsl.component(base_image="python:3.11")
+def hello() -> str:
+    return "hi"
+
+@dsl.pipeline
+def tiny():
+    hello()
+"#;
+
+/// Two files with the same pipeline name: `check` prints why both failed, not only a count.
+#[test]
+fn check_prints_the_duplicate_name_failures_it_counts() {
+    let ctx = TestContext::new();
+    ctx.write("team_a/train_pipeline.py", TINY);
+    ctx.write("team_b/train_pipeline.py", TINY);
+    let out = ctx.cmd().arg("check").output().expect("check");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for file in ["team_a/train_pipeline.py", "team_b/train_pipeline.py"] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains("FAILED") && l.contains(file) && l.contains("duplicate_name")),
+            "{file}: {stderr}"
+        );
+    }
+    assert!(stderr.contains("2 failed"), "{stderr}");
+}
+
+/// A bad value in a nested table of kfp-ci.toml: exit 2, one line naming the file, the line, the
+/// table and the key, for every command that reads the configuration.
+#[test]
+fn nested_config_errors_are_one_line_naming_file_table_and_key() {
+    let ctx = TestContext::new();
+    ctx.write(
+        "kfp-ci.toml",
+        "include = [\"**/*_pipeline.py\"]\n\n[targets.prod]\nendpoint = \"https://kfp.example.com/pipeline\"\ntoken = \"oops\"\n",
+    );
+    for command in ["check", "plan", "deploy", "notify", "doctor"] {
+        let out = ctx.cmd().arg(command).output().expect("run");
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{command}: {stderr}");
+        assert!(
+            stderr.contains("kfp-ci.toml, line 5 in [targets.prod]: unknown key `token`"),
+            "{command}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{command}: stdout is for data");
+    }
 }

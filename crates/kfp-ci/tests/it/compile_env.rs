@@ -3,7 +3,6 @@
 //! only a component, `--out-dir` spelling, and the credentials a compile never sees.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::common::{TestContext, python};
 use crate::compile::{assert_same_as_kfp, parse_report};
@@ -41,7 +40,7 @@ fn kfp_dsl_compile_env(
         file.file_stem().expect("stem").to_string_lossy(),
         function.unwrap_or("")
     ));
-    let mut cmd = Command::new(python().parent().expect("bin").join("kfp"));
+    let mut cmd = crate::common::command(python().parent().expect("bin").join("kfp"));
     cmd.current_dir(cwd)
         .env("PYTHONHASHSEED", "0")
         .envs(env.iter().copied())
@@ -193,7 +192,7 @@ fn an_explicit_interpreter_is_always_used() {
 /// the package to install; else the test venv's base Python.
 fn python_without_ensurepip(dir: &Path) -> (PathBuf, bool) {
     let probe = |py: &Path| -> Option<(PathBuf, PathBuf, String)> {
-        let out = Command::new(py)
+        let out = crate::common::command(py)
             .args([
                 "-I",
                 "-c",
@@ -232,7 +231,7 @@ fn python_without_ensurepip(dir: &Path) -> (PathBuf, bool) {
             }
         }
         // The copy must really run on that library, without ensurepip.
-        let check = Command::new(&copy)
+        let check = crate::common::command(&copy)
             .args([
                 "-I",
                 "-c",
@@ -457,7 +456,7 @@ password_env = "MY_NTFY_PASSWORD"
     // The interpreter that builds the cached venv: a wrapper that records its environment, in
     // front of a Python without kfp (so kfp-ci builds a venv; pip cannot download: it fails).
     let bare = ctx.root().join(".bare");
-    let status = Command::new(python())
+    let status = crate::common::command(python())
         .args(["-m", "venv", "--without-pip"])
         .arg(&bare)
         .status()

@@ -156,7 +156,7 @@ while True:
         break
 print(json.dumps(out, sort_keys=True))
 "#;
-    let out = std::process::Command::new(python())
+    let out = crate::common::command(python())
         .args(["-c", script, url, namespace.unwrap_or("")])
         .output()
         .expect("run python");
@@ -268,7 +268,7 @@ fn one_edited_pipeline_gets_exactly_one_new_version() {
 
     // KFP timestamps have second precision: versions of different specs created in the same
     // second leave "the newest" undecided, and kfp-ci then plans a new version to be safe.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    server.advance_clock(1);
     let out = json_run(&ctx, "deploy", endpoint, &["--version-tag", "v2"], 0);
     let report = json(&out);
     assert_eq!(report["counts"]["updated"], 1, "{report:#}");
@@ -575,7 +575,7 @@ fn dry_run_force_keep_versions_and_links() {
     for tag in ["v1", "v2", "v3", "v4"] {
         if tag == "v4" {
             // Second-precision timestamps: a version from the newest's second is never pruned.
-            std::thread::sleep(std::time::Duration::from_millis(1100));
+            server.advance_clock(1);
         }
         let out = json_run(
             &ctx,
@@ -666,7 +666,7 @@ for p in client.list_pipelines(page_size=100).pipelines or []:
         out[p.name + "/" + v.name] = {"description": v.description, "tags": getattr(v, "tags", None)}
 print(json.dumps(out, sort_keys=True))
 "#;
-    let out = std::process::Command::new(python())
+    let out = crate::common::command(python())
         .args(["-c", script, url])
         .output()
         .expect("run python");

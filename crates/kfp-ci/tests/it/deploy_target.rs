@@ -1,6 +1,8 @@
 //! plan/deploy as a platform engineer meets them: TLS with a private CA, the Kubeflow gateway's
 //! path prefix, auth proxies (cookie, extra headers, a rotating token file), a deploy killed in
-//! the middle of an apply and rerun, and specs uploaded by the official kfp client.
+//! the middle of an apply and rerun, answers lost or pipelines deleted meanwhile, specs uploaded
+//! by the official kfp client, and the one-line errors for an unreachable endpoint, an untrusted
+//! certificate or a rejected token.
 
 use crate::common::{Server, TestContext, python};
 use crate::deploy::{
@@ -208,7 +210,7 @@ fn rerun_after_a_kill_mid_upload_converges() {
 
     // goodbye changes, a new pipeline appears; every upload hangs without reaching the server,
     // and the deploy is killed. The new pipeline was created (POST /pipelines) just before.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    server.advance_clock(1);
     ctx.write(
         "goodbye_pipeline.py",
         &GOODBYE.replace("times: int = 2", "times: int = 3"),
@@ -311,7 +313,8 @@ spec.loader.exec_module(module)
 compiler.Compiler().compile(getattr(module, name), out)
 kfp.Client(host=url).upload_pipeline(out, pipeline_name=name)
 "#;
-    let out = std::process::Command::new(python())
+    let out = ctx
+        .command(python())
         .current_dir(ctx.root())
         .args(["-c", script, url, file, name, "official.yaml"])
         .output()
@@ -358,7 +361,7 @@ def secret_pipeline(epochs: int = 3, rate: float = 0.5):
     // --keep-versions 1 on two changed deploys: kfp-ci's older version goes, the version the
     // official client uploaded (not kfp-ci's) stays.
     for (tag, greeting) in [("v2", "bonjour"), ("v3", "hallo")] {
-        std::thread::sleep(std::time::Duration::from_millis(1100));
+        server.advance_clock(1);
         ctx.write(
             "hello_pipeline.py",
             &HELLO.replace(
@@ -504,4 +507,198 @@ fn behind_a_gateway_https_with_a_path_prefix_and_a_session_cookie() {
         "{log:#?}"
     );
     assert!(!text(&out.stderr).contains("EEEE") && !text(&out.stdout).contains("EEEE"));
+}
+
+/// A 401 hint names where the rejected credential came from: the variable a target's
+/// `token_env` names, not KF_PIPELINES_TOKEN.
+#[test]
+fn a_rejected_token_hint_names_the_variable_it_came_from() {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    let server = Server::start(
+        &ctx.root().join("registry.db"),
+        &["--token", "the-right-token-1234"],
+    );
+    ctx.write(
+        "kfp-ci.toml",
+        &format!(
+            "[targets.prod]\nendpoint = \"{}\"\ntoken_env = \"PROD_TOKEN\"\n",
+            server.url
+        ),
+    );
+    let out = ctx
+        .cmd()
+        .args(["deploy", "--target", "prod", "--version-tag", TAG])
+        .env("PROD_TOKEN", "a-wrong-token-5678")
+        .env_remove("KF_PIPELINES_TOKEN")
+        .output()
+        .expect("run");
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    let hint = stderr
+        .lines()
+        .find(|l| l.starts_with("hint:"))
+        .unwrap_or_else(|| panic!("no hint: {stderr}"));
+    assert!(hint.contains("the token in PROD_TOKEN"), "{stderr}");
+    assert!(!hint.contains("KF_PIPELINES_TOKEN"), "{stderr}");
+    assert!(!stderr.contains("a-wrong-token-5678"), "{stderr}");
+
+    // Without any credential the hint says none is configured.
+    let out = ctx
+        .cmd()
+        .args(["deploy", "--target", "prod", "--version-tag", TAG])
+        .env_remove("PROD_TOKEN")
+        .env_remove("KF_PIPELINES_TOKEN")
+        .output()
+        .expect("run");
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("hint: no credentials configured: set KF_PIPELINES_TOKEN or --token-file"),
+        "{stderr}"
+    );
+}
+
+/// An endpoint that does not answer is one readable line plus the hint; the reqwest chain is
+/// for -v.
+#[test]
+fn an_unreachable_endpoint_is_one_readable_line() {
+    let ctx = TestContext::new();
+    ctx.write("hello_pipeline.py", HELLO);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+    drop(listener);
+    let out = run(&ctx, &["deploy", "--endpoint", &endpoint]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error:") || l.starts_with("hint:"))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            format!("error: cannot reach the KFP API at {endpoint} (connection refused)").as_str(),
+            "hint: is the endpoint reachable from here? `kfp-ci doctor` checks endpoint, token and namespace",
+        ],
+        "{stderr}"
+    );
+    let out = run(&ctx, &["-v", "deploy", "--endpoint", &endpoint]);
+    assert!(
+        text(&out.stderr).contains("tcp connect error"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// `python -c SCRIPT ARGS…` with the test Python; its stdout.
+fn py(script: &str, args: &[&str]) -> String {
+    let out = crate::common::command(crate::common::python())
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run python");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).trim().to_string()
+}
+
+/// The race left open by the cleanup of a failed first upload: run B looked the pipeline up (it
+/// was there, empty), then run A deleted it before B's upload arrived. B's upload gets KFP's
+/// generic 400; B looks the pipeline up again, finds it gone, creates it and uploads.
+#[test]
+fn an_upload_to_a_pipeline_deleted_meanwhile_recreates_it() {
+    let (ctx, server) = repo_and_server(&[("hello_pipeline.py", HELLO)]);
+    let planned = json(&json_run(&ctx, "plan", &server.url, &[], 0));
+    let name = planned["pipelines"][0]["name"]
+        .as_str()
+        .expect("name")
+        .to_string();
+    // The empty pipeline a concurrent run A created (its first upload is about to fail).
+    let first_id = py(
+        "import json, sys, urllib.request\n\
+         req = urllib.request.Request(sys.argv[1] + '/apis/v2beta1/pipelines', method='POST',\n\
+             data=json.dumps({'name': sys.argv[2], 'display_name': sys.argv[2]}).encode(),\n\
+             headers={'Content-Type': 'application/json'})\n\
+         print(json.load(urllib.request.urlopen(req))['pipeline_id'])",
+        &[&server.url, &name],
+    );
+    let proxy = Faulty::start(
+        &server.url,
+        vec![Rule {
+            method: "POST",
+            path_suffix: "/pipelines/upload_version",
+            times: 1,
+            fault: Fault::Hold,
+        }],
+    );
+    let mut cmd = ctx.std_cmd();
+    cmd.args(["deploy", "--endpoint", &proxy.url, "--version-tag", TAG])
+        .args(["--output", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("spawn kfp-ci deploy");
+    proxy.wait_for("POST", "/pipelines/upload_version", 1);
+    // Run A gives up and deletes its empty pipeline while B's upload is in flight.
+    py(
+        "import sys, urllib.request\n\
+         urllib.request.urlopen(urllib.request.Request(\n\
+             sys.argv[1] + '/apis/v2beta1/pipelines/' + sys.argv[2], method='DELETE'))",
+        &[&server.url, &first_id],
+    );
+    proxy.release();
+    let out = child.wait_with_output().expect("deploy");
+    assert_exit(&out, 0);
+    let report = json(&out);
+    let p = &report["pipelines"][0];
+    assert_eq!(p["status"], "done", "{report:#}");
+    assert_eq!(p["version_name"], TAG, "{report:#}");
+    let new_id = p["pipeline_id"].as_str().expect("pipeline id");
+    assert_ne!(new_id, first_id, "{report:#}");
+    assert!(
+        p["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("deleted by a concurrent run")),
+        "{report:#}"
+    );
+    // The server holds the pipeline again, with our version.
+    let listed = py(
+        "import json, sys, urllib.request\n\
+         url = sys.argv[1] + '/apis/v2beta1/pipelines/' + sys.argv[2] + '/versions'\n\
+         print(','.join(v['name'] for v in json.load(urllib.request.urlopen(url))['pipeline_versions']))",
+        &[&server.url, new_id],
+    );
+    assert_eq!(listed, TAG);
+    // The first upload went to the deleted id and got the generic 400.
+    let uploads: Vec<u16> = proxy
+        .log()
+        .iter()
+        .filter(|l| l.path.contains("upload_version"))
+        .map(|l| l.status)
+        .collect();
+    assert_eq!(uploads, [400, 200], "{:#?}", proxy.log());
+}
+
+/// An untrusted certificate is one line too, with the certificate hint.
+#[test]
+fn an_untrusted_certificate_is_one_readable_line() {
+    let (ctx, server) = repo_and_server(&[("hello_pipeline.py", HELLO)]);
+    let tls = crate::tls::TlsProxy::start(&server.url);
+    let out = run(&ctx, &["deploy", "--endpoint", &tls.url]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    let error: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(
+        error,
+        [format!(
+            "error: cannot reach the KFP API at {} (TLS: invalid peer certificate: UnknownIssuer)",
+            tls.url.trim_end_matches('/')
+        )
+        .as_str()],
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: the server's TLS certificate is not trusted here"),
+        "{stderr}"
+    );
 }

@@ -16,8 +16,10 @@ pub enum Fault {
     Reply(u16, &'static str),
     /// Forward (the request lands upstream), then answer with this status: a lost answer.
     ForwardThenReply(u16),
-    /// Hold matching requests until this many have arrived (or 10 s passed), then forward them
-    /// together: two runs that both planned the same change really race.
+    /// Hold matching requests until this many have arrived, then forward them together: two runs
+    /// that both planned the same change really race. If they do not all arrive within
+    /// [`BARRIER_TIMEOUT`], the waiting ones get a 504 naming the barrier and the test fails
+    /// when the proxy is dropped: a race that did not happen is not a pass.
     Barrier(usize),
     /// Never answer (until the proxy shuts down): the client hangs mid-request and can be killed.
     /// With `forward` the request lands upstream first (a lost answer), else it never arrives.
@@ -67,6 +69,9 @@ struct Shared {
     log: Mutex<Vec<Logged>>,
     arrived: Mutex<usize>,
     barrier: tokio::sync::Notify,
+    /// Barriers that timed out, reported when the proxy is dropped.
+    barrier_failures: Mutex<Vec<String>>,
+    barrier_timeout: Mutex<std::time::Duration>,
     stop: tokio::sync::watch::Sender<bool>,
     released: tokio::sync::watch::Sender<bool>,
 }
@@ -89,11 +94,13 @@ impl Faulty {
         let shared = Arc::new(Shared {
             upstream: upstream.trim_end_matches('/').to_string(),
             prefix: prefix.trim_end_matches('/').to_string(),
-            http: reqwest::Client::new(),
+            http: crate::common::http_client(),
             rules: Mutex::new(rules),
             log: Mutex::new(Vec::new()),
             arrived: Mutex::new(0),
             barrier: tokio::sync::Notify::new(),
+            barrier_failures: Mutex::new(Vec::new()),
+            barrier_timeout: Mutex::new(BARRIER_TIMEOUT),
             stop: tokio::sync::watch::Sender::new(false),
             released: tokio::sync::watch::Sender::new(false),
         });
@@ -134,6 +141,11 @@ impl Faulty {
         self.shared.log.lock().expect("log").clone()
     }
 
+    /// How long a [`Fault::Barrier`] waits (default [`BARRIER_TIMEOUT`]).
+    pub fn set_barrier_timeout(&self, timeout: std::time::Duration) {
+        *self.shared.barrier_timeout.lock().expect("barrier timeout") = timeout;
+    }
+
     /// Let requests held by [`Fault::Hold`] through.
     pub fn release(&self) {
         self.shared.released.send_replace(true);
@@ -171,8 +183,25 @@ impl Drop for Faulty {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        let failures = self
+            .shared
+            .barrier_failures
+            .lock()
+            .expect("barrier failures");
+        // Not while the test is already failing: a second panic would abort the test binary.
+        if !failures.is_empty() && !std::thread::panicking() {
+            panic!(
+                "a Fault::Barrier gave up, so the requests it should have raced did not:\n{}\nlog: {:#?}",
+                failures.join("\n"),
+                self.shared.log.lock().expect("log")
+            );
+        }
     }
 }
+
+/// How long a [`Fault::Barrier`] waits for all its requests (two runs' compile and plan on a
+/// loaded machine come first).
+pub const BARRIER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let method = req.method().clone();
@@ -260,20 +289,37 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                 *arrived += 1;
                 arrived.div_ceil(n) * n
             };
-            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-            loop {
+            let timeout = *shared.barrier_timeout.lock().expect("barrier timeout");
+            let deadline = tokio::time::Instant::now() + timeout;
+            let mut met = false;
+            while !met {
                 let notified = shared.barrier.notified();
                 if *shared.arrived.lock().expect("arrived") >= target {
                     shared.barrier.notify_waiters();
-                    break;
-                }
-                if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                    met = true;
+                } else if tokio::time::timeout_at(deadline, notified).await.is_err() {
                     break;
                 }
             }
-            forward(&shared, &method, &path_and_query, &headers, body)
-                .await
-                .unwrap_or_else(|e| reply(502, &format!("proxy: {e}")))
+            if met {
+                forward(&shared, &method, &path_and_query, &headers, body)
+                    .await
+                    .unwrap_or_else(|e| reply(502, &format!("proxy: {e}")))
+            } else {
+                let arrived = *shared.arrived.lock().expect("arrived");
+                let message = format!(
+                    "test proxy: Fault::Barrier({n}) on {method} {path} gave up after {timeout:?} with {arrived} of {target} requests arrived"
+                );
+                shared
+                    .barrier_failures
+                    .lock()
+                    .expect("barrier failures")
+                    .push(message.clone());
+                reply(
+                    504,
+                    &serde_json::json!({ "code": 4, "message": message }).to_string(),
+                )
+            }
         }
         Some(Fault::ForwardThenReply(status)) => {
             let _ = forward(&shared, &method, &path_and_query, &headers, body).await;

@@ -4,7 +4,6 @@
 //! from a concurrent run.
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -12,7 +11,7 @@ use crate::common::{Server, TestContext};
 use crate::deploy::{HELLO, assert_exit, json, json_run, kfp_client_versions, text};
 
 fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
+    let out = crate::common::command("git")
         .arg("-C")
         .arg(dir)
         .args([

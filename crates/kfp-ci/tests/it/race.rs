@@ -194,7 +194,10 @@ fn racing_runs_with_different_tags_leave_one_version_per_spec() {
     // and the rerun below would then find the newest version undecided and upload again.
     wait_past_newest_second(&server.url);
 
-    // Both edited: each pipeline gets exactly one new version.
+    // Both edited: each pipeline gets exactly one new version. The new versions must not share
+    // the first ones' second (KFP timestamps have second precision; a tie leaves "the newest"
+    // undecided and the rerun below would not be unchanged): the test clock moves on.
+    server.advance_clock(1);
     ctx.write(
         "hello_pipeline.py",
         &HELLO.replace("message: str = \"hello\"", "message: str = \"hi\""),

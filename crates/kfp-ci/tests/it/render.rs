@@ -10,7 +10,7 @@ use crate::deploy::{GOODBYE, HELLO, assert_exit, run, text};
 
 /// Every YAML document of a file, as JSON (through the test venv's PyYAML).
 fn yaml_docs(path: &Path) -> Vec<Value> {
-    let out = std::process::Command::new(python())
+    let out = crate::common::command(python())
         .args([
             "-c",
             "import json, sys, yaml; print(json.dumps([d for d in yaml.safe_load_all(open(sys.argv[1])) if d is not None]))",
@@ -56,7 +56,7 @@ fn validate(dir: &Path, files: &[PathBuf]) {
             let kind = doc["kind"].as_str().expect("kind");
             let instance = dir.join(format!("{kind}-{i}.json"));
             std::fs::write(&instance, doc.to_string()).expect("write instance");
-            let out = std::process::Command::new(&check)
+            let out = crate::common::command(&check)
                 .arg("--schemafile")
                 .arg(&schemas[kind])
                 .arg(&instance)

@@ -381,7 +381,7 @@ fn create_foreign_pipeline(url: &str, name: &str, description: &str) -> String {
     rt.block_on(async {
         let body =
             serde_json::json!({"name": name, "display_name": name, "description": description});
-        let v: Value = reqwest::Client::new()
+        let v: Value = crate::common::http_client()
             .post(format!("{url}/apis/v2beta1/pipelines"))
             .json(&body)
             .send()
@@ -660,7 +660,7 @@ fn plan_markdown_and_comment_without_a_pull_request() {
 
 fn offline_check(tool: &str, args: &[&str], file: &std::path::Path) {
     let python = crate::common::python();
-    let out = std::process::Command::new(python.parent().expect("venv bin").join(tool))
+    let out = crate::common::command(python.parent().expect("venv bin").join(tool))
         .args(args)
         .arg(file)
         .env("NO_COLOR", "1")

@@ -1,7 +1,6 @@
 //! Experiments, runs and recurring runs: `kfp-ci serve` against the official kfp client, and
 //! `[[schedules]]` reconciled by `kfp-ci deploy`, checked through the official client.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -33,7 +32,7 @@ fn compiled_spec() -> String {
     )
     .expect("write");
     let out = dir.path().join("hello.yaml");
-    let status = Command::new(python())
+    let status = crate::common::command(python())
         .arg(&script)
         .arg(&out)
         .status()
@@ -45,7 +44,7 @@ fn compiled_spec() -> String {
 /// A python script run with the official client; its last stdout line is returned.
 fn client_script(script: &str, args: &[&str]) -> String {
     let home = tempfile::tempdir().expect("home");
-    let mut cmd = Command::new(python());
+    let mut cmd = crate::common::command(python());
     cmd.arg("-W").arg("ignore").arg("-c").arg(script).args(args);
     cmd.env("HOME", home.path());
     for (key, _) in std::env::vars() {
@@ -518,7 +517,7 @@ fn kfp_python_client_runs_against_serve() {
     let script = workspace_root().join("tests/python/kfp_client_runs.py");
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).expect("home");
-    let out = Command::new(python())
+    let out = crate::common::command(python())
         .arg("-W")
         .arg("ignore")
         .arg(&script)
@@ -601,7 +600,7 @@ fn serve_simulates_runs_and_resolves_latest_versions() {
     let url = server.url.as_str();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let c = reqwest::Client::new();
+        let c = crate::common::http_client();
         let spec = compiled_spec();
         let (pipeline_id, versions) = upload_two_versions(&c, url, &spec).await;
         let experiment: Value = c

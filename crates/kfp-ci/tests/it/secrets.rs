@@ -1,11 +1,15 @@
 //! Secrets: redacted whatever their length, a one-character credential refused, a report that
-//! cannot be redacted never shown, and URLs shown without userinfo or query everywhere.
+//! cannot be redacted never shown, URLs shown without userinfo or query everywhere, and secrets
+//! that user code prints never reaching any output (logs, reports, job outputs, ntfy).
+
+use std::path::Path;
 
 use axum::extract::Request;
 use axum::response::IntoResponse;
 
-use crate::common::TestContext;
+use crate::common::{Server, TestContext, workspace_root};
 use crate::deploy::{HELLO, TAG, assert_exit, json, repo_and_server, run, text};
+use crate::ntfy_server::{Auth, NtfyServer};
 use crate::server_faults::Stub;
 
 #[test]
@@ -201,4 +205,151 @@ fn urls_are_shown_without_userinfo_or_query() {
     );
     assert!(!text(&out.stdout).contains("run-url-secret"));
     assert!(!text(&out.stderr).contains("run-url-secret"));
+}
+
+const KFP_TOKEN: &str = "tk_SECRETSECRETSECRETSECRET12345";
+const NTFY_TOKEN: &str = "tk_NTFYSECRETNTFYSECRETNTFYSEC12"; // tk_ + 29, as ntfy requires
+const COOKIE: &str = "authservice_session=tk_COOKIESECRETCOOKIESECRET12345";
+const HEADER: &str = "tk_HEADERSECRETHEADERSECRET12345";
+const SECRETS: &[&str] = &[
+    "SECRETSECRETSECRET",
+    "NTFYSECRETNTFYSECRET",
+    "COOKIESECRETCOOKIESECRET",
+    "HEADERSECRETHEADERSECRET",
+];
+
+/// A pipeline file that prints the secrets it can see and fails with one in its error: user code
+/// kfp-ci passes through to logs, reports, job outputs, the step summary and ntfy.
+const LEAKY: &str = r#"import os
+print("env:", os.environ.get("KF_PIPELINES_TOKEN"), os.environ.get("NTFY_TOKEN"),
+      os.environ.get("KFP_CI_COOKIE"), os.environ.get("QA_HEADER"))
+# kfp-ci's own credentials never reach the compile (None); a secret it knows only by value, such
+# as a header given on the command line, can, and must still be redacted wherever it goes.
+raise RuntimeError("cannot reach the registry with " + str(os.environ.get("KF_PIPELINES_TOKEN") or os.environ.get("QA_HEADER")))
+"#;
+
+fn assert_no_secret(what: &str, text: &str) {
+    for secret in SECRETS {
+        assert!(
+            !text.contains(secret),
+            "{what} shows a secret ({secret}):\n{text}"
+        );
+    }
+}
+
+fn gitea(cmd: &mut assert_cmd::Command, runner: &Path) {
+    cmd.env("GITEA_ACTIONS", "true")
+        .env("GITHUB_ACTIONS", "true")
+        .env("CI", "true")
+        .env("GITHUB_SERVER_URL", "http://127.0.0.1:9")
+        .env("GITHUB_API_URL", "http://127.0.0.1:9/api/v1")
+        .env("GITHUB_REPOSITORY", "ml-team/pipelines")
+        .env("GITHUB_SHA", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b")
+        .env("GITHUB_REF", "refs/heads/main")
+        .env("GITHUB_REF_NAME", "main")
+        .env("GITHUB_RUN_ID", "4711")
+        .env("GITHUB_RUN_NUMBER", "42")
+        .env("GITHUB_OUTPUT", runner.join("github_output"))
+        .env("GITHUB_STEP_SUMMARY", runner.join("step_summary"))
+        .env("KF_PIPELINES_TOKEN", KFP_TOKEN)
+        .env("NTFY_TOKEN", NTFY_TOKEN)
+        .env("KFP_CI_COOKIE", COOKIE)
+        .env("QA_HEADER", HEADER)
+        .env_remove("KFP_CI_REPORT")
+        .env_remove("KFP_CI_JOB_STATUS");
+}
+
+#[test]
+fn secrets_that_pass_through_never_reach_any_output() {
+    let ctx = TestContext::new();
+    let good = workspace_root().join("examples/evaluation_pipeline.py");
+    std::fs::copy(&good, ctx.root().join("evaluation_pipeline.py")).expect("copy example");
+    ctx.write("leaky_pipeline.py", LEAKY);
+    let runner = ctx.root().join("runner");
+    std::fs::create_dir_all(&runner).expect("runner dir");
+    let server = Server::start(&ctx.root().join("kfp.db"), &["--token", KFP_TOKEN]);
+    let ntfy = NtfyServer::start(Auth::Token(NTFY_TOKEN.into()));
+    let ntfy_url = format!("{}/kfp-deploys", ntfy.url);
+    let report_file = runner.join("report.json");
+
+    let mut outputs = Vec::new();
+    let mut deploy = ctx.cmd();
+    gitea(&mut deploy, &runner);
+    let out = deploy
+        .args([
+            "-vv",
+            "deploy",
+            "--output",
+            "json",
+            "--endpoint",
+            &server.url,
+        ])
+        .args([
+            "--header",
+            &format!("X-Qa: {HEADER}"),
+            "--ntfy-url",
+            &ntfy_url,
+        ])
+        .arg("--report-file")
+        .arg(&report_file)
+        .output()
+        .expect("deploy");
+    assert_eq!(out.status.code(), Some(1), "one pipeline fails");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    serde_json::from_str::<serde_json::Value>(&stdout).expect("stdout is one JSON report");
+    assert!(
+        stdout.contains("[redacted]"),
+        "the error was kept, redacted"
+    );
+    outputs.push(("deploy stdout", stdout));
+    outputs.push(("deploy stderr", String::from_utf8_lossy(&out.stderr).into()));
+
+    let mut notify = ctx.cmd();
+    gitea(&mut notify, &runner);
+    let out = notify
+        .args(["-vv", "notify", "--ntfy-url", &ntfy_url, "--report-file"])
+        .arg(&report_file)
+        .output()
+        .expect("notify");
+    assert_eq!(out.status.code(), Some(0));
+    outputs.push(("notify stdout", String::from_utf8_lossy(&out.stdout).into()));
+    outputs.push(("notify stderr", String::from_utf8_lossy(&out.stderr).into()));
+
+    // `check` reads no token itself, yet the pipeline's output carries the conventional ones.
+    for command in ["check", "compile"] {
+        let mut check = ctx.cmd();
+        gitea(&mut check, &runner);
+        // A header is a secret only where it is given (plan, deploy, doctor).
+        check.env_remove("QA_HEADER");
+        let out = check
+            .args(["-v", command, "--output", "json"])
+            .output()
+            .expect("check");
+        assert_eq!(out.status.code(), Some(1));
+        outputs.push((
+            "check/compile stdout",
+            String::from_utf8_lossy(&out.stdout).into(),
+        ));
+        outputs.push((
+            "check/compile stderr",
+            String::from_utf8_lossy(&out.stderr).into(),
+        ));
+    }
+
+    for file in ["github_output", "step_summary", "report.json"] {
+        let text = std::fs::read_to_string(runner.join(file)).expect(file);
+        assert!(
+            text.contains("leaky_pipeline"),
+            "{file} reports the failure"
+        );
+        outputs.push((file, text));
+    }
+    let published = ntfy.accepted();
+    assert_eq!(published.len(), 2, "deploy and notify each published once");
+    for r in &published {
+        outputs.push(("ntfy body", String::from_utf8_lossy(&r.body).into()));
+    }
+    for (what, text) in &outputs {
+        assert_no_secret(what, text);
+    }
 }

@@ -1,8 +1,8 @@
 //! `kfp-ci serve` from the outside: the official kfp client, the official swagger (schemathesis),
-//! concurrent load, bad input, kill -9, auth, multi-user mode, testing aids, the web page.
+//! concurrent load, bad input, kill -9, SIGTERM with a stuck connection, auth, multi-user mode,
+//! testing aids, the web page (with a token, in a browser), plain-text `-v` logs.
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -37,7 +37,7 @@ fn compiled_spec() -> &'static str {
         let script = dir.path().join("load_test_pipeline.py");
         std::fs::write(&script, PIPELINE_PY).expect("write script");
         let out = dir.path().join("load_test.yaml");
-        let status = Command::new(python())
+        let status = crate::common::command(python())
             .arg(&script)
             .arg(&out)
             .status()
@@ -49,6 +49,7 @@ fn compiled_spec() -> &'static str {
 
 fn http() -> reqwest::Client {
     reqwest::Client::builder()
+        .no_proxy()
         .timeout(Duration::from_secs(60))
         .build()
         .expect("client")
@@ -93,20 +94,15 @@ fn run_client_script(name: &str, server: &Server, dir: &Path) -> String {
     std::fs::create_dir_all(&home).expect("home");
     std::fs::create_dir_all(&work).expect("work");
     let script = workspace_root().join("tests/python").join(name);
-    let mut cmd = Command::new(python());
+    let mut cmd = crate::common::command(python());
     cmd.arg("-W")
         .arg("ignore")
         .arg(&script)
         .arg(&server.url)
         .arg(&work)
-        // kfp.Client reads (and in multi-user mode writes) ~/.config/kfp and honours
-        // KF_PIPELINES_* variables.
+        // kfp.Client reads (and in multi-user mode writes) ~/.config/kfp; the cleared
+        // environment keeps KF_PIPELINES_* variables away from it.
         .env("HOME", &home);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("KF_PIPELINES_") {
-            cmd.env_remove(key);
-        }
-    }
     let out = cmd.output().expect("run the kfp client script");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -195,7 +191,7 @@ fn schemathesis_contract() {
         "no schemathesis in the test venv: run scripts/test"
     );
     let config = workspace_root().join("tests/python/schemathesis.toml");
-    let out = Command::new(st)
+    let out = crate::common::command(st)
         .current_dir(dir.path())
         // Every check, but for the deliberate exceptions the config file lists and explains.
         .arg("--config-file")
@@ -762,7 +758,7 @@ async fn token_is_required_on_every_request() {
 fn non_loopback_address_needs_a_token() {
     let dir = tempfile::tempdir().expect("tempdir");
     // Refused before anything is bound.
-    let out = Command::new(env!("CARGO_BIN_EXE_kfp-ci"))
+    let out = crate::common::command(env!("CARGO_BIN_EXE_kfp-ci"))
         .args(["serve", "--addr", "0.0.0.0:0", "--db"])
         .arg(db_in(&dir))
         .env_remove("KFP_CI_SERVE_TOKEN")
@@ -943,7 +939,8 @@ async fn web_page_lists_pipelines_and_versions_newest_first() {
 #[test]
 fn default_database_is_in_the_repository() {
     let ctx = crate::common::TestContext::new();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kfp-ci"))
+    let mut child = ctx
+        .command(env!("CARGO_BIN_EXE_kfp-ci"))
         .args(["serve", "--addr", "127.0.0.1:0"])
         .current_dir(ctx.root().join(".git").parent().expect("root"))
         .stderr(std::process::Stdio::piped())
@@ -1008,7 +1005,7 @@ with tarfile.open(f"{d}/first.tgz", "w:gz") as t:
 with tarfile.open(f"{d}/bad.tar.gz", "w:gz") as t:
     t.add(spec, "spec.txt")
 "#;
-    let status = Command::new(python())
+    let status = crate::common::command(python())
         .args(["-c", script])
         .arg(dir.path())
         .arg(&spec_path)
@@ -1123,4 +1120,237 @@ async fn patch_changes_display_name_and_tags() {
     )
     .await;
     assert_eq!(found["total_size"], json!(1), "{found}");
+}
+
+/// A spec the server accepts, written by hand (the page test needs no compiler).
+const MINI_SPEC: &str = "components:
+  comp-echo:
+    executorLabel: exec-echo
+deploymentSpec:
+  executors:
+    exec-echo:
+      container:
+        image: alpine:3.20
+        command: [echo, hi]
+pipelineInfo:
+  name: qa-page
+root:
+  dag:
+    tasks:
+      echo:
+        componentRef:
+          name: comp-echo
+        taskInfo:
+          name: echo
+schemaVersion: 2.1.0
+sdkVersion: kfp-2.17.0
+";
+
+/// With `--token`, a person opens the page once as `/?token=…`; a session cookie (not the token)
+/// then opens the page, never the API; names are escaped and the page runs no script.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_page_opens_in_a_browser_with_token_once_and_escapes_names() {
+    use reqwest::StatusCode;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = "tk_SERVEPAGESECRET12345";
+    let server = Server::start(&dir.path().join("r.db"), &["--token", token]);
+    let browser = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let form = reqwest::multipart::Form::new().part(
+        "uploadfile",
+        reqwest::multipart::Part::bytes(MINI_SPEC.as_bytes().to_vec()).file_name("p.yaml"),
+    );
+    let up = browser
+        .post(format!("{}/apis/v2beta1/pipelines/upload", server.url))
+        .query(&[
+            ("name", "<script>alert(1)</script>"),
+            ("display_name", "<img src=x onerror=alert(1)>"),
+        ])
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(up.status(), StatusCode::OK);
+
+    // No token: a page that says how to get in, without the token.
+    let resp = browser
+        .get(format!("{}/", server.url))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let html = resp.text().await.expect("body");
+    assert!(html.contains("?token=") && !html.contains(token), "{html}");
+    // A wrong token: refused.
+    let resp = browser
+        .get(format!("{}/?token=wrong", server.url))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    // The right one: a redirect that drops it from the address and sets a session cookie.
+    let resp = browser
+        .get(format!("{}/?token={token}", server.url))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()["location"], "/");
+    let cookie = resp.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains(token),
+        "the cookie is not the token: {cookie}"
+    );
+    let session = cookie.split(';').next().expect("name=value").to_string();
+    let port = server.url.rsplit(':').next().expect("port");
+    assert!(
+        session.starts_with(&format!("kfp_ci_serve_session_{port}=")),
+        "one cookie per server (browsers share cookies across ports): {session}"
+    );
+
+    let resp = browser
+        .get(format!("{}/", server.url))
+        .header("cookie", &session)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let csp = resp.headers()["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .to_string();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    let html = resp.text().await.expect("html");
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("<script") && !html.contains("<img"),
+        "{html}"
+    );
+
+    // The cookie opens the page, never the API: API auth stays bearer-only.
+    for path in ["/apis/v2beta1/pipelines", "/apis/v2beta1/healthz"] {
+        let resp = browser
+            .get(format!("{}{path}", server.url))
+            .header("cookie", &session)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
+    // A forged cookie is refused.
+    let resp = browser
+        .get(format!("{}/", server.url))
+        .header(
+            "cookie",
+            format!("{}=forged", session.split('=').next().expect("name")),
+        )
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// SIGTERM stops `kfp-ci serve` promptly and cleanly even while a client holds a connection with
+/// a request it never finishes (a browser tab, a stuck client).
+#[test]
+fn serve_stops_on_sigterm_despite_a_stuck_connection() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = crate::common::command(env!("CARGO_BIN_EXE_kfp-ci"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--db"])
+        .arg(dir.path().join("r.db"))
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let url = loop {
+        let line = lines.next().expect("serve output").expect("line");
+        if let Some(i) = line.find("listening on http://") {
+            break line[i + "listening on http://".len()..].trim().to_string();
+        }
+    };
+    let mut stuck = std::net::TcpStream::connect(&url).expect("connect");
+    stuck
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .expect("half a request");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = std::time::Duration::from_secs(15);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().expect("wait") {
+            break exit;
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            panic!("serve still running {deadline:?} after SIGTERM");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(rest.iter().any(|l| l.contains("shutting down")), "{rest:?}");
+    drop(stuck);
+}
+
+/// Log lines are plain text when stderr is not a terminal: no ANSI codes, not even in the
+/// `key=value` fields of `-v` request logs (a CI log or a file shows them as garbage).
+#[test]
+fn verbose_logs_to_a_pipe_carry_no_ansi_codes() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = crate::common::command(env!("CARGO_BIN_EXE_kfp-ci"))
+        .args(["-v", "serve", "--addr", "127.0.0.1:0", "--db"])
+        .arg(dir.path().join("r.db"))
+        .env_remove("NO_COLOR")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let mut reader = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut log = String::new();
+    let url = loop {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).expect("read") > 0, "{log}");
+        log.push_str(&line);
+        if let Some(i) = line.find("listening on http://") {
+            break line[i + "listening on http://".len()..].trim().to_string();
+        }
+    };
+    let mut conn = std::net::TcpStream::connect(&url).expect("connect");
+    conn.write_all(b"GET /apis/v2beta1/healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    reader.read_to_string(&mut log).expect("rest of the log");
+    child.wait().expect("wait");
+    assert!(log.contains("path=/apis/v2beta1/healthz"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "ANSI codes in a piped log: {log:?}"
+    );
 }

@@ -53,7 +53,7 @@ r = c.get_run(sys.argv[2])
 print(r.state, c.get_experiment(experiment_id=r.experiment_id).display_name)
 "#;
     let home = tempfile::tempdir().expect("home");
-    let out = std::process::Command::new(python())
+    let out = crate::common::command(python())
         .args(["-W", "ignore", "-c", script, url, run_id])
         .env("HOME", home.path())
         .env_remove("KF_PIPELINES_ENDPOINT")

@@ -1,11 +1,69 @@
 //! The universe a test runs in: a temp git repository with pipeline files, the `kfp-ci` binary,
 //! the test venv's Python with the pinned kfp, and `kfp-ci serve` on an ephemeral port.
+//!
+//! Every process a test starts (the binary, servers, Python) starts from a cleared environment:
+//! only [`INHERITED`] passes through, and HOME and the cache directory are temp directories. So a
+//! developer with `KFP_CI_SERVE_TOKEN`, `KF_PIPELINES_*`, `NTFY_*`, `CI`, `GITHUB_*`, a proxy or a
+//! global gitignore exported gets what CI gets (`hostile_environment::*` proves it).
 
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+/// The variables a child process inherits from the test's environment; everything else is
+/// cleared. Tests set what a run needs explicitly (`.env(…)`).
+pub const INHERITED: &[&str] = &[
+    // Programs run by name (`kill`, the venv's tools: scripts/test puts the venv first).
+    "PATH",
+    // The test venv's Python (scripts/test), for the rare child that is itself a test run.
+    "KFP_CI_TEST_PYTHON",
+    // Where this machine keeps temp files.
+    "TMPDIR",
+    // Debugging and coverage of the children (no effect on what they do).
+    "RUST_BACKTRACE",
+    "LLVM_PROFILE_FILE",
+];
+
+/// `program` with a cleared environment: [`INHERITED`] and an isolated HOME (`home`, with its
+/// cache directory below it), `NO_COLOR`. Every process a test starts goes through here.
+pub fn command_in_home(program: impl AsRef<OsStr>, home: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env_clear();
+    for key in INHERITED {
+        if let Some(value) = std::env::var_os(key) {
+            cmd.env(key, value);
+        }
+    }
+    cmd.env("HOME", home)
+        .env("XDG_CACHE_HOME", home.join(".cache"))
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// [`command_in_home`] with the HOME shared by the processes a test starts outside any
+/// [`TestContext`] (servers, the kfp client): a directory under cargo's test temp directory.
+pub fn command(program: impl AsRef<OsStr>) -> Command {
+    command_in_home(program, &shared_home())
+}
+
+/// An HTTP client for the test's own requests to its loopback servers: no proxy, whatever
+/// `HTTP_PROXY` the developer exported.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("HTTP client")
+}
+
+/// The HOME for processes outside a [`TestContext`]; created on first use.
+pub fn shared_home() -> PathBuf {
+    let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("home");
+    std::fs::create_dir_all(home.join(".cache")).expect("create the shared test HOME");
+    home
+}
 
 /// The workspace root (two levels above this crate).
 pub fn workspace_root() -> PathBuf {
@@ -31,6 +89,9 @@ pub fn python() -> PathBuf {
 
 pub struct TestContext {
     pub dir: tempfile::TempDir,
+    /// HOME (and below it the cache directory) of the processes this test starts: outside the
+    /// repository, so discovery never sees it.
+    pub home: tempfile::TempDir,
 }
 
 impl TestContext {
@@ -38,7 +99,17 @@ impl TestContext {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(dir.path().join(".git")).expect(".git");
-        TestContext { dir }
+        let home = tempfile::tempdir().expect("tempdir");
+        TestContext { dir, home }
+    }
+
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// `program` with this test's cleared environment and HOME (see [`command_in_home`]).
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        command_in_home(program, self.home())
     }
 
     pub fn root(&self) -> &Path {
@@ -66,34 +137,19 @@ impl TestContext {
         }
     }
 
-    /// `kfp-ci` in this repository, with the test Python, no colour, no progress, not in CI.
+    /// `kfp-ci` in this repository, with the test Python, no colour, no progress, not in CI
+    /// (a cleared environment: see [`command_in_home`]).
     pub fn cmd(&self) -> assert_cmd::Command {
         assert_cmd::Command::from_std(self.std_cmd())
     }
 
     /// [`TestContext::cmd`] as a `std::process::Command`, for tests that spawn and kill it.
     pub fn std_cmd(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kfp-ci"));
+        let mut cmd = self.command(env!("CARGO_BIN_EXE_kfp-ci"));
         cmd.current_dir(self.root())
             .env("KFP_CI_PYTHON", python())
-            .env("NO_COLOR", "1")
             .env("KFP_CI_NO_PROGRESS", "1")
-            .env("KFP_CI_TEST_NO_RETRY_DELAY", "1")
-            .env_remove("CI")
-            .env_remove("GITHUB_ACTIONS")
-            .env_remove("GITEA_ACTIONS")
-            .env_remove("FORGEJO_ACTIONS")
-            .env_remove("GITLAB_CI")
-            .env_remove("GITHUB_OUTPUT")
-            .env_remove("GITHUB_STEP_SUMMARY")
-            .env_remove("KF_PIPELINES_ENDPOINT")
-            .env_remove("KF_PIPELINES_NAMESPACE")
-            .env_remove("KF_PIPELINES_TOKEN")
-            .env_remove("KF_PIPELINES_SA_TOKEN_PATH")
-            .env_remove("KFP_CI_NTFY_URL")
-            .env_remove("NTFY_TOKEN")
-            .env_remove("RUST_LOG")
-            .env_remove("KFP_CI_LOG");
+            .env("KFP_CI_TEST_NO_RETRY_DELAY", "1");
         cmd
     }
 }
@@ -103,16 +159,18 @@ pub struct Server {
     pub url: String,
     child: Child,
     pub db: PathBuf,
+    /// The `--token` it was started with, for [`Server::advance_clock`].
+    token: Option<String>,
 }
 
 impl Server {
-    /// Start `kfp-ci serve --addr 127.0.0.1:0 --db <db> <extra args>` and wait until it listens.
+    /// Start `kfp-ci serve --addr 127.0.0.1:0 --test-clock --db <db> <extra args>` and wait
+    /// until it listens.
     pub fn start(db: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kfp-ci"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--db"])
+        let mut child = command(env!("CARGO_BIN_EXE_kfp-ci"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--test-clock", "--db"])
             .arg(db)
             .args(extra)
-            .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -130,11 +188,43 @@ impl Server {
         };
         // Keep draining stderr so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
+        let token = extra
+            .iter()
+            .position(|a| *a == "--token")
+            .and_then(|i| extra.get(i + 1))
+            .map(|t| t.to_string());
         Server {
             url,
             child,
             db: db.to_path_buf(),
+            token,
         }
+    }
+
+    /// Move the server's clock `secs` seconds forward (`--test-clock`): what a test needs instead
+    /// of sleeping into the next second of KFP's second-precision timestamps.
+    pub fn advance_clock(&self, secs: u32) {
+        use std::io::{Read, Write};
+        let addr = self.url.trim_start_matches("http://");
+        let auth = self
+            .token
+            .as_ref()
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let mut conn = std::net::TcpStream::connect(addr).expect("connect to kfp-ci serve");
+        write!(
+            conn,
+            "POST /_test/clock/advance?seconds={secs} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send the clock request");
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer)
+            .expect("read the clock answer");
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "advancing the clock of {} failed:\n{answer}",
+            self.url
+        );
     }
 }
 
