@@ -58,40 +58,6 @@ pub(crate) fn server_view(url: &str) -> std::collections::BTreeMap<String, Vec<S
         .collect()
 }
 
-/// Waits until the wall clock is past the second in which the newest version of every pipeline
-/// of the shared namespace was created, so that versions uploaded next are unambiguously newer.
-///
-/// KFP timestamps have second precision and the server stamps them from this machine's clock.
-/// Two versions with different specs in one second leave "the newest" undecided, and a later
-/// plan then deliberately uploads again (docs/deploy.md) instead of reporting `unchanged`: a
-/// scenario that expects `unchanged` after two quick deploys must put them in different seconds.
-/// Polls in steps of at most 100 ms (a second at most in all).
-pub(crate) fn wait_past_newest_second(url: &str) {
-    let list = api_get(url, "/apis/v2beta1/pipelines?page_size=200");
-    let newest = list["pipelines"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|p| {
-            let id = p["pipeline_id"].as_str()?;
-            let versions = api_get(
-                url,
-                &format!(
-                    "/apis/v2beta1/pipelines/{id}/versions?page_size=1&sort_by=created_at%20desc"
-                ),
-            );
-            let at = versions["pipeline_versions"][0]["created_at"].as_str()?;
-            let at: jiff::Timestamp = at.parse().expect("created_at is RFC 3339");
-            Some(at.as_second())
-        })
-        .max()
-        .expect("a version on the server");
-    while jiff::Timestamp::now().as_second() <= newest {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-}
-
 fn spawn_deploy(ctx: &TestContext, endpoint: &str, tag: &str) -> Child {
     ctx.std_cmd()
         .args(["deploy", "--endpoint", endpoint, "--version-tag", tag])
@@ -190,9 +156,6 @@ fn racing_runs_with_different_tags_leave_one_version_per_spec() {
         assert_eq!(view[name].len(), 1, "{name}: {view:#?}");
     }
     assert_converged(&reports, &view, &["create", "new_version"], &names);
-    // A deploy takes a few hundred ms: the second race could land in the first one's second,
-    // and the rerun below would then find the newest version undecided and upload again.
-    wait_past_newest_second(&server.url);
 
     // Both edited: each pipeline gets exactly one new version. The new versions must not share
     // the first ones' second (KFP timestamps have second precision; a tie leaves "the newest"
@@ -226,7 +189,7 @@ fn a_run_that_planned_before_a_concurrent_upload_uploads_nothing() {
     json_run(&ctx, "deploy", &server.url, &["--version-tag", "v0"], 0);
     // a1 must be unambiguously newer than v0: B's check before uploading trusts the newest only
     // when every version of its second holds B's spec, and would upload if v0 shared a1's second.
-    wait_past_newest_second(&server.url);
+    server.advance_clock(1);
     ctx.write(
         "hello_pipeline.py",
         &HELLO.replace("message: str = \"hello\"", "message: str = \"hi\""),

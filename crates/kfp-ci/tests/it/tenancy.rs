@@ -5,7 +5,7 @@
 
 use crate::common::{Server, TestContext};
 use crate::deploy::{HELLO, json, json_run, kfp_client_view};
-use crate::race::{api_get, versions_of, wait_past_newest_second};
+use crate::race::{api_get, versions_of};
 
 #[test]
 fn a_shared_deploy_never_touches_another_namespaces_pipeline() {
@@ -66,7 +66,7 @@ fn a_shared_deploy_never_touches_another_namespaces_pipeline() {
 
     // s2 must land in a later second than s1 (the deploys take a few hundred ms): in the same
     // second "the newest" is undecided and the s3 deploy below would upload again by design.
-    wait_past_newest_second(url);
+    server.advance_clock(1);
     // An edited spec without a namespace: a new version of the shared pipeline, nowhere else.
     ctx.write(
         "hello_pipeline.py",
