@@ -208,6 +208,9 @@ fn a_run_that_planned_before_a_concurrent_upload_uploads_nothing() {
         &["--no-cache", "--version-tag", "v0"],
         0,
     );
+    // a1 must be unambiguously newer than v0: B's check before uploading trusts the newest only
+    // when every version of its second holds B's spec, and would upload if v0 shared a1's second.
+    server.advance_clock(1);
     ctx.write(
         "hello_pipeline.py",
         &HELLO.replace("message: str = \"hello\"", "message: str = \"hi\""),

@@ -64,6 +64,9 @@ fn a_shared_deploy_never_touches_another_namespaces_pipeline() {
     );
     assert_eq!(found["namespace"], "team-b", "{found:#}");
 
+    // s2 must land in a later second than s1 (the deploys take a few hundred ms): in the same
+    // second "the newest" is undecided and the s3 deploy below would upload again by design.
+    server.advance_clock(1);
     // An edited spec without a namespace: a new version of the shared pipeline, nowhere else.
     ctx.write(
         "hello_pipeline.py",
