@@ -232,9 +232,14 @@ fn the_wheel_installs_and_deploys_with_the_python_next_to_it() {
         "{err}"
     );
     assert!(!err.contains("creating a virtualenv"), "{err}");
+    // The cache holds compiled specs (cache/compile) but no virtualenv (cache/venvs).
+    let venvs = files_below(&cache.join("venvs"));
+    assert!(venvs.is_empty(), "no cached virtualenv: {venvs:?}");
     assert!(
-        files_below(&cache).is_empty(),
-        "no cached virtualenv: {:?}",
+        files_below(&cache)
+            .iter()
+            .all(|p| p.starts_with(cache.join("compile"))),
+        "only compile cache entries: {:?}",
         files_below(&cache)
     );
     assert!(err.contains("6 created"), "{err}");
