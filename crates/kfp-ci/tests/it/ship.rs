@@ -434,6 +434,7 @@ fn the_action_is_composite_with_the_inputs_and_the_deploy_outputs() {
             "failed",
             "failed_names",
             "report",
+            "smoke_failed",
             "unchanged",
             "uploaded",
             "version_tag"
