@@ -68,6 +68,8 @@ fn promote_converges_and_is_idempotent() {
     };
     let deploy = |target: &str, tag: &str| deploy_paths(target, tag, &[]);
     deploy("dev", "v1");
+    // Versions are stamped to the second: v2 must be unambiguously the newest.
+    dev.advance_clock(1);
     ctx.write(FILE, VARIANT_B);
     deploy("dev", "v2");
     // prod already has hello at the same spec (another name): skipped, not re-uploaded.
@@ -137,8 +139,10 @@ fn promote_converges_and_is_idempotent() {
 
     // A name taken on prod by another spec: a suffixed name, never an overwrite.
     ctx.write(FILE, VARIANT_A);
+    prod.advance_clock(1);
     deploy_paths("prod", "v3", &["pipelines"]);
     ctx.write(FILE, &VARIANT_A.replace("s3://bucket/a", "s3://bucket/c"));
+    dev.advance_clock(1);
     deploy_paths("dev", "v3", &["pipelines"]);
     let report = promote(&ctx, &["review_demo_pipeline"]);
     assert_eq!(actions(&report).len(), 1);
