@@ -115,6 +115,15 @@ fn snake_case(key: &str) -> String {
 }
 
 /// `{id}` or `{id}:{action}` of the item routes (axum cannot match a suffix after a parameter).
+/// The id of a `/{id}` route; `/{id}:action` is not one (404, as the gateway answers).
+fn plain_id(rest: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    let rest = path_param(rest)?;
+    match split_action(&rest) {
+        (id, None) => Ok(id.to_string()),
+        (_, Some(_)) => Err(ApiError::not_found_route()),
+    }
+}
+
 fn split_action(rest: &str) -> (&str, Option<&str>) {
     match rest.split_once(':') {
         Some((id, action)) => (id, Some(action)),
@@ -202,12 +211,7 @@ pub async fn get_experiment(
     State(state): State<Arc<AppState>>,
     rest: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Experiment> {
-    let rest = path_param(rest)?;
-    let (id, action) = split_action(&rest);
-    if action.is_some() {
-        return Err(ApiError::not_found_route());
-    }
-    let id = id.to_string();
+    let id = plain_id(rest)?;
     Ok(Json(
         blocking(&state, move |s| s.read(|tx| experiment_or_404(tx, &id))).await?,
     ))
@@ -217,12 +221,7 @@ pub async fn delete_experiment(
     State(state): State<Arc<AppState>>,
     rest: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Value> {
-    let rest = path_param(rest)?;
-    let (id, action) = split_action(&rest);
-    if action.is_some() {
-        return Err(ApiError::not_found_route());
-    }
-    let id = id.to_string();
+    let id = plain_id(rest)?;
     blocking(&state, move |s| {
         s.write(|tx| {
             experiment_or_404(tx, &id)?;
@@ -477,12 +476,7 @@ pub async fn get_run(
     State(state): State<Arc<AppState>>,
     rest: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Run> {
-    let rest = path_param(rest)?;
-    let (id, action) = split_action(&rest);
-    if action.is_some() {
-        return Err(ApiError::not_found_route());
-    }
-    let id = id.to_string();
+    let id = plain_id(rest)?;
     Ok(Json(
         blocking(&state, move |s| s.read(|tx| run_or_404(tx, &id))).await?,
     ))
@@ -492,12 +486,7 @@ pub async fn delete_run(
     State(state): State<Arc<AppState>>,
     rest: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Value> {
-    let rest = path_param(rest)?;
-    let (id, action) = split_action(&rest);
-    if action.is_some() {
-        return Err(ApiError::not_found_route());
-    }
-    let id = id.to_string();
+    let id = plain_id(rest)?;
     blocking(&state, move |s| {
         s.write(|tx| {
             run_or_404(tx, &id)?;
@@ -716,12 +705,7 @@ pub async fn get_recurring_run(
     State(state): State<Arc<AppState>>,
     rest: Result<Path<String>, PathRejection>,
 ) -> ApiResult<RecurringRun> {
-    let rest = path_param(rest)?;
-    let (id, action) = split_action(&rest);
-    if action.is_some() {
-        return Err(ApiError::not_found_route());
-    }
-    let id = id.to_string();
+    let id = plain_id(rest)?;
     Ok(Json(
         blocking(&state, move |s| s.read(|tx| recurring_or_404(tx, &id))).await?,
     ))
@@ -731,12 +715,7 @@ pub async fn delete_recurring_run(
     State(state): State<Arc<AppState>>,
     rest: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Value> {
-    let rest = path_param(rest)?;
-    let (id, action) = split_action(&rest);
-    if action.is_some() {
-        return Err(ApiError::not_found_route());
-    }
-    let id = id.to_string();
+    let id = plain_id(rest)?;
     blocking(&state, move |s| {
         s.write(|tx| {
             recurring_or_404(tx, &id)?;
