@@ -339,7 +339,7 @@ pub struct PlanCmd {
     /// text, json, or markdown (the pull request comment's body, for any forge)
     #[arg(long, value_enum, default_value_t)]
     pub output: PlanOutput,
-    /// Exit 2 when something would change (Terraform's convention), 0 when nothing would
+    /// Exit 3 when something would change, 0 when nothing would (2 stays an error)
     #[arg(long)]
     pub detailed_exitcode: bool,
     /// Post the plan, the diff and the DAGs as one sticky pull request comment (GitHub, Gitea,

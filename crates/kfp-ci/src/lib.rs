@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod commands;
 pub mod logging;
+pub mod output;
 pub mod settings;
 pub mod status;
 
@@ -47,6 +48,7 @@ use crate::status::ExitStatus;
 pub fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     logging::init(&cli.global);
+    output::init(cli.global.quiet);
     // Secrets by convention are hidden from every output of every command, even from text that
     // only passes through (pipeline output, server answers).
     redact::register_env_secrets(&[]);
@@ -56,7 +58,7 @@ pub fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
+            output::always(&format!("error: cannot start the async runtime: {err}\n"));
             return ExitStatus::Error.into();
         }
     };

@@ -1,5 +1,5 @@
-//! Exit statuses: 0 success, 1 some pipelines failed, 2 usage, configuration or unexpected error;
-//! 130/143 a deploy stopped by SIGINT/SIGTERM.
+//! Exit statuses: 0 success, 1 some pipelines failed, 2 usage, configuration or unexpected error,
+//! 3 changes pending (`plan --detailed-exitcode` only); 130/143 a deploy stopped by SIGINT/SIGTERM.
 
 use std::process::ExitCode;
 
@@ -11,6 +11,9 @@ pub enum ExitStatus {
     Failure,
     /// Usage, configuration, an unreachable server, or an unexpected error.
     Error,
+    /// `plan --detailed-exitcode`: the plan worked and something would change. A code of its own,
+    /// so a script can tell "changes pending" from "the server is unreachable" (2).
+    ChangesPending,
     /// Stopped by a signal after writing the report: 128 + the signal number.
     Interrupted(crate::interrupt::Signal),
 }
@@ -21,6 +24,7 @@ impl From<ExitStatus> for ExitCode {
             ExitStatus::Success => ExitCode::from(0),
             ExitStatus::Failure => ExitCode::from(1),
             ExitStatus::Error => ExitCode::from(2),
+            ExitStatus::ChangesPending => ExitCode::from(3),
             ExitStatus::Interrupted(signal) => ExitCode::from(signal.exit_code()),
         }
     }
@@ -29,7 +33,7 @@ impl From<ExitStatus> for ExitCode {
 /// One line, `error: what: why: cause`, then the `hint: …` lines the messages carry; secrets
 /// redacted. A cause whose text the line already holds is not repeated.
 pub fn print_error(err: &anyhow::Error) {
-    eprint!("{}", render_error(err));
+    crate::output::always(&render_error(err));
 }
 
 /// The text [`print_error`] prints.

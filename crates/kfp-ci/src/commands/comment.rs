@@ -37,9 +37,9 @@ pub async fn run(cmd: PlanCmd, global: &GlobalArgs) -> Result<ExitStatus> {
         );
     }
     if cmd.output == PlanOutput::Markdown {
-        print!("{body}");
+        crate::output::data(&body)?;
     } else if cmd.output == PlanOutput::Json {
-        println!("{}", super::plan::report_json(&report)?);
+        crate::output::data_line(&super::plan::report_json(&report)?)?;
     }
     if cmd.comment {
         let env = |name: &str| std::env::var(name).ok();
@@ -58,7 +58,7 @@ pub async fn run(cmd: PlanCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     Ok(if report.has_failures() {
         ExitStatus::Failure
     } else if cmd.detailed_exitcode && report.has_changes() {
-        ExitStatus::Error
+        ExitStatus::ChangesPending
     } else {
         ExitStatus::Success
     })

@@ -37,8 +37,7 @@ pub async fn run(cmd: PlanCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     Ok(if report.has_failures() {
         ExitStatus::Failure
     } else if cmd.detailed_exitcode && report.has_changes() {
-        // Terraform's convention: 2 = changes present.
-        ExitStatus::Error
+        ExitStatus::ChangesPending
     } else {
         ExitStatus::Success
     })
@@ -358,15 +357,12 @@ pub(super) fn emit(
     report_file: Option<&std::path::Path>,
     table: bool,
 ) -> Result<()> {
-    if table && !global.quiet {
-        eprint!(
-            "{}",
-            crate::redact::redact(&report.render_table(global.verbose > 0))
-        );
+    if table {
+        crate::output::message(&report.render_table(global.verbose > 0));
     }
     let json = report_json(report)?;
     if output == OutputFormat::Json {
-        println!("{json}");
+        crate::output::data_line(&json).context("cannot write the report to stdout")?;
     }
     if let Some(path) = report_file {
         write_report_file(path, &json)?;

@@ -248,7 +248,7 @@ fn one_edited_pipeline_gets_exactly_one_new_version() {
         &HELLO.replace("message: str = \"hello\"", "message: str = \"bonjour\""),
     );
     // plan shows it, and --detailed-exitcode says something would change.
-    let out = json_run(&ctx, "plan", endpoint, &["--detailed-exitcode"], 2);
+    let out = json_run(&ctx, "plan", endpoint, &["--detailed-exitcode"], 3);
     let plan = json(&out);
     snapshot_settings(&ctx).bind(|| {
         insta::assert_snapshot!("plan_one_edited_stderr", text(&out.stderr));

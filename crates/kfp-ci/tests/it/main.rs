@@ -16,6 +16,7 @@ mod harness;
 mod incremental;
 mod interrupt;
 mod ntfy_server;
+mod output;
 mod promote;
 mod provenance;
 mod race;
