@@ -117,30 +117,22 @@ pub fn repeats(hash: &str, versions: &[PipelineVersion]) -> Option<String> {
         .map(label)
 }
 
-/// For each item that uploads a new version of an existing pipeline: "same as <older version>
-/// (a revert?)" when an older version already holds that spec. Same order as `items`; a listing
-/// that fails only loses the note.
-pub async fn revert_notes(client: &Client, items: &[PlanItem]) -> Vec<Option<String>> {
-    use futures_util::StreamExt;
-    futures_util::stream::iter(items)
-        .map(|item| async move {
-            let (Some(id), Some(spec), true) = (&item.pipeline_id, &item.spec, item.changes())
-            else {
-                return None;
-            };
-            match client.all_versions(id).await {
-                Ok(versions) => repeats(&spec.hash, &versions)
-                    .filter(|older| item.latest_version.as_deref() != Some(older.as_str()))
-                    .map(|older| format!("same as {older} (a revert?)")),
-                Err(e) => {
-                    tracing::debug!("{}: listing versions: {}", item.name, e.server_message());
-                    None
-                }
-            }
-        })
-        .buffered(crate::apply::LOOKUP_JOBS)
-        .collect()
-        .await
+/// For an item that uploads a new version of an existing pipeline: "same as <older version>
+/// (a revert?)" when an older version already holds that spec. A listing that fails only loses
+/// the note.
+pub async fn revert_note(client: &Client, item: &PlanItem) -> Option<String> {
+    let (Some(id), Some(spec), true) = (&item.pipeline_id, &item.spec, item.changes()) else {
+        return None;
+    };
+    match client.all_versions(id).await {
+        Ok(versions) => repeats(&spec.hash, &versions)
+            .filter(|older| item.latest_version.as_deref() != Some(older.as_str()))
+            .map(|older| format!("same as {older} (a revert?)")),
+        Err(e) => {
+            tracing::debug!("{}: listing versions: {}", item.name, e.server_message());
+            None
+        }
+    }
 }
 
 /// The history as a table.

@@ -1,7 +1,8 @@
 //! kfp-ci: ship Kubeflow Pipelines from git.
 //!
-//! The data path, one module each:
-//! discover → compile → plan → apply → report → notify.
+//! The data path, one module each (docs/architecture.md):
+//! discover → compile → lookup → plan → apply → report → ci/notify, sequenced by `prepare` and
+//! `deploy`; `session` connects to the target.
 //! `serve` (the local KFP API) lives in the `kfp-serve` crate; the wire format in `kfp-api`.
 
 pub mod cli;
@@ -14,13 +15,19 @@ pub mod status;
 // The data path.
 pub mod apply;
 pub mod compile;
+pub mod deploy;
 pub mod discover;
+pub mod lookup;
 pub mod notify;
 pub mod plan;
+pub mod prepare;
 pub mod pyenv;
+pub mod record;
 pub mod report;
+pub mod session;
 
 // Around it.
+pub mod changes;
 pub mod child_env;
 pub mod ci;
 pub mod client;
@@ -33,8 +40,10 @@ pub mod history;
 pub mod init;
 pub mod interrupt;
 pub mod pins;
+pub mod promote;
 pub mod redact;
 pub mod review;
+pub mod rollback;
 pub mod schedules;
 pub mod smoke;
 pub mod target;

@@ -11,10 +11,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::ci::{Outcome, action_label, first_line};
 use crate::cli::NotifyArgs;
 use crate::redact::{Secret, redact};
 use crate::report::{Action, Report, Status};
+use crate::report::{Outcome, action_label, first_line};
 use crate::settings::NotifyConfig;
 
 /// ntfy treats a body of 4096 bytes or more as an attachment; stay clearly below.
@@ -302,7 +302,7 @@ pub fn message(report: &Report, topic: &str) -> Message {
             c.compiled,
             c.uploaded(),
             c.created,
-            crate::ci::new_versions(c.updated),
+            crate::report::new_versions(c.updated),
             c.unchanged,
             c.failed
         );

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use kfp_api::spec::{canonical_json, parse_spec, server_form, spec_hash};
+use kfp_api::spec::{canonical_json, numbers_as_doubles, parse_spec, server_form, spec_hash};
 use kfp_api::wire::{Pipeline, PipelineVersion, limits};
 
 use crate::report::{Action, PipelineError};
@@ -16,6 +16,9 @@ use crate::report::{Action, PipelineError};
 #[derive(Debug, Clone, PartialEq)]
 pub struct LocalSpec {
     pub yaml: String,
+    /// The server form, numbers as doubles: what `canonical` is the text of. Parsed once, here;
+    /// the DAG drawing and the diffs read it.
+    pub value: serde_json::Value,
     pub canonical: String,
     pub hash: String,
     /// `pipelineInfo.name`.
@@ -44,6 +47,7 @@ impl LocalSpec {
         Ok(LocalSpec {
             canonical: canonical_json(&form),
             hash: spec_hash(&form),
+            value: numbers_as_doubles(form),
             pipeline_info_name: docs.pipeline_name().unwrap_or_default().to_string(),
             yaml,
         })
@@ -62,15 +66,12 @@ impl LocalSpec {
     /// Where this spec differs from a server version's: up to three dotted paths
     /// (`root.inputDefinitions.parameters.message.defaultValue`), for the plan's reason.
     pub fn differences(&self, version: &PipelineVersion) -> Vec<String> {
-        let (Ok(local), Some(remote)) = (
-            serde_json::from_str::<serde_json::Value>(&self.canonical),
-            version.pipeline_spec.as_ref(),
-        ) else {
+        let Some(remote) = version.pipeline_spec.as_ref() else {
             return Vec::new();
         };
-        let remote = kfp_api::spec::numbers_as_doubles(remote.clone());
+        let remote = numbers_as_doubles(remote.clone());
         let mut paths = Vec::new();
-        diff_paths(&local, &remote, &mut String::new(), &mut paths, 0);
+        diff_paths(&self.value, &remote, &mut String::new(), &mut paths, 0);
         let more = paths.len().saturating_sub(MAX_DIFF_PATHS);
         paths.truncate(MAX_DIFF_PATHS);
         if more > 0 {
@@ -209,7 +210,7 @@ impl PlanItem {
 }
 
 /// Names used by more than one file: each such pipeline is an error (which file would win?).
-pub fn duplicate_names(locals: &[LocalPipeline]) -> BTreeMap<String, Vec<String>> {
+pub fn duplicate_names(locals: &[&LocalPipeline]) -> BTreeMap<String, Vec<String>> {
     let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for l in locals {
         by_name
@@ -221,16 +222,13 @@ pub fn duplicate_names(locals: &[LocalPipeline]) -> BTreeMap<String, Vec<String>
     by_name
 }
 
-/// The plan: one item per local pipeline, in the same order. `remotes[i]` belongs to `locals[i]`.
-pub fn plan(locals: Vec<LocalPipeline>, remotes: Vec<RemoteState>, force: bool) -> Vec<PlanItem> {
+/// The plan: one item per local pipeline with what the server holds for it (`lookup`), in the
+/// same order.
+pub fn plan(looked_up: Vec<(LocalPipeline, RemoteState)>, force: bool) -> Vec<PlanItem> {
+    let locals: Vec<&LocalPipeline> = looked_up.iter().map(|(local, _)| local).collect();
     let duplicates = duplicate_names(&locals);
-    locals
+    looked_up
         .into_iter()
-        .zip(
-            remotes
-                .into_iter()
-                .chain(std::iter::repeat(RemoteState::Unknown)),
-        )
         .map(|(local, remote)| plan_one(local, remote, force, &duplicates))
         .collect()
 }
@@ -388,6 +386,40 @@ mod tests {
     use serde_json::json;
 
     const SPEC: &str = "# PIPELINE DEFINITION\n# Name: hello\ncomponents: {}\npipelineInfo:\n  name: hello\nroot:\n  dag:\n    tasks: {}\nschemaVersion: 2.1.0\nsdkVersion: kfp-2.17.0\ndeploymentSpec:\n  executors:\n    e:\n      container:\n        resources:\n          cpuLimit: 1\n          memoryLimit: 0.5\n";
+
+    /// The plan of `locals[i]` with `remotes[i]` (the lookup's pairs, written as two lists).
+    fn plan(locals: Vec<LocalPipeline>, remotes: Vec<RemoteState>, force: bool) -> Vec<PlanItem> {
+        assert_eq!(locals.len(), remotes.len(), "one server state per pipeline");
+        super::plan(locals.into_iter().zip(remotes).collect(), force)
+    }
+
+    #[test]
+    fn each_pipeline_is_planned_against_its_own_server_state() {
+        let edited = SPEC.replace("cpuLimit: 1", "cpuLimit: 2");
+        let looked_up = vec![
+            (local("changed", &edited), present(Some(server_copy(SPEC)))),
+            (local("new", SPEC), RemoteState::Absent),
+            (local("same", SPEC), present(Some(server_copy(SPEC)))),
+        ];
+        let items = super::plan(looked_up.clone(), false);
+        let got: Vec<(&str, Action)> = items.iter().map(|i| (i.name.as_str(), i.action)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("changed", Action::NewVersion),
+                ("new", Action::Create),
+                ("same", Action::Unchanged)
+            ]
+        );
+        // Pure: the same input gives the same plan, in any order of the pairs.
+        let mut reversed = looked_up;
+        reversed.reverse();
+        let again = super::plan(reversed, false);
+        for item in &items {
+            let twin = again.iter().find(|i| i.name == item.name).expect("planned");
+            assert_eq!((twin.action, &twin.reason), (item.action, &item.reason));
+        }
+    }
 
     fn local(name: &str, yaml: &str) -> LocalPipeline {
         LocalPipeline {

@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::apply::DESCRIPTION_MARKER;
 use crate::client::{ApiError, Client};
 use crate::plan::{LocalPipeline, PlanItem};
+use crate::session::Session;
 
 /// Every pipeline in `namespace` (every page).
 pub async fn all_pipelines(client: &Client, namespace: &str) -> Result<Vec<Pipeline>, ApiError> {
@@ -281,6 +282,87 @@ pub fn render_prune(items: &[PruneItem]) -> String {
         out.push_str(&format!("prune: {verb} {} ({})\n", i.name, i.reason));
     }
     out
+}
+
+/// `deploy --preview NAME`: each created or changed item is replaced by its preview pipeline's
+/// plan (create, new version, or unchanged when the preview already holds the spec); unchanged
+/// and failed items stay as they are, so apply leaves the production pipelines alone.
+pub async fn preview_items(
+    session: &Session,
+    items: Vec<PlanItem>,
+    preview: &str,
+) -> anyhow::Result<Vec<PlanItem>> {
+    let kubernetes = session.kubernetes_store();
+    let locals = preview_locals(&items, preview, kubernetes);
+    let looked_up = crate::lookup::server_state(
+        &session.client,
+        locals,
+        &session.target.namespace,
+        session.health.multi_user,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("looking up the preview pipelines: {}", e.server_message()))?;
+    let mut previews: BTreeMap<String, PlanItem> = crate::plan::plan(looked_up, false)
+        .into_iter()
+        .map(|p| (p.name.clone(), p))
+        .collect();
+    Ok(items
+        .into_iter()
+        .map(|item| {
+            if item.changes() {
+                previews
+                    .remove(&preview_pipeline_name(&item.name, preview, kubernetes))
+                    .unwrap_or(item)
+            } else {
+                item
+            }
+        })
+        .collect())
+}
+
+/// `deploy --prune`, planning half: kfp-ci's pipelines whose files are gone. A failed listing
+/// (pipelines or recurring runs) prunes nothing and says why.
+pub async fn plan_prune(
+    session: &Session,
+    deployed: &[PlanItem],
+    root: &Path,
+) -> Result<Vec<PruneItem>, String> {
+    let ns = &session.target.namespace;
+    let pipelines = all_pipelines(&session.client, ns).await.map_err(|e| {
+        format!(
+            "--prune: listing the pipelines failed, nothing pruned: {}",
+            e.server_message()
+        )
+    })?;
+    let in_use = recurring_runs(&session.client, ns).await.map_err(|e| {
+        format!(
+            "--prune: listing the recurring runs failed, nothing pruned: {}",
+            e.server_message()
+        )
+    })?;
+    let deployed: BTreeSet<String> = deployed.iter().map(|i| i.name.clone()).collect();
+    Ok(prune_plan(&pipelines, root, &deployed, &in_use))
+}
+
+/// `deploy --prune`, applying half: delete the planned pipelines with their versions.
+pub async fn apply_prune(client: &Client, items: &mut [PruneItem]) {
+    for item in items.iter_mut().filter(|i| i.action == "delete") {
+        let p = Pipeline {
+            pipeline_id: item.pipeline_id.clone(),
+            name: item.name.clone(),
+            ..Default::default()
+        };
+        match delete_with_versions(client, &p).await {
+            Ok(n) => {
+                item.action = "deleted".into();
+                item.reason = format!("{} ({n} version(s))", item.reason);
+            }
+            Err(e) => {
+                item.action = "failed".into();
+                item.reason = format!("{}: {}", item.reason, e.server_message());
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -276,7 +276,7 @@ fn build_report(run: &CompileRun, command: &str, started_at: jiff::Timestamp) ->
     Report {
         schema: REPORT_SCHEMA,
         kfp_ci_version: env!("CARGO_PKG_VERSION").to_string(),
-        command: command.to_string(),
+        command: command.into(),
         kfp_version: (!run.kfp_version.is_empty()).then(|| run.kfp_version.clone()),
         counts: Counts {
             discovered: run.discovered,

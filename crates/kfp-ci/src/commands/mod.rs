@@ -1,7 +1,8 @@
-//! One function per command: typed arguments in, an exit status out.
+//! One function per command: typed arguments in, one call of a stage or workflow module, an exit
+//! status out. No command module imports another; the shared steps live in the stage modules
+//! (`session`, `prepare`, `deploy`, `report`, …; docs/architecture.md).
 
 mod cache;
-mod check;
 mod cleanup;
 mod comment;
 mod compile;
@@ -27,7 +28,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     let global = cli.global;
     match cli.command {
         Command::Compile(cmd) => compile::run(cmd, &global).await,
-        Command::Check(cmd) => check::run(cmd, &global).await,
+        // `check` is `compile` that writes nothing (laptops, pre-commit).
+        Command::Check(cmd) if cmd.print_inputs || cmd.verify_workflow => {
+            inputs::run(&cmd, &global).await
+        }
+        Command::Check(cmd) => compile::run_compile(&cmd.compile, None, cmd.output, &global).await,
+        Command::Plan(cmd) if cmd.comment || cmd.output == crate::cli::PlanOutput::Markdown => {
+            comment::run(cmd, &global).await
+        }
         Command::Plan(cmd) => plan::run(cmd, &global).await,
         Command::Deploy(cmd) => deploy::run(*cmd, &global).await,
         Command::Serve(cmd) => serve::run(cmd, &global).await,

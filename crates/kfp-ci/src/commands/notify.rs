@@ -62,7 +62,7 @@ pub async fn run(cmd: NotifyCmd, global: &GlobalArgs) -> Result<ExitStatus> {
             Report {
                 schema: REPORT_SCHEMA,
                 kfp_ci_version: env!("CARGO_PKG_VERSION").to_string(),
-                command: "deploy".to_string(),
+                command: crate::report::Command::Deploy,
                 errors: vec![why],
                 ..Report::default()
             }
@@ -135,7 +135,7 @@ fn parse_report(text: &str) -> std::result::Result<Report, String> {
 /// A job that failed after its report still failed: say so when the report looks fine.
 fn report_vs_job(report: &Report, job_status: Option<&str>) -> Option<String> {
     let failed_job = matches!(job_status, Some("failure" | "cancelled"));
-    if failed_job && ci::Outcome::of(report) != ci::Outcome::Failure {
+    if failed_job && crate::report::Outcome::of(report) != crate::report::Outcome::Failure {
         let status = job_status.unwrap_or("failure");
         let verb = if status == "cancelled" {
             "was cancelled"

@@ -48,7 +48,7 @@ pub async fn run(cmd: RenderCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     let tag = match &cmd.version_tag {
         Some(tag) if !tag.trim().is_empty() => tag.trim().to_string(),
         Some(_) => bail!("--version-tag is empty"),
-        None => super::deploy::default_version_tag(),
+        None => crate::apply::default_version_tag(),
     };
     let namespace = cmd.namespace.clone().filter(|n| !n.trim().is_empty());
 

@@ -455,7 +455,7 @@ async fn start_worker(
 
 fn error(kind: &str, message: &str, detail: &str) -> PipelineError {
     PipelineError {
-        kind: kind.to_string(),
+        kind: kind.into(),
         message: message.to_string(),
         detail: detail.to_string(),
     }

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kfp_ci::ci::{CiInfo, Destinations, publish_to};
+use kfp_ci::ci::CiInfo;
 use kfp_ci::report::{Action, Counts, PipelineError, PipelineReport, Report, Status, TargetInfo};
+use kfp_ci::report::{Destinations, publish_to};
 
 use crate::common::TestContext;
 use crate::ntfy_server::{Auth, NtfyServer, Scripted, closed_port_url};
@@ -943,7 +944,7 @@ fn init_github_forgejo_gitlab_validate() {
     let g = yaml(&ctx.root().join(".gitlab-ci.yml"));
     assert_eq!(
         g["compile-and-upload"]["artifacts"]["reports"]["dotenv"],
-        kfp_ci::ci::DEFAULT_DOTENV
+        kfp_ci::report::DEFAULT_DOTENV
     );
     assert_eq!(g["compile-and-upload"]["artifacts"]["when"], "always");
     assert_eq!(
@@ -1385,7 +1386,7 @@ fn deploy_in_gitlab_writes_the_dotenv_report() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     // The default dotenv file, as `artifacts: reports: dotenv: kfp-ci.env` expects it.
     let dotenv =
-        std::fs::read_to_string(ctx.root().join(kfp_ci::ci::DEFAULT_DOTENV)).expect("dotenv");
+        std::fs::read_to_string(ctx.root().join(kfp_ci::report::DEFAULT_DOTENV)).expect("dotenv");
     let vars: BTreeMap<&str, &str> = dotenv
         .lines()
         .map(|l| l.split_once('=').expect("KEY=value"))

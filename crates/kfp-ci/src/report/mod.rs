@@ -3,6 +3,17 @@
 
 use serde::{Deserialize, Serialize};
 
+mod emit;
+mod outputs;
+mod publish;
+mod summary;
+mod table;
+
+pub use emit::{check_report_file, emit, report_json};
+pub use outputs::{dotenv, github_output};
+pub use publish::{DEFAULT_DOTENV, Destinations, publish, publish_to};
+pub use summary::{Outcome, action_label, first_line, new_versions, step_summary};
+
 /// Bumped when a field changes meaning or goes away (adding fields does not bump it).
 pub const REPORT_SCHEMA: u32 = 1;
 
@@ -12,8 +23,8 @@ pub struct Report {
     pub schema: u32,
     /// kfp-ci's own version.
     pub kfp_ci_version: String,
-    /// `compile`, `check`, `plan` or `deploy`.
-    pub command: String,
+    /// `compile`, `check`, `plan`, `deploy`, `diff` or `promote`.
+    pub command: Command,
     /// The version name given to every uploaded version in this run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version_tag: Option<String>,
@@ -150,12 +161,173 @@ pub struct PipelineReport {
 pub struct PipelineError {
     /// `syntax`, `import`, `no_pipeline`, `several_pipelines`, `compile`, `timeout`, `crash`,
     /// `duplicate_name`, `plan`, `upload`, …
-    pub kind: String,
+    pub kind: ErrorKind,
     /// One line, suitable for a table or a notification.
     pub message: String,
     /// Longer detail (traceback tail, server body), shown with -v.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub detail: String,
+}
+
+/// The command a report is from; in JSON its name (`"deploy"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Command {
+    Compile,
+    Check,
+    Plan,
+    Deploy,
+    Diff,
+    Promote,
+    /// Not set, or a name this release does not know (a report from another version).
+    #[default]
+    Unknown,
+}
+
+impl Command {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Compile => "compile",
+            Command::Check => "check",
+            Command::Plan => "plan",
+            Command::Deploy => "deploy",
+            Command::Diff => "diff",
+            Command::Promote => "promote",
+            Command::Unknown => "",
+        }
+    }
+}
+
+impl From<&str> for Command {
+    fn from(name: &str) -> Command {
+        [
+            Command::Compile,
+            Command::Check,
+            Command::Plan,
+            Command::Deploy,
+            Command::Diff,
+            Command::Promote,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == name)
+        .unwrap_or(Command::Unknown)
+    }
+}
+
+impl Serialize for Command {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Command {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Command, D::Error> {
+        Ok(Command::from(String::deserialize(d)?.as_str()))
+    }
+}
+
+/// What kind of failure a [`PipelineError`] is; in JSON its snake_case name. The compile worker
+/// names its own kinds: one this release does not know is kept as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorKind {
+    Syntax,
+    Import,
+    NoPipeline,
+    SeveralPipelines,
+    Compile,
+    Timeout,
+    Crash,
+    DuplicateName,
+    /// The compiled spec is one the server would reject.
+    InvalidSpec,
+    /// A lookup failed, or the server state is unknown.
+    Plan,
+    Upload,
+    /// `compile` could not write the output file.
+    Write,
+    Promote,
+    Other(String),
+}
+
+const ERROR_KINDS: [ErrorKind; 13] = [
+    ErrorKind::Syntax,
+    ErrorKind::Import,
+    ErrorKind::NoPipeline,
+    ErrorKind::SeveralPipelines,
+    ErrorKind::Compile,
+    ErrorKind::Timeout,
+    ErrorKind::Crash,
+    ErrorKind::DuplicateName,
+    ErrorKind::InvalidSpec,
+    ErrorKind::Plan,
+    ErrorKind::Upload,
+    ErrorKind::Write,
+    ErrorKind::Promote,
+];
+
+impl ErrorKind {
+    pub fn as_str(&self) -> &str {
+        match self {
+            ErrorKind::Syntax => "syntax",
+            ErrorKind::Import => "import",
+            ErrorKind::NoPipeline => "no_pipeline",
+            ErrorKind::SeveralPipelines => "several_pipelines",
+            ErrorKind::Compile => "compile",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Crash => "crash",
+            ErrorKind::DuplicateName => "duplicate_name",
+            ErrorKind::InvalidSpec => "invalid_spec",
+            ErrorKind::Plan => "plan",
+            ErrorKind::Upload => "upload",
+            ErrorKind::Write => "write",
+            ErrorKind::Promote => "promote",
+            ErrorKind::Other(name) => name,
+        }
+    }
+}
+
+impl Default for ErrorKind {
+    fn default() -> ErrorKind {
+        ErrorKind::Other(String::new())
+    }
+}
+
+impl From<&str> for ErrorKind {
+    fn from(name: &str) -> ErrorKind {
+        ERROR_KINDS
+            .into_iter()
+            .find(|k| k.as_str() == name)
+            .unwrap_or_else(|| ErrorKind::Other(name.to_string()))
+    }
+}
+
+impl From<String> for ErrorKind {
+    fn from(name: String) -> ErrorKind {
+        ErrorKind::from(name.as_str())
+    }
+}
+
+impl PartialEq<&str> for ErrorKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ErrorKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ErrorKind, D::Error> {
+        Ok(ErrorKind::from(String::deserialize(d)?))
+    }
 }
 
 impl Action {
@@ -184,11 +356,11 @@ impl Status {
 
 impl Report {
     /// A fresh report for `command`, started now.
-    pub fn new(command: &str) -> Report {
+    pub fn new(command: Command) -> Report {
         Report {
             schema: REPORT_SCHEMA,
             kfp_ci_version: env!("CARGO_PKG_VERSION").to_string(),
-            command: command.to_string(),
+            command,
             started_at: jiff::Timestamp::now()
                 .round(jiff::Unit::Second)
                 .unwrap_or_else(|_| jiff::Timestamp::now())
@@ -219,12 +391,38 @@ impl Report {
         self.counts = c;
     }
 
+    /// Links to the KFP UI for pipelines with an id, when `ui_url` is configured.
+    pub fn link_pipelines(&mut self, ui_url: Option<&str>) {
+        let Some(ui) = ui_url else { return };
+        for p in &mut self.pipelines {
+            if let Some(id) = &p.pipeline_id {
+                p.url = Some(match &p.version_id {
+                    Some(v) => format!("{ui}/#/pipelines/details/{id}/version/{v}"),
+                    None => format!("{ui}/#/pipelines/details/{id}"),
+                });
+            }
+        }
+    }
+
     /// Did any pipeline fail (or a run-level error occur)?
     pub fn has_failures(&self) -> bool {
         self.counts.failed > 0
             || !self.errors.is_empty()
             || self.schedules.iter().any(|s| s.failed())
             || self.smoke.iter().any(|s| s.failed())
+    }
+
+    /// The exit status of a plan: 1 when something failed; with `--detailed-exitcode`, 3 when
+    /// something would change.
+    pub fn plan_status(&self, detailed_exitcode: bool) -> crate::status::ExitStatus {
+        use crate::status::ExitStatus;
+        if self.has_failures() {
+            ExitStatus::Failure
+        } else if detailed_exitcode && self.has_changes() {
+            ExitStatus::ChangesPending
+        } else {
+            ExitStatus::Success
+        }
     }
 
     /// Would (or did) anything change on the server?
@@ -235,118 +433,5 @@ impl Report {
     /// Pretty JSON (what `--output json` prints and `--report-file` writes).
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|_| "{}".into())
-    }
-
-    /// The human table and summary for stderr.
-    pub fn render_table(&self, verbose: bool) -> String {
-        let applied = self.command == "deploy" && !self.dry_run;
-        let mut rows: Vec<Vec<String>> = vec![
-            if applied {
-                vec!["PIPELINE", "ACTION", "STATUS", "VERSION", "REASON"]
-            } else {
-                vec!["PIPELINE", "ACTION", "REASON"]
-            }
-            .into_iter()
-            .map(String::from)
-            .collect(),
-        ];
-        for p in &self.pipelines {
-            let reason = match &p.error {
-                Some(e) if p.reason.is_empty() || p.status == Status::Failed => e.message.clone(),
-                _ => p.reason.clone(),
-            };
-            let reason = reason.lines().next().unwrap_or_default().to_string();
-            if applied {
-                rows.push(vec![
-                    p.name.clone(),
-                    p.action.label().into(),
-                    p.status.label().into(),
-                    p.version_name.clone().unwrap_or_else(|| "-".into()),
-                    reason,
-                ]);
-            } else {
-                rows.push(vec![p.name.clone(), p.action.label().into(), reason]);
-            }
-        }
-        let mut out = String::new();
-        let cols = rows[0].len();
-        let widths: Vec<usize> = (0..cols)
-            .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-            .collect();
-        if self.pipelines.is_empty() {
-            out.push_str("no pipelines found\n");
-        } else {
-            for row in &rows {
-                let mut line = String::new();
-                for (i, cell) in row.iter().enumerate() {
-                    if i + 1 == cols {
-                        line.push_str(cell);
-                    } else {
-                        line.push_str(&format!("{cell:<width$}  ", width = widths[i]));
-                    }
-                }
-                out.push_str(line.trim_end());
-                out.push('\n');
-            }
-        }
-        let failures: Vec<&PipelineReport> = self
-            .pipelines
-            .iter()
-            .filter(|p| {
-                p.error.is_some() && (p.status == Status::Failed || p.action == Action::Error)
-            })
-            .collect();
-        if !failures.is_empty() {
-            out.push_str("\nfailures:\n");
-            for p in failures {
-                if let Some(e) = &p.error {
-                    out.push_str(&format!(
-                        "  {} ({}): [{}] {}\n",
-                        p.name, p.file, e.kind, e.message
-                    ));
-                    if verbose && !e.detail.is_empty() {
-                        for line in e.detail.lines() {
-                            out.push_str(&format!("    {line}\n"));
-                        }
-                    } else if let Some(hint) = e.detail.lines().find(|l| l.starts_with("hint: ")) {
-                        out.push_str(&format!("    {hint}\n"));
-                    }
-                }
-            }
-        }
-        out.push_str(&crate::schedules::render(&self.schedules, applied));
-        out.push_str(&crate::smoke::render(&self.smoke));
-        for e in &self.errors {
-            out.push_str(&format!("error: {e}\n"));
-        }
-        let c = &self.counts;
-        let verb = if applied { "" } else { "would be " };
-        out.push_str(&format!(
-            "\n{}: {} discovered, {} compiled; {} {verb}created, {} {verb}updated, {} unchanged, {} failed",
-            if applied { "deploy" } else { "plan" },
-            c.discovered,
-            c.compiled,
-            c.created,
-            c.updated,
-            c.unchanged,
-            c.failed
-        ));
-        if let Some(tag) = &self.version_tag
-            && c.uploaded() > 0
-        {
-            out.push_str(&format!(" (version {tag})"));
-        }
-        out.push('\n');
-        if applied {
-            for p in &self.pipelines {
-                if let Some(url) = &p.url
-                    && matches!(p.action, Action::Create | Action::NewVersion)
-                    && p.status == Status::Done
-                {
-                    out.push_str(&format!("  {}: {url}\n", p.name));
-                }
-            }
-        }
-        out
     }
 }

@@ -1,0 +1,145 @@
+//! Rollback: KFP runs the newest version by default and versions are immutable, so a rollback
+//! uploads the chosen version's exact spec as a new newest version, tagged
+//! `rollback-of=<version>` (described so where the server keeps no tags). Promote uploads the
+//! specs another target serves the same way ([`spec_upload_text`]).
+
+use std::collections::BTreeMap;
+
+use anyhow::{Result, anyhow, bail};
+use kfp_api::spec::spec_hash;
+use kfp_api::wire::PipelineVersion;
+use serde_json::Value;
+
+use crate::apply::MANAGED_BY_TAG;
+use crate::client::UploadMeta;
+use crate::history;
+use crate::plan::LocalSpec;
+use crate::session::Session;
+
+/// The version named `to`, else the newest version deployed from a git sha starting with `to`
+/// (7 hex digits at least).
+pub fn choose<'v>(versions: &'v [PipelineVersion], to: &str) -> Option<&'v PipelineVersion> {
+    if let Some(v) = versions.iter().find(|v| v.name == to) {
+        return Some(v);
+    }
+    let sha = to.to_ascii_lowercase();
+    if sha.len() < 7 || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    versions
+        .iter()
+        .find(|v| history::git_sha(v).is_some_and(|s| s.to_ascii_lowercase().starts_with(&sha)))
+}
+
+/// A stored spec (the server's `pipeline_spec`) as an upload: one YAML document (JSON is YAML),
+/// two when it carries a platform spec.
+pub fn spec_upload_text(spec: &Value) -> String {
+    match (spec.get("pipeline_spec"), spec.get("platform_spec")) {
+        (Some(p), Some(platform)) => format!("{p}\n---\n{platform}\n"),
+        _ => format!("{spec}\n"),
+    }
+}
+
+/// Upload `spec` exactly as a new version of `pipeline_id` named `tag` (or a suffixed name when
+/// taken), with kfp-ci's tags plus `extra_tags` where the server keeps tags. Checks first that
+/// the upload parses back to the same canonical spec.
+pub async fn upload_spec(
+    session: &Session,
+    pipeline_id: &str,
+    spec: &Value,
+    tag: &str,
+    description: &str,
+    extra_tags: BTreeMap<String, String>,
+    code_source_url: &str,
+) -> Result<PipelineVersion> {
+    let text = spec_upload_text(spec);
+    let local = LocalSpec::from_yaml(text.clone()).map_err(|e| anyhow!("{}", e.message))?;
+    if local.hash != spec_hash(spec) {
+        bail!("the stored spec does not survive a round trip through YAML; nothing uploaded");
+    }
+    let tags_ok = session.sends_tags();
+    let mut tags = BTreeMap::new();
+    if tags_ok {
+        tags.insert(MANAGED_BY_TAG.0.to_string(), MANAGED_BY_TAG.1.to_string());
+        tags.insert("spec-hash".to_string(), local.hash.clone());
+        for (k, v) in extra_tags {
+            tags.insert(k, short(&v, kfp_api::wire::limits::MAX_TAG_LEN));
+        }
+    }
+    let mut last = None;
+    for name in crate::apply::version_names(tag, None) {
+        let meta = UploadMeta {
+            name: name.clone(),
+            display_name: name.clone(),
+            description: description.to_string(),
+            tags: tags.clone(),
+            code_source_url: code_source_url.to_string(),
+        };
+        match session
+            .client
+            .upload_version(pipeline_id, &meta, &text)
+            .await
+        {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_conflict() => {
+                // Taken: by our own upload whose answer was lost (same spec), or by another.
+                if let Ok(Some(v)) = session.client.version_by_name(pipeline_id, &name).await
+                    && v.pipeline_spec.as_ref().map(spec_hash).as_deref() == Some(&local.hash)
+                {
+                    return Ok(v);
+                }
+                last = Some(e);
+            }
+            Err(e) => {
+                return Err(anyhow!(
+                    "uploading version {name} to {}: {}",
+                    session.label,
+                    e.server_message()
+                ));
+            }
+        }
+    }
+    Err(anyhow!(
+        "every version name from `{tag}` is taken at {}: {}; pass another --version-tag",
+        session.label,
+        last.map(|e| e.server_message()).unwrap_or_default()
+    ))
+}
+
+fn short(v: &str, max: usize) -> String {
+    let mut end = v.len().min(max);
+    while !v.is_char_boundary(end) {
+        end -= 1;
+    }
+    v[..end].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn choose_by_name_then_sha_prefix() {
+        let v = |name: &str, sha: &str| PipelineVersion {
+            name: name.into(),
+            tags: [("git-sha".to_string(), sha.to_string())].into(),
+            ..PipelineVersion::default()
+        };
+        let versions = vec![
+            v("v3", "cccccccc11"),
+            v("v2", "bbbbbbbb22"),
+            v("abcdef0", "aaaaaaa"),
+        ];
+        assert_eq!(choose(&versions, "v2").map(|v| v.name.as_str()), Some("v2"));
+        assert_eq!(
+            choose(&versions, "BBBBBBBB").map(|v| v.name.as_str()),
+            Some("v2")
+        );
+        assert_eq!(
+            choose(&versions, "abcdef0").map(|v| v.name.as_str()),
+            Some("abcdef0")
+        );
+        assert!(choose(&versions, "bbb").is_none(), "too short for a sha");
+        assert!(choose(&versions, "v9").is_none());
+    }
+}
