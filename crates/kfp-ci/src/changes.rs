@@ -10,8 +10,9 @@ use serde_json::Value;
 
 use crate::diff::{self, Change, changed_tasks, md_escape};
 use crate::forge::MARKER;
-use crate::prepare::Prepared;
+use crate::plan::PlanItem;
 use crate::report::{Action, Report};
+use crate::session::Session;
 
 /// GitHub refuses comments over 65536 characters; stay well below.
 const MAX_BODY: usize = 60_000;
@@ -35,9 +36,13 @@ pub struct PipelineDiff {
 }
 
 /// The diff of every planned pipeline against its server version.
-pub async fn collect(prepared: &Prepared, against: Option<&str>) -> Vec<PipelineDiff> {
+pub async fn collect(
+    session: &Session,
+    items: &[PlanItem],
+    against: Option<&str>,
+) -> Vec<PipelineDiff> {
     let mut out = Vec::new();
-    for item in &prepared.items {
+    for item in items {
         let mut d = PipelineDiff {
             name: item.name.clone(),
             file: item.file.clone(),
@@ -58,14 +63,12 @@ pub async fn collect(prepared: &Prepared, against: Option<&str>) -> Vec<Pipeline
             continue;
         };
         let version = match against {
-            Some(name) => prepared
-                .session
+            Some(name) => session
                 .client
                 .version_by_name(pipeline_id, name)
                 .await
                 .map(|v| v.ok_or_else(|| format!("pipeline {} has no version named {name:?} (--against); `kfp-ci history {}` lists them", item.name, item.name))),
-            None => prepared
-                .session
+            None => session
                 .client
                 .latest_versions(pipeline_id)
                 .await

@@ -2,7 +2,7 @@
 //!
 //! [`detect`] reads the environment the CI gives a job and says which platform this is, which
 //! commit, and where the run's page is. Writing a report where the platform picks it up (job
-//! outputs, dotenv, step summary) is the report's part: `crate::report::publish`. Facts behind
+//! outputs, dotenv, step summary) is the report's part (`report/publish.rs`). Facts behind
 //! the choices: `docs/ci.md`.
 
 use serde::{Deserialize, Serialize};

@@ -5,7 +5,7 @@ use kfp_api::compat::{Capabilities, Release, Store, dns1123};
 use kfp_api::wire::Healthz;
 use kfp_api::wire::limits;
 
-use crate::apply::{Provenance, version_names};
+use crate::versions::{Provenance, version_names};
 
 /// The version names to try, in order, for pipeline `pipeline` under the run's tag.
 ///

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 use futures_util::StreamExt;
 
-use crate::apply::{self, ApplyOptions, Provenance};
+use crate::apply::{self, ApplyOptions};
 use crate::cli::{DeployCmd, GlobalArgs};
 use crate::interrupt::{Interrupt, Signal};
 use crate::notify::NotifySettings;
@@ -18,6 +18,7 @@ use crate::report::{Action, Command, Report};
 use crate::session::load_config;
 use crate::settings::LoadedConfig;
 use crate::status::ExitStatus;
+use crate::versions::Provenance;
 
 /// Default parallel uploads.
 pub const DEFAULT_UPLOAD_JOBS: usize = 8;
@@ -37,7 +38,7 @@ impl Options {
         let deploy_config = &loaded.config.deploy;
         let version_tag = match &cmd.version_tag {
             Some(tag) => check_version_tag(tag)?,
-            None => apply::default_version_tag(),
+            None => crate::versions::default_version_tag(),
         };
         let upload_jobs = cmd
             .upload_jobs

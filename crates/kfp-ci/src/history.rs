@@ -6,9 +6,9 @@ use kfp_api::spec::spec_hash;
 use kfp_api::wire::PipelineVersion;
 use serde::Serialize;
 
-use crate::apply::{DESCRIPTION_MARKER, managed_by_kfp_ci};
 use crate::client::Client;
 use crate::plan::PlanItem;
+use crate::versions::{DESCRIPTION_MARKER, managed_by_kfp_ci};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Entry {

@@ -78,10 +78,10 @@ impl Interrupt {
                 } else {
                     // The user insists: no report, no cleanup. The report file still holds the
                     // placeholder written at the start (valid JSON saying the run did not finish).
-                    eprintln!(
-                        "kfp-ci: interrupted again ({}): stopping at once",
+                    crate::output::always(&format!(
+                        "kfp-ci: interrupted again ({}): stopping at once\n",
                         signal.name()
-                    );
+                    ));
                     std::process::exit(i32::from(signal.exit_code()));
                 }
             }

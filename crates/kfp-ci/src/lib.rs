@@ -47,6 +47,7 @@ pub mod rollback;
 pub mod schedules;
 pub mod smoke;
 pub mod target;
+pub mod versions;
 
 use std::process::ExitCode;
 

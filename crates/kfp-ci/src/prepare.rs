@@ -234,7 +234,7 @@ pub async fn plan_comment(
     report.link_pipelines(prepared.session.target.ui_url.as_deref());
     report.recount();
     report.duration_ms = started.elapsed().as_millis() as u64;
-    let diffs = crate::changes::collect(&prepared, None).await;
+    let diffs = crate::changes::collect(&prepared.session, &prepared.items, None).await;
     let commit = crate::ci::detect(&loaded.config.ci, None).commit_sha;
     let body = crate::changes::comment_body(&report, &diffs, commit.as_deref());
     Ok((report, crate::redact::redact(&body)))
@@ -250,5 +250,5 @@ pub async fn diffs(
     let loaded = load_config(global, &compile.paths)?;
     let mut report = Report::new(Command::Diff);
     let prepared = prepare(compile, target, &loaded, &mut report, false).await?;
-    Ok(crate::changes::collect(&prepared, against).await)
+    Ok(crate::changes::collect(&prepared.session, &prepared.items, against).await)
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Result, anyhow, bail};
 use kfp_api::wire::PipelineVersion;
 
-use crate::apply::{self, ApplyOptions, Provenance};
+use crate::apply::{self, ApplyOptions};
 use crate::cli::{GlobalArgs, PromoteCmd, TargetArgs};
 use crate::history::{git_sha, label};
 use crate::plan::{self, LocalPipeline, LocalSpec};
@@ -15,6 +15,7 @@ use crate::record::Record;
 use crate::report::{Command, ErrorKind, PipelineError, Report, Status, TargetInfo};
 use crate::review;
 use crate::session::Session;
+use crate::versions::Provenance;
 
 /// A pipeline as the source serves it now.
 struct Served {

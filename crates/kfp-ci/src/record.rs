@@ -5,6 +5,9 @@
 use crate::plan::PlanItem;
 use crate::report::{Action, PipelineError, PipelineReport, Status};
 
+/// The note on an item that a signal kept from starting.
+pub const NOT_STARTED: &str = "not applied: interrupted before it started";
+
 /// What happened to one planned item.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
@@ -56,8 +59,7 @@ impl Record {
     /// Was this item's change kept from the server by a signal?
     pub fn not_started(&self) -> bool {
         self.outcome.as_ref().is_some_and(|o| {
-            o.status == Status::Skipped
-                && o.notes.last().map(String::as_str) == Some(crate::apply::NOT_STARTED)
+            o.status == Status::Skipped && o.notes.last().map(String::as_str) == Some(NOT_STARTED)
         })
     }
 
@@ -180,10 +182,10 @@ mod tests {
         assert!(!record.not_started());
         record.outcome = Some(Outcome {
             status: Status::Skipped,
-            notes: vec![crate::apply::NOT_STARTED.into()],
+            notes: vec![NOT_STARTED.into()],
             ..Outcome::default()
         });
         assert!(record.not_started());
-        assert!(record.row().reason.ends_with(crate::apply::NOT_STARTED));
+        assert!(record.row().reason.ends_with(NOT_STARTED));
     }
 }

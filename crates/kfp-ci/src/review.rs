@@ -9,10 +9,10 @@ use kfp_api::wire::{ListPipelinesResponse, Pipeline};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::apply::DESCRIPTION_MARKER;
 use crate::client::{ApiError, Client};
 use crate::plan::{LocalPipeline, PlanItem};
 use crate::session::Session;
+use crate::versions::DESCRIPTION_MARKER;
 
 /// Every pipeline in `namespace` (every page).
 pub async fn all_pipelines(client: &Client, namespace: &str) -> Result<Vec<Pipeline>, ApiError> {

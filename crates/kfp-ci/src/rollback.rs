@@ -10,11 +10,11 @@ use kfp_api::spec::spec_hash;
 use kfp_api::wire::PipelineVersion;
 use serde_json::Value;
 
-use crate::apply::MANAGED_BY_TAG;
 use crate::client::UploadMeta;
 use crate::history;
 use crate::plan::LocalSpec;
 use crate::session::Session;
+use crate::versions::MANAGED_BY_TAG;
 
 /// The version named `to`, else the newest version deployed from a git sha starting with `to`
 /// (7 hex digits at least).
@@ -67,7 +67,7 @@ pub async fn upload_spec(
         }
     }
     let mut last = None;
-    for name in crate::apply::version_names(tag, None) {
+    for name in crate::versions::version_names(tag, None) {
         let meta = UploadMeta {
             name: name.clone(),
             display_name: name.clone(),

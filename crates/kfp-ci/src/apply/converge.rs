@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use kfp_api::wire::{Pipeline, PipelineVersion};
 
-use super::{ApplyOptions, description, managed_by_kfp_ci, tags};
+use super::ApplyOptions;
 use crate::client::{ApiError, Client, UploadMeta};
 use crate::interrupt::Interrupt;
 use crate::lookup::{api_failure, find_pipeline};
 use crate::plan::{LocalSpec, PlanItem, Seen, timestamp};
 use crate::report::PipelineError;
+use crate::versions::{description, managed_by_kfp_ci, tags};
 
 /// The newest version, when a concurrent run created it after the plan and it (with every
 /// version of the same second) holds our spec. A failed read is no reason to stop: the upload
@@ -321,9 +322,9 @@ pub(super) fn upload_meta(
     UploadMeta {
         name: name.to_string(),
         display_name: name.to_string(),
-        description: description(item, opts),
+        description: description(item, &opts.provenance),
         tags: if opts.tags {
-            tags(spec, opts)
+            tags(spec, &opts.provenance)
         } else {
             BTreeMap::new()
         },

@@ -24,45 +24,13 @@ use crate::client::Client;
 use crate::interrupt::Interrupt;
 use crate::lookup::{api_failure, find_pipeline};
 use crate::plan::{LocalSpec, PlanItem, Seen};
-pub use crate::record::Outcome;
-use crate::record::Record;
+use crate::record::{NOT_STARTED, Outcome, Record};
 use crate::report::{Action, PipelineError, Status};
+use crate::versions::{DESCRIPTION_MARKER, Provenance, versions_to_prune};
 
 mod converge;
-mod versions;
 
 use converge::{Settled, deployed_meanwhile, ensure_pipeline, settle, upload_converging};
-use versions::prune;
-pub use versions::{
-    default_version_tag, description, managed_by_kfp_ci, tags, version_names, versions_to_prune,
-};
-
-/// Tag and description marker of versions kfp-ci uploaded (what `--keep-versions` may delete).
-pub const MANAGED_BY_TAG: (&str, &str) = ("managed-by", "kfp-ci");
-pub const DESCRIPTION_MARKER: &str = "Deployed by kfp-ci";
-
-/// Where this deploy comes from, for version descriptions and tags.
-#[derive(Debug, Clone, Default)]
-pub struct Provenance {
-    pub commit_sha: Option<String>,
-    /// The work tree differed from `commit_sha`: versions say `<sha>-dirty`.
-    pub dirty: bool,
-    pub git_ref: Option<String>,
-    pub run_url: Option<String>,
-    pub run_id: Option<String>,
-}
-
-impl Provenance {
-    /// The commit as versions name it: `<sha>`, or `<sha>-dirty`.
-    pub fn commit_label(&self) -> Option<String> {
-        let sha = self.commit_sha.as_deref()?;
-        Some(if self.dirty {
-            format!("{sha}{}", crate::git::DIRTY_SUFFIX)
-        } else {
-            sha.to_string()
-        })
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
@@ -92,9 +60,6 @@ pub async fn apply(
         })
         .await;
 }
-
-/// The note on an item that a signal kept from starting.
-pub const NOT_STARTED: &str = "not applied: interrupted before it started";
 
 async fn apply_item(
     client: &Client,
@@ -357,4 +322,33 @@ async fn apply_one(
             }
         }
     }
+}
+
+/// `--keep-versions`: delete the versions [`versions_to_prune`] picks; how many went.
+async fn prune(client: &Client, name: &str, pipeline_id: &str, keep: usize) -> usize {
+    let versions = match client.all_versions(pipeline_id).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(
+                "{name}: --keep-versions: cannot list versions: {}",
+                e.server_message()
+            );
+            return 0;
+        }
+    };
+    let mut deleted = 0;
+    for v in versions_to_prune(&versions, keep) {
+        match client
+            .delete_version(pipeline_id, &v.pipeline_version_id)
+            .await
+        {
+            Ok(()) => deleted += 1,
+            Err(e) => tracing::warn!(
+                "{name}: --keep-versions: cannot delete version {}: {}",
+                v.name,
+                e.server_message()
+            ),
+        }
+    }
+    deleted
 }

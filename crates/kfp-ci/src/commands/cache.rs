@@ -1,7 +1,5 @@
 //! `kfp-ci cache clear` and `kfp-ci cache dir`: the compile cache of this repository.
 
-use std::io::Write;
-
 use anyhow::Context;
 
 use crate::cli::{CacheCmd, GlobalArgs};
@@ -17,15 +15,16 @@ pub async fn run(cmd: CacheCmd, global: &GlobalArgs) -> anyhow::Result<ExitStatu
     let dir = cache::dir_for(&root);
     match cmd {
         CacheCmd::Dir => {
-            writeln!(std::io::stdout().lock(), "{}", dir.display())?;
+            crate::output::data_line(&dir.display().to_string())?;
         }
         CacheCmd::Clear => {
             if cache::clear(&dir)? {
-                if !global.quiet {
-                    eprintln!("removed the compile cache {}", dir.display());
-                }
-            } else if !global.quiet {
-                eprintln!("no compile cache at {}", dir.display());
+                crate::output::message_line(&format!(
+                    "removed the compile cache {}",
+                    dir.display()
+                ));
+            } else {
+                crate::output::message_line(&format!("no compile cache at {}", dir.display()));
             }
         }
     }

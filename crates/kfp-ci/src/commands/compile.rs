@@ -1,7 +1,6 @@
 //! `kfp-ci compile` (and, writing nothing, `kfp-ci check`): discover, compile, print one line per
 //! pipeline and a summary, write `OUT_DIR/<name>.yaml`.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -65,16 +64,11 @@ pub(super) async fn run_compile(
 
     let verbose = global.verbose > 0;
     let quiet = global.quiet;
-    let bar = (crate::logging::show_progress() && !quiet && !verbose).then(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} compiling [{bar:30}] {pos}/{len}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        bar.enable_steady_tick(std::time::Duration::from_millis(120));
-        bar
-    });
+    let bar = if verbose {
+        None
+    } else {
+        crate::output::progress_bar("{spinner} compiling [{bar:30}] {pos}/{len}")
+    };
     // Files reported as failed while compiling; a failure found later (a duplicate name, a file
     // that cannot be written) is reported after the run.
     let mut reported_failed = std::collections::HashSet::new();
@@ -101,7 +95,7 @@ pub(super) async fn run_compile(
             }
             None => {
                 if !(quiet && result.outcome.is_ok()) {
-                    eprint!("{text}");
+                    crate::output::always(&text);
                 }
             }
         }
@@ -117,7 +111,7 @@ pub(super) async fn run_compile(
     }
     for result in &run.results {
         if result.outcome.is_err() && !reported_failed.contains(&result.file.rel) {
-            eprint!("{}", render_line(result, verbose));
+            crate::output::always(&render_line(result, verbose));
         }
     }
 
@@ -140,11 +134,13 @@ pub(super) async fn run_compile(
     let failed = run.failed();
     if output == OutputFormat::Json {
         let json = crate::redact::redacted_json(&build_report(&run, command, started_at))?;
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "{json}")?;
+        crate::output::data_line(&json)?;
     }
     if !quiet || failed > 0 {
-        eprintln!("{}", summary(&run, command, out_dir.as_deref(), &cwd));
+        crate::output::always(&format!(
+            "{}\n",
+            summary(&run, command, out_dir.as_deref(), &cwd)
+        ));
     }
     Ok(if failed > 0 {
         ExitStatus::Failure

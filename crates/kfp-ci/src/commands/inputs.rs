@@ -2,12 +2,12 @@
 //! and whether the CI trigger covers it (docs/incremental.md).
 
 use std::collections::BTreeSet;
-use std::io::Write;
 
 use anyhow::Context;
 
 use crate::cli::{CheckCmd, GlobalArgs};
 use crate::compile::{Progress, compile_pipelines_with, inputs};
+use crate::output;
 use crate::settings::{self, CompileSettings};
 use crate::status::ExitStatus;
 
@@ -19,7 +19,7 @@ pub async fn run(cmd: &CheckCmd, global: &GlobalArgs) -> anyhow::Result<ExitStat
         if let Progress::Finished { result, .. } = progress
             && let Err(e) = &result.outcome
         {
-            eprintln!("  failed  {}: {}", result.file.rel, e.message);
+            output::always(&format!("  failed  {}: {}\n", result.file.rel, e.message));
         }
     };
     let run = compile_pipelines_with(&settings, &mut on_progress).await?;
@@ -35,10 +35,10 @@ pub async fn run(cmd: &CheckCmd, global: &GlobalArgs) -> anyhow::Result<ExitStat
     }
     let failed = run.failed();
     if failed > 0 {
-        eprintln!(
-            "{failed} of {} pipeline files failed to compile: what they read is not listed",
+        output::always(&format!(
+            "{failed} of {} pipeline files failed to compile: what they read is not listed\n",
             run.discovered
-        );
+        ));
     }
     let mut status = if failed > 0 {
         ExitStatus::Failure
@@ -46,9 +46,8 @@ pub async fn run(cmd: &CheckCmd, global: &GlobalArgs) -> anyhow::Result<ExitStat
         ExitStatus::Success
     };
     if cmd.print_inputs {
-        let mut stdout = std::io::stdout().lock();
         for line in inputs::collapse(&settings.root, &reads) {
-            writeln!(stdout, "{line}")?;
+            output::data_line(&line)?;
         }
     }
     if cmd.verify_workflow {
@@ -73,21 +72,23 @@ fn verify(
         let trigger = inputs::Trigger::of_workflow(&text)
             .with_context(|| format!("cannot read the trigger of {path}"))?;
         let Some(trigger) = trigger else {
-            eprintln!("{path}: every push runs it (no `paths:` filter)");
+            output::always(&format!(
+                "{path}: every push runs it (no `paths:` filter)\n"
+            ));
             continue;
         };
         let missing = inputs::uncovered(&trigger, reads);
         if missing.is_empty() {
-            eprintln!(
-                "{path}: its push trigger covers the {} files the pipelines read",
+            output::always(&format!(
+                "{path}: its push trigger covers the {} files the pipelines read\n",
                 reads.len()
-            );
+            ));
         } else {
-            eprintln!(
-                "{path}: a change to these files the pipelines read does not trigger it; add them to `on.push.paths` (`kfp-ci check --print-inputs` lists every input):"
-            );
+            output::always(&format!(
+                "{path}: a change to these files the pipelines read does not trigger it; add them to `on.push.paths` (`kfp-ci check --print-inputs` lists every input):\n"
+            ));
             for m in missing {
-                eprintln!("  {m}");
+                output::always(&format!("  {m}\n"));
             }
             status = ExitStatus::Failure;
         }

@@ -48,7 +48,7 @@ pub async fn run(cmd: RenderCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     let tag = match &cmd.version_tag {
         Some(tag) if !tag.trim().is_empty() => tag.trim().to_string(),
         Some(_) => bail!("--version-tag is empty"),
-        None => crate::apply::default_version_tag(),
+        None => crate::versions::default_version_tag(),
     };
     let namespace = cmd.namespace.clone().filter(|n| !n.trim().is_empty());
 
@@ -61,27 +61,27 @@ pub async fn run(cmd: RenderCmd, global: &GlobalArgs) -> Result<ExitStatus> {
             Ok(c) => c,
             Err(e) => {
                 failed += 1;
-                eprintln!("error: {}: {}", file.rel, e.message);
+                crate::output::always(&format!("error: {}: {}\n", file.rel, e.message));
                 continue;
             }
         };
         let name = dns1123(&file.name, limits::MAX_PIPELINE_NAME);
         if let Some(other) = seen.insert(name.clone(), file.rel.clone()) {
             failed += 1;
-            eprintln!(
-                "error: {}: its Kubernetes name {name} is also the name of {other}: rename one of the files (or its pipeline)",
+            crate::output::always(&format!(
+                "error: {}: its Kubernetes name {name} is also the name of {other}: rename one of the files (or its pipeline)\n",
                 file.rel
-            );
+            ));
             continue;
         }
         let docs = match spec::parse_spec(&compiled.yaml) {
             Ok(d) => d,
             Err(e) => {
                 failed += 1;
-                eprintln!(
-                    "error: {}: the server would reject this spec: {e}",
+                crate::output::always(&format!(
+                    "error: {}: the server would reject this spec: {e}\n",
                     file.rel
-                );
+                ));
                 continue;
             }
         };
@@ -101,11 +101,11 @@ pub async fn run(cmd: RenderCmd, global: &GlobalArgs) -> Result<ExitStatus> {
             fs_err::write(&path, &text)
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
-        println!("{}", display_path(&path, &cwd));
-        eprintln!(
-            "{} {name}: version {version}",
+        crate::output::data_line(&display_path(&path, &cwd))?;
+        crate::output::always(&format!(
+            "{} {name}: version {version}\n",
             if unchanged { "unchanged" } else { "rendered " }
-        );
+        ));
     }
     Ok(if failed > 0 {
         ExitStatus::Failure

@@ -7,13 +7,13 @@
 use anyhow::{Result, anyhow, bail};
 use serde_json::Value;
 
-use crate::apply::DESCRIPTION_MARKER;
 use crate::cli::{GlobalArgs, OutputFormat, RollbackCmd};
 use crate::history::{self, ROLLBACK_TAG, ROLLBACK_WORDS, label};
 use crate::output;
 use crate::rollback::{choose, upload_spec};
 use crate::session::Session;
 use crate::status::ExitStatus;
+use crate::versions::DESCRIPTION_MARKER;
 
 pub async fn run(cmd: RollbackCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     let connected = Session::open(&cmd.target, global).await?;

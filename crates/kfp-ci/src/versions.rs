@@ -1,12 +1,38 @@
-//! Version names, descriptions and tags as kfp-ci writes them, and `--keep-versions` pruning.
+//! The versions kfp-ci uploads: their names, descriptions and tags (where a deploy comes from),
+//! how to recognise them again, and which of them `--keep-versions` deletes. Pure.
 
 use std::collections::BTreeMap;
 
 use kfp_api::wire::{PipelineVersion, limits};
 
-use super::{ApplyOptions, DESCRIPTION_MARKER, MANAGED_BY_TAG};
-use crate::client::Client;
 use crate::plan::{LocalSpec, PlanItem};
+
+/// Tag and description marker of versions kfp-ci uploaded (what `--keep-versions` may delete).
+pub const MANAGED_BY_TAG: (&str, &str) = ("managed-by", "kfp-ci");
+pub const DESCRIPTION_MARKER: &str = "Deployed by kfp-ci";
+
+/// Where this deploy comes from, for version descriptions and tags.
+#[derive(Debug, Clone, Default)]
+pub struct Provenance {
+    pub commit_sha: Option<String>,
+    /// The work tree differed from `commit_sha`: versions say `<sha>-dirty`.
+    pub dirty: bool,
+    pub git_ref: Option<String>,
+    pub run_url: Option<String>,
+    pub run_id: Option<String>,
+}
+
+impl Provenance {
+    /// The commit as versions name it: `<sha>`, or `<sha>-dirty`.
+    pub fn commit_label(&self) -> Option<String> {
+        let sha = self.commit_sha.as_deref()?;
+        Some(if self.dirty {
+            format!("{sha}{}", crate::git::DIRTY_SUFFIX)
+        } else {
+            sha.to_string()
+        })
+    }
+}
 
 /// `vYYYYMMDD-HHMMSS` in UTC, computed once per run: the default `--version-tag`.
 pub fn default_version_tag() -> String {
@@ -34,7 +60,7 @@ pub fn version_names(tag: &str, short_sha: Option<&str>) -> Vec<String> {
 }
 
 /// The end of `s`, at most `max` bytes, cut on a character boundary.
-pub(super) fn last_bytes(s: &str, max: usize) -> String {
+fn last_bytes(s: &str, max: usize) -> String {
     let mut start = s.len().saturating_sub(max);
     while !s.is_char_boundary(start) {
         start += 1;
@@ -42,7 +68,7 @@ pub(super) fn last_bytes(s: &str, max: usize) -> String {
     s[start..].to_string()
 }
 
-pub(super) fn truncate_bytes(s: &str, max: usize) -> String {
+fn truncate_bytes(s: &str, max: usize) -> String {
     let mut end = s.len().min(max);
     while !s.is_char_boundary(end) {
         end -= 1;
@@ -51,8 +77,7 @@ pub(super) fn truncate_bytes(s: &str, max: usize) -> String {
 }
 
 /// Version description: marker, source file, commit, ref, run link.
-pub fn description(item: &PlanItem, opts: &ApplyOptions) -> String {
-    let p = &opts.provenance;
+pub fn description(item: &PlanItem, p: &Provenance) -> String {
     let mut out = format!(
         "{DESCRIPTION_MARKER} {} from {}",
         env!("CARGO_PKG_VERSION"),
@@ -71,8 +96,7 @@ pub fn description(item: &PlanItem, opts: &ApplyOptions) -> String {
 }
 
 /// Version tags within KFP's limits: ≤ 20, key and value ≤ 63 characters, no `.` in keys.
-pub fn tags(spec: &LocalSpec, opts: &ApplyOptions) -> BTreeMap<String, String> {
-    let p = &opts.provenance;
+pub fn tags(spec: &LocalSpec, p: &Provenance) -> BTreeMap<String, String> {
     let mut tags = BTreeMap::new();
     tags.insert(MANAGED_BY_TAG.0.to_string(), MANAGED_BY_TAG.1.to_string());
     tags.insert(
@@ -126,38 +150,10 @@ pub fn versions_to_prune(versions: &[PipelineVersion], keep: usize) -> Vec<&Pipe
         .collect()
 }
 
-pub(super) async fn prune(client: &Client, name: &str, pipeline_id: &str, keep: usize) -> usize {
-    let versions = match client.all_versions(pipeline_id).await {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::warn!(
-                "{name}: --keep-versions: cannot list versions: {}",
-                e.server_message()
-            );
-            return 0;
-        }
-    };
-    let mut deleted = 0;
-    for v in versions_to_prune(&versions, keep) {
-        match client
-            .delete_version(pipeline_id, &v.pipeline_version_id)
-            .await
-        {
-            Ok(()) => deleted += 1,
-            Err(e) => tracing::warn!(
-                "{name}: --keep-versions: cannot delete version {}: {}",
-                v.name,
-                e.server_message()
-            ),
-        }
-    }
-    deleted
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apply::Provenance;
+    use crate::apply::ApplyOptions;
 
     fn version(name: &str, ours: bool) -> PipelineVersion {
         PipelineVersion {
@@ -268,7 +264,7 @@ mod tests {
             keep_versions: None,
             upload_jobs: 8,
         };
-        let tags = tags(&spec, &opts);
+        let tags = tags(&spec, &opts.provenance);
         assert!(tags.len() <= limits::MAX_TAGS);
         for (k, v) in &tags {
             assert!(!k.contains('.') && !k.is_empty() && k.len() <= 63, "{k}");
@@ -278,7 +274,7 @@ mod tests {
         // A non-ASCII branch name: within 63 bytes, cut on a character boundary, end kept.
         let mut opts = opts;
         opts.provenance.git_ref = Some(format!("refs/heads/{}-end", "ü".repeat(40)));
-        let tags = super::tags(&spec, &opts);
+        let tags = super::tags(&spec, &opts.provenance);
         assert!(tags["git-ref"].len() <= 63, "{tags:?}");
         assert!(tags["git-ref"].ends_with("ü-end"), "{tags:?}");
         assert_eq!(tags["managed-by"], "kfp-ci");
