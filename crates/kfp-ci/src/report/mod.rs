@@ -435,3 +435,48 @@ impl Report {
         serde_json::to_string_pretty(self).unwrap_or_else(|_| "{}".into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_and_error_kind_keep_their_json_names() {
+        let mut report = Report::new(Command::Deploy);
+        report.pipelines.push(PipelineReport {
+            error: Some(PipelineError {
+                kind: ErrorKind::DuplicateName,
+                ..PipelineError::default()
+            }),
+            ..PipelineReport::default()
+        });
+        let json: serde_json::Value = serde_json::to_value(&report).expect("json");
+        assert_eq!(json["command"], "deploy");
+        assert_eq!(json["pipelines"][0]["error"]["kind"], "duplicate_name");
+        assert_eq!(
+            serde_json::from_value::<Report>(json).expect("back"),
+            report
+        );
+        // Kinds the compile worker names and this release does not know are kept as they are.
+        let kind: ErrorKind = serde_json::from_str("\"out_of_memory\"").expect("kind");
+        assert_eq!(kind, "out_of_memory");
+        assert_eq!(
+            serde_json::to_string(&kind).expect("json"),
+            "\"out_of_memory\""
+        );
+        for name in [
+            "syntax",
+            "import",
+            "timeout",
+            "invalid_spec",
+            "upload",
+            "write",
+        ] {
+            let kind = ErrorKind::from(name);
+            assert!(!matches!(kind, ErrorKind::Other(_)), "{name}");
+            assert_eq!(kind.as_str(), name);
+        }
+        assert_eq!(Command::from("promote"), Command::Promote);
+        assert_eq!(Command::from("later"), Command::Unknown);
+    }
+}
