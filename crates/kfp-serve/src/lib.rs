@@ -35,7 +35,6 @@ use axum::routing::{any, get, post};
 use base64::Engine as _;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde_json::{Number, Value};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -586,27 +585,10 @@ async fn testing_aids(State(state): State<Arc<AppState>>, req: Request, next: Ne
     next.run(req).await
 }
 
-/// Numbers as Go's protojson writes a Struct's doubles: integral values without a fraction.
-pub(crate) fn protojson_numbers(value: Value) -> Value {
-    match value {
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => Value::Number(Number::from(f as i64)),
-            Some(f) => Number::from_f64(f).map_or(Value::Null, Value::Number),
-            None => Value::Number(n),
-        },
-        Value::Array(items) => Value::Array(items.into_iter().map(protojson_numbers).collect()),
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| (k, protojson_numbers(v)))
-                .collect(),
-        ),
-        other => other,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     /// What `kfp-ci deploy` does: spawn in-process on a file, talk HTTP, shut down, reopen.
     #[tokio::test]
@@ -670,7 +652,7 @@ mod tests {
     fn protojson_numbers_drop_integral_fractions() {
         let v = serde_json::json!({"a": 1.0, "b": [2.5, 3.0], "c": "1.0"});
         assert_eq!(
-            protojson_numbers(kfp_api::spec::numbers_as_doubles(v)).to_string(),
+            kfp_api::protojson::integral_numbers(kfp_api::spec::numbers_as_doubles(v)).to_string(),
             r#"{"a":1,"b":[2.5,3],"c":"1.0"}"#
         );
     }
