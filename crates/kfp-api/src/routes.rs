@@ -150,6 +150,29 @@ mod tests {
         );
         assert_eq!(split_action("j1:enable"), ("j1", Some("enable")));
         assert_eq!(split_action("j1"), ("j1", None));
+        // Exhaustive on purpose: a new route does not compile here until `patterns` lists it
+        // (kfp-serve's test checks that every pattern is served).
+        fn index(r: &Route<'_>) -> usize {
+            match r {
+                Route::Healthz => 0,
+                Route::Pipelines => 1,
+                Route::PipelineCreate => 2,
+                Route::PipelineByName(_) => 3,
+                Route::Pipeline(_) => 4,
+                Route::Upload => 5,
+                Route::UploadVersion => 6,
+                Route::Versions(_) => 7,
+                Route::Version(..) => 8,
+                Route::Experiments => 9,
+                Route::Experiment(_) => 10,
+                Route::Runs => 11,
+                Route::Run(_) => 12,
+                Route::RecurringRuns => 13,
+                Route::RecurringRun(_) => 14,
+            }
+        }
+        let indices: Vec<usize> = Route::patterns().iter().map(index).collect();
+        assert_eq!(indices, (0..15).collect::<Vec<_>>());
         let patterns: std::collections::BTreeSet<String> =
             Route::patterns().iter().map(Route::template).collect();
         assert_eq!(patterns.len(), Route::patterns().len(), "one pattern each");
