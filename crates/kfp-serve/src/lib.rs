@@ -645,7 +645,7 @@ mod tests {
     #[tokio::test]
     async fn every_shared_route_is_served() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let server = spawn(ServeOptions::ephemeral(&dir.path().join("r.db")))
+        let server = spawn(ServeOptions::ephemeral(dir.path().join("r.db")))
             .await
             .expect("spawn");
         let c = reqwest::Client::new();
