@@ -250,7 +250,7 @@ print(r.recurring_run_id)
         "{stderr}"
     );
     assert_eq!(plan["schedules"][1]["action"], "unchanged");
-    let out = json_run(&ctx, "plan", url, &["--detailed-exitcode"], 2);
+    let out = json_run(&ctx, "plan", url, &["--detailed-exitcode"], 3);
     drop(out);
 
     let out = json_run(&ctx, "deploy", url, &["--version-tag", "v3"], 0);
