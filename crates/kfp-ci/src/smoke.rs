@@ -174,7 +174,7 @@ pub async fn run(
     }
     let say = |line: String| {
         if !quiet {
-            eprintln!("{}", crate::redact::redact(&line));
+            crate::output::message_line(&line);
         }
     };
     let targets = selected(smoke, &report.pipelines);
