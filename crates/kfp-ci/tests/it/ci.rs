@@ -693,13 +693,19 @@ fn init_quiet_writes_the_files_and_says_nothing() {
     assert!(out.stdout.is_empty());
     let workflow = ctx.root().join(".gitea/workflows/compile-upload.yaml");
     assert!(workflow.is_file(), "the workflow is written");
-    assert!(ctx.root().join("kfp-ci.toml").is_file(), "the configuration is written");
+    assert!(
+        ctx.root().join("kfp-ci.toml").is_file(),
+        "the configuration is written"
+    );
 
     // Without -q the same run lists what it did and the next steps.
     let out = init(&ctx, &["--force"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let said = stderr(&out);
-    assert!(said.contains("overwrote") && said.contains("next steps:"), "{said}");
+    assert!(
+        said.contains("overwrote") && said.contains("next steps:"),
+        "{said}"
+    );
 }
 
 #[test]
