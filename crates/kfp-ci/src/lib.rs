@@ -46,6 +46,7 @@ pub mod promote;
 pub mod redact;
 pub mod review;
 pub mod rollback;
+pub mod row;
 pub mod run_params;
 pub mod schedules;
 pub mod smoke;

@@ -9,7 +9,7 @@ use kfp_api::wire::Pipeline;
 
 use crate::client::{ApiError, Client};
 use crate::plan::{LocalPipeline, RemoteState};
-use crate::report::PipelineError;
+use crate::row::PipelineError;
 use crate::target::Auth;
 
 /// Read concurrency for lookups (reads are cheap for the server; 2 per pipeline).

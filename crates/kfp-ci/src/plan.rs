@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use kfp_api::spec::{canonical_json, numbers_as_doubles, parse_spec, server_form, spec_hash};
 use kfp_api::wire::{Pipeline, PipelineVersion, limits};
 
-use crate::report::{Action, PipelineError};
+use crate::row::{Action, PipelineError};
 
 /// A compiled spec, validated as the server's upload handler would, with its canonical form.
 #[derive(Debug, Clone, PartialEq)]

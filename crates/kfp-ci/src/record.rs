@@ -3,7 +3,7 @@
 //! is joined by position; the report row is rendered from it once, at the end.
 
 use crate::plan::PlanItem;
-use crate::report::{Action, PipelineError, PipelineReport, Status};
+use crate::row::{Action, PipelineError, PipelineReport, Status};
 
 /// The note on an item that a signal kept from starting.
 pub const NOT_STARTED: &str = "not applied: interrupted before it started";

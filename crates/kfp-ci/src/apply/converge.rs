@@ -12,7 +12,7 @@ use crate::client::{ApiError, Client, UploadMeta};
 use crate::interrupt::Interrupt;
 use crate::lookup::{api_failure, find_pipeline};
 use crate::plan::{LocalSpec, PlanItem, Seen, timestamp};
-use crate::report::PipelineError;
+use crate::row::PipelineError;
 use crate::versions::{description, managed_by_kfp_ci, tags};
 
 /// The newest version, when a concurrent run created it after the plan and it (with every

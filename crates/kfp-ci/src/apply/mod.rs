@@ -25,7 +25,7 @@ use crate::interrupt::Interrupt;
 use crate::lookup::{api_failure, find_pipeline};
 use crate::plan::{LocalSpec, PlanItem, Seen};
 use crate::record::{NOT_STARTED, Outcome, Record};
-use crate::report::{Action, PipelineError, Status};
+use crate::row::{Action, PipelineError, Status};
 use crate::versions::{DESCRIPTION_MARKER, Provenance, versions_to_prune};
 
 mod converge;

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 pub use crate::discover::PipelineFile;
-use crate::report::PipelineError;
+use crate::row::PipelineError;
 pub use crate::settings::CompileSettings;
 use crate::{cli::NameFrom, discover, pyenv};
 use worker::{Launch, Message, Request, Script, Spawned, Started, Worker};

@@ -14,7 +14,7 @@ use kfp_api::runs::Trigger;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::report::Status;
+use crate::row::Status;
 
 mod reconcile;
 mod validate;

@@ -8,7 +8,7 @@ use kfp_api::runs::{PipelineVersionReference, RecurringRun, RuntimeConfig};
 use super::view::{desired_view, differences, existing_view, marker, settings_hash, with_marker};
 use super::{Configured, PipelineState, Prune, Schedule, ScheduleReport};
 use crate::client::Client;
-use crate::report::{Action, PipelineReport, Status};
+use crate::row::{Action, PipelineReport, Status};
 
 /// The oldest of several recurring runs (what every racing deploy agrees to keep).
 fn oldest<'a>(runs: impl Iterator<Item = &'a RecurringRun>) -> Option<&'a RecurringRun> {
