@@ -260,8 +260,8 @@ pub async fn run(cmd: &DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
         crate::schedules::deploy(client, namespace, &prepared.schedules, states).await
     };
     if apply_more && !interrupt.is_set() {
-        let items: Vec<PlanItem> = records.iter().map(|r| r.item.clone()).collect();
         let smoke = if cmd.smoke && !prepared.schedules.smoke.enabled {
+            let items: Vec<PlanItem> = records.iter().map(|r| r.item.clone()).collect();
             crate::smoke::check_config(
                 None,
                 true,

@@ -1,6 +1,6 @@
 //! A pipeline's versions as a history: where each came from (git sha, kfp-ci or not), its spec
 //! hash, and which versions repeat an older one's spec (a revert, a rollback, a forced upload).
-//! Pure except [`revert_notes`], the small hook deploy uses to say "same as vN (a revert?)".
+//! Pure except [`revert_note`], the small hook deploy uses to say "same as vN (a revert?)".
 
 use kfp_api::spec::spec_hash;
 use kfp_api::wire::PipelineVersion;

@@ -9,13 +9,18 @@ use kfp_api::wire::Pipeline;
 
 use crate::client::{ApiError, Client};
 use crate::plan::{LocalPipeline, RemoteState};
-use crate::row::PipelineError;
+use crate::row::{ErrorKind, PipelineError};
 use crate::target::Auth;
 
 /// Read concurrency for lookups (reads are cheap for the server; 2 per pipeline).
 pub const LOOKUP_JOBS: usize = 32;
 
-pub(crate) fn api_failure(kind: &str, what: &str, err: &ApiError, auth: &Auth) -> PipelineError {
+pub(crate) fn api_failure(
+    kind: ErrorKind,
+    what: &str,
+    err: &ApiError,
+    auth: &Auth,
+) -> PipelineError {
     let mut detail = err.body().to_string();
     if let Some(hint) = err.hint(auth) {
         if !detail.is_empty() {
@@ -25,7 +30,7 @@ pub(crate) fn api_failure(kind: &str, what: &str, err: &ApiError, auth: &Auth) -
         detail.push_str(&hint);
     }
     PipelineError {
-        kind: kind.into(),
+        kind,
         message: format!("{what}: {}", err.server_message()),
         detail,
     }
@@ -125,7 +130,14 @@ async fn lookup(
         }
         Ok((Some(p), _)) => p,
         Err(e) if rejected(&e) => return Err(e),
-        Err(e) => return Ok(RemoteState::Failed(api_failure("plan", "lookup", &e, auth))),
+        Err(e) => {
+            return Ok(RemoteState::Failed(api_failure(
+                ErrorKind::Plan,
+                "lookup",
+                &e,
+                auth,
+            )));
+        }
     };
     Ok(match client.latest_versions(&pipeline.pipeline_id).await {
         Ok(found) => {
@@ -140,6 +152,6 @@ async fn lookup(
             }
         }
         Err(e) if rejected(&e) => return Err(e),
-        Err(e) => RemoteState::Failed(api_failure("plan", "listing versions", &e, auth)),
+        Err(e) => RemoteState::Failed(api_failure(ErrorKind::Plan, "listing versions", &e, auth)),
     })
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use kfp_api::spec::{canonical_json, numbers_as_doubles, parse_spec, server_form, spec_hash};
 use kfp_api::wire::{Pipeline, PipelineVersion, limits};
 
-use crate::row::{Action, PipelineError};
+use crate::row::{Action, ErrorKind, PipelineError};
 
 /// A compiled spec, validated as the server's upload handler would, with its canonical form.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,7 +29,7 @@ impl LocalSpec {
     pub fn from_yaml(yaml: String) -> Result<LocalSpec, PipelineError> {
         if yaml.len() > limits::MAX_UPLOAD_BYTES {
             return Err(PipelineError {
-                kind: "invalid_spec".into(),
+                kind: ErrorKind::InvalidSpec,
                 message: format!(
                     "compiled spec is {} bytes; KFP accepts at most {} (32 MiB)",
                     yaml.len(),
@@ -39,7 +39,7 @@ impl LocalSpec {
             });
         }
         let docs = parse_spec(&yaml).map_err(|e| PipelineError {
-            kind: "invalid_spec".into(),
+            kind: ErrorKind::InvalidSpec,
             message: format!("the server would reject this spec: {e}"),
             detail: String::new(),
         })?;
@@ -256,9 +256,9 @@ fn plan_one(
         // `name_from`; keep its error. Otherwise the names collide only after the kubernetes
         // store's DNS-1123 mapping.
         let error = match local.spec {
-            Err(e) if e.kind == "duplicate_name" => e,
+            Err(e) if e.kind == ErrorKind::DuplicateName => e,
             _ => PipelineError {
-                kind: "duplicate_name".into(),
+                kind: ErrorKind::DuplicateName,
                 message: format!(
                     "pipeline name `{}` comes from several files ({}); rename one of the files, or set `name_from = \"pipeline\"`",
                     item.name,
@@ -283,7 +283,7 @@ fn plan_one(
     match remote {
         RemoteState::Unknown => {
             let error = PipelineError {
-                kind: "plan".into(),
+                kind: ErrorKind::Plan,
                 message: "the server state was not looked up".into(),
                 detail: String::new(),
             };

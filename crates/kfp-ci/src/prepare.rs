@@ -9,7 +9,7 @@ use anyhow::{Result, anyhow};
 
 use crate::cli::{CompileArgs, GlobalArgs, TargetArgs};
 use crate::plan::{self, LocalPipeline, LocalSpec, PlanItem};
-use crate::record::Record;
+use crate::record::plan_row;
 use crate::report::{Command, PipelineError, Report, TargetInfo, Timings};
 use crate::session::{Connection, Session, load_config, newer};
 use crate::settings::LoadedConfig;
@@ -142,10 +142,7 @@ pub async fn prepare(
 impl Prepared {
     /// The plan as report rows (plan, diff, comment: nothing applied).
     pub fn rows(&self) -> Vec<crate::report::PipelineReport> {
-        self.items
-            .iter()
-            .map(|item| Record::new(item.clone()).row())
-            .collect()
+        self.items.iter().map(plan_row).collect()
     }
 }
 

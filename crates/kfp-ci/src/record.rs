@@ -66,22 +66,8 @@ impl Record {
     /// The report row: the plan, then what apply did; notes joined after the plan's reason.
     pub fn row(&self) -> PipelineReport {
         let item = &self.item;
-        let mut row = PipelineReport {
-            name: item.name.clone(),
-            file: item.file.clone(),
-            action: item.action,
-            status: if item.action == Action::Error {
-                Status::Failed
-            } else {
-                Status::Planned
-            },
-            pipeline_id: item.pipeline_id.clone(),
-            version_name: None,
-            spec_hash: item.spec.as_ref().map(|s| s.hash.clone()),
-            error: item.error.clone(),
-            mermaid: self.mermaid.clone(),
-            ..PipelineReport::default()
-        };
+        let mut row = plan_row(item);
+        row.mermaid = self.mermaid.clone();
         let mut reason = vec![item.reason.as_str()];
         reason.extend(self.notes.iter().map(String::as_str));
         let pruned;
@@ -111,6 +97,26 @@ impl Record {
                 .push_str(" (not applied: --atomic and a pipeline failed)");
         }
         row
+    }
+}
+
+/// A plan item as a report row, before anything was applied (plan, diff, a dry run).
+pub fn plan_row(item: &PlanItem) -> PipelineReport {
+    PipelineReport {
+        name: item.name.clone(),
+        file: item.file.clone(),
+        action: item.action,
+        status: if item.action == Action::Error {
+            Status::Failed
+        } else {
+            Status::Planned
+        },
+        reason: item.reason.clone(),
+        pipeline_id: item.pipeline_id.clone(),
+        version_name: None,
+        spec_hash: item.spec.as_ref().map(|s| s.hash.clone()),
+        error: item.error.clone(),
+        ..PipelineReport::default()
     }
 }
 

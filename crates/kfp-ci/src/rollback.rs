@@ -11,10 +11,80 @@ use kfp_api::wire::PipelineVersion;
 use serde_json::Value;
 
 use crate::client::UploadMeta;
-use crate::history;
+use crate::history::{self, ROLLBACK_TAG, ROLLBACK_WORDS};
 use crate::plan::LocalSpec;
 use crate::session::Session;
-use crate::versions::MANAGED_BY_TAG;
+use crate::versions::{DESCRIPTION_MARKER, MANAGED_BY_TAG};
+
+/// A rollback of one pipeline: from its newest version to the spec of `chosen`.
+pub struct Plan<'v> {
+    pub newest: &'v PipelineVersion,
+    pub chosen: &'v PipelineVersion,
+    /// What changes from `newest` to `chosen` (none: nothing to do).
+    pub changes: Vec<crate::diff::Change>,
+}
+
+/// The rollback of pipeline `name` (its `versions`, newest first) to `to`, a version name or a
+/// git sha prefix.
+pub fn plan<'v>(name: &str, versions: &'v [PipelineVersion], to: &str) -> Result<Plan<'v>> {
+    let Some(newest) = versions.first() else {
+        bail!("pipeline `{name}` has no version to roll back from");
+    };
+    let chosen = choose(versions, to).ok_or_else(|| {
+        anyhow!(
+            "pipeline `{name}` has no version named `{to}` and none deployed from a git sha starting with it: `kfp-ci history {name}` lists them"
+        )
+    })?;
+    let (Some(old_spec), Some(new_spec)) = (&newest.pipeline_spec, &chosen.pipeline_spec) else {
+        bail!(
+            "version {} or {} of `{name}` has no readable spec",
+            history::label(newest),
+            history::label(chosen)
+        );
+    };
+    Ok(Plan {
+        newest,
+        chosen,
+        changes: crate::diff::diff(old_spec, new_spec),
+    })
+}
+
+/// Upload `chosen`'s spec as the newest version of `pipeline_id`, named `version_tag` (default
+/// `rollback-<version>-<UTC time>`), tagged and described as a rollback of it.
+pub async fn upload(
+    session: &Session,
+    pipeline_id: &str,
+    chosen: &PipelineVersion,
+    version_tag: Option<&str>,
+) -> Result<PipelineVersion> {
+    let Some(spec) = &chosen.pipeline_spec else {
+        bail!("version {} has no readable spec", history::label(chosen));
+    };
+    let tag = match version_tag {
+        Some(t) if !t.trim().is_empty() => t.trim().to_string(),
+        Some(_) => bail!("--version-tag is empty"),
+        None => format!(
+            "rollback-{}-{}",
+            history::label(chosen),
+            jiff::Timestamp::now().strftime("%Y%m%d-%H%M%S")
+        ),
+    };
+    upload_spec(
+        session,
+        pipeline_id,
+        spec,
+        &tag,
+        &format!(
+            "{DESCRIPTION_MARKER} {}: {ROLLBACK_WORDS}{} ({})",
+            env!("CARGO_PKG_VERSION"),
+            history::label(chosen),
+            history::git_sha(chosen).unwrap_or_else(|| "no git sha".into())
+        ),
+        [(ROLLBACK_TAG.to_string(), history::label(chosen))].into(),
+        &chosen.code_source_url,
+    )
+    .await
+}
 
 /// The version named `to`, else the newest version deployed from a git sha starting with `to`
 /// (7 hex digits at least).

@@ -12,7 +12,7 @@ use crate::client::{ApiError, Client, UploadMeta};
 use crate::interrupt::Interrupt;
 use crate::lookup::{api_failure, find_pipeline};
 use crate::plan::{LocalSpec, PlanItem, Seen, timestamp};
-use crate::row::PipelineError;
+use crate::row::{ErrorKind, PipelineError};
 use crate::versions::{description, managed_by_kfp_ci, tags};
 
 /// The newest version, when a concurrent run created it after the plan and it (with every
@@ -182,7 +182,7 @@ pub(super) async fn settle(
                     )),
                 ),
                 Err(e) => Settled::Lost(api_failure(
-                    "upload",
+                    ErrorKind::Upload,
                     &format!(
                         "{} was removed for the identical {} of a concurrent run, which was removed too; uploading it again failed (rerun the deploy)",
                         mine.name, winner.name
@@ -280,7 +280,7 @@ pub(super) async fn upload_converging(
                     Err(e2) => {
                         return Err((
                             api_failure(
-                                "upload",
+                                ErrorKind::Upload,
                                 &format!("checking version {name} after a conflict"),
                                 &e2,
                                 auth,
@@ -292,7 +292,12 @@ pub(super) async fn upload_converging(
             }
             Err(e) => {
                 return Err((
-                    api_failure("upload", &format!("uploading version {name}"), &e, auth),
+                    api_failure(
+                        ErrorKind::Upload,
+                        &format!("uploading version {name}"),
+                        &e,
+                        auth,
+                    ),
                     e.status(),
                 ));
             }
@@ -300,7 +305,7 @@ pub(super) async fn upload_converging(
     }
     Err((
         PipelineError {
-            kind: "upload".into(),
+            kind: ErrorKind::Upload,
             message: format!(
                 "every version name tried ({}…) is taken by a different spec; pass another --version-tag",
                 opts.version_tag

@@ -25,7 +25,7 @@ use crate::interrupt::Interrupt;
 use crate::lookup::{api_failure, find_pipeline};
 use crate::plan::{LocalSpec, PlanItem, Seen};
 use crate::record::{NOT_STARTED, Outcome, Record};
-use crate::row::{Action, PipelineError, Status};
+use crate::row::{Action, ErrorKind, PipelineError, Status};
 use crate::versions::{DESCRIPTION_MARKER, Provenance, versions_to_prune};
 
 mod converge;
@@ -167,7 +167,14 @@ async fn apply_one(
                 notes = vec![found.to_string()];
                 id
             }
-            Err(e) => return failed(api_failure("upload", "creating the pipeline", &e, auth)),
+            Err(e) => {
+                return failed(api_failure(
+                    ErrorKind::Upload,
+                    "creating the pipeline",
+                    &e,
+                    auth,
+                ));
+            }
         },
     };
 
@@ -204,7 +211,7 @@ async fn apply_one(
                 }
                 Err(e) => {
                     return failed(api_failure(
-                        "upload",
+                        ErrorKind::Upload,
                         "creating the pipeline again after it was deleted by a concurrent run",
                         &e,
                         auth,

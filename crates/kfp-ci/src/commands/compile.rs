@@ -160,7 +160,7 @@ fn write_outputs(run: &mut CompileRun, dir: &std::path::Path) -> anyhow::Result<
             let path = dir.join(format!("{}.yaml", result.file.name));
             if let Err(e) = fs_err::write(&path, &compiled.yaml) {
                 result.outcome = Err(crate::report::PipelineError {
-                    kind: "write".into(),
+                    kind: crate::report::ErrorKind::Write,
                     message: format!("cannot write {}: {e}", path.display()),
                     detail: String::new(),
                 });
