@@ -5,9 +5,33 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-fn is_empty_str(s: &str) -> bool {
+pub(crate) fn is_empty_str(s: &str) -> bool {
     s.is_empty()
 }
+
+pub(crate) fn is_zero(n: &i32) -> bool {
+    *n == 0
+}
+
+/// A list response as grpc-gateway writes it: the items under their own key, `total_size` and
+/// `next_page_token`, each left out when empty.
+macro_rules! list_response {
+    ($(#[$meta:meta])* $name:ident { $(#[$key_meta:meta])* $key:ident: $item:ty }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[serde(default)]
+        pub struct $name {
+            $(#[$key_meta])*
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            pub $key: Vec<$item>,
+            #[serde(skip_serializing_if = "crate::wire::is_zero")]
+            pub total_size: i32,
+            #[serde(skip_serializing_if = "crate::wire::is_empty_str")]
+            pub next_page_token: String,
+        }
+    };
+}
+pub(crate) use list_response;
 
 /// `v2beta1Pipeline`. `name` is the identity (unique per namespace); `display_name` is for people.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -69,32 +93,14 @@ pub struct Url {
     pub pipeline_url: String,
 }
 
-/// `GET /apis/v2beta1/pipelines`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ListPipelinesResponse {
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub pipelines: Vec<Pipeline>,
-    #[serde(skip_serializing_if = "is_zero")]
-    pub total_size: i32,
-    #[serde(skip_serializing_if = "is_empty_str")]
-    pub next_page_token: String,
+list_response! {
+    /// `GET /apis/v2beta1/pipelines`.
+    ListPipelinesResponse { pipelines: Pipeline }
 }
 
-/// `GET /apis/v2beta1/pipelines/{id}/versions`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ListPipelineVersionsResponse {
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub pipeline_versions: Vec<PipelineVersion>,
-    #[serde(skip_serializing_if = "is_zero")]
-    pub total_size: i32,
-    #[serde(skip_serializing_if = "is_empty_str")]
-    pub next_page_token: String,
-}
-
-fn is_zero(n: &i32) -> bool {
-    *n == 0
+list_response! {
+    /// `GET /apis/v2beta1/pipelines/{id}/versions`.
+    ListPipelineVersionsResponse { pipeline_versions: PipelineVersion }
 }
 
 /// `GET /apis/v2beta1/healthz` (plain encoding/json on the server: every field present).
