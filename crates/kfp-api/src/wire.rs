@@ -242,6 +242,38 @@ pub mod limits {
     pub const MAX_TAG_LEN: usize = 63;
     pub const DEFAULT_PAGE_SIZE: i32 = 20;
     pub const MAX_PAGE_SIZE: i32 = 200;
+
+    /// Tag rules of 2.17.0: at most 20, key and value ≤ 63 characters, keys non-empty without `.`.
+    pub fn check_tags(tags: &std::collections::BTreeMap<String, String>) -> Result<(), String> {
+        if tags.len() > MAX_TAGS {
+            return Err(format!(
+                "Tags cannot have more than {} entries, got {}",
+                MAX_TAGS,
+                tags.len()
+            ));
+        }
+        for (k, v) in tags {
+            if k.is_empty() {
+                return Err("Tag key cannot be empty".into());
+            }
+            if k.contains('.') {
+                return Err(format!("Tag key {k:?} cannot contain '.'"));
+            }
+            if k.chars().count() > MAX_TAG_LEN {
+                return Err(format!(
+                    "Tag key {k:?} cannot exceed {} characters",
+                    MAX_TAG_LEN
+                ));
+            }
+            if v.chars().count() > MAX_TAG_LEN {
+                return Err(format!(
+                    "Tag value of {k:?} cannot exceed {} characters",
+                    MAX_TAG_LEN
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -281,6 +313,24 @@ mod tests {
         );
         let back: Filter = serde_json::from_str(&text).expect("parses");
         assert_eq!(back, Filter::equals("name", "x"));
+    }
+
+    #[test]
+    fn tag_rules() {
+        let tags = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert!(limits::check_tags(&tags(&[("managed-by", "kfp-ci")])).is_ok());
+        assert!(limits::check_tags(&tags(&[("", "x")])).is_err());
+        assert!(limits::check_tags(&tags(&[("a.b", "x")])).is_err());
+        assert!(limits::check_tags(&tags(&[("k", &"é".repeat(63))])).is_ok());
+        assert!(limits::check_tags(&tags(&[("k", &"é".repeat(64))])).is_err());
+        let many: Vec<(String, String)> =
+            (0..21).map(|i| (format!("k{i}"), String::new())).collect();
+        assert!(limits::check_tags(&many.into_iter().collect()).is_err());
     }
 
     #[test]
