@@ -685,6 +685,30 @@ fn init(ctx: &TestContext, args: &[&str]) -> std::process::Output {
 }
 
 #[test]
+fn init_quiet_writes_the_files_and_says_nothing() {
+    let ctx = TestContext::new();
+    let out = init(&ctx, &["-q"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "", "-q: nothing on stderr");
+    assert!(out.stdout.is_empty());
+    let workflow = ctx.root().join(".gitea/workflows/compile-upload.yaml");
+    assert!(workflow.is_file(), "the workflow is written");
+    assert!(
+        ctx.root().join("kfp-ci.toml").is_file(),
+        "the configuration is written"
+    );
+
+    // Without -q the same run lists what it did and the next steps.
+    let out = init(&ctx, &["--force"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(
+        said.contains("overwrote") && said.contains("next steps:"),
+        "{said}"
+    );
+}
+
+#[test]
 fn init_gitea_writes_a_valid_safe_workflow() {
     let ctx = TestContext::new();
     let out = init(&ctx, &[]);
