@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 
-use crate::loopback::Loopback;
+use crate::common::loopback::Loopback;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
@@ -105,7 +105,10 @@ impl Faulty {
             stop: tokio::sync::watch::Sender::new(false),
             released: tokio::sync::watch::Sender::new(false),
         });
-        let server = Loopback::axum(Router::new().fallback(handle).with_state(shared.clone()));
+        let server = Loopback::serve(
+            "faulty proxy",
+            Router::new().fallback(handle).with_state(shared.clone()),
+        );
         Faulty {
             url: format!("http://{}{}", server.addr, shared.prefix),
             shared,

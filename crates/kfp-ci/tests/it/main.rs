@@ -15,7 +15,6 @@ mod forge_server;
 mod harness;
 mod incremental;
 mod interrupt;
-mod loopback;
 mod ntfy_server;
 mod output;
 mod promote;

@@ -9,9 +9,9 @@ use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 
 use crate::common::TestContext;
+use crate::common::loopback::Loopback;
 use crate::deploy::{HELLO, TAG, assert_exit, json, repo_and_server, run, text};
 use crate::faulty::{Fault, Faulty, Rule};
-use crate::loopback::Loopback;
 
 /// A loopback HTTP server answering every request with `respond(request)`; stops when dropped.
 pub(crate) struct Stub {
@@ -21,7 +21,8 @@ pub(crate) struct Stub {
 
 impl Stub {
     pub(crate) fn start(respond: fn(&Request) -> Response) -> Stub {
-        let server = Loopback::axum(
+        let server = Loopback::serve(
+            "stub",
             Router::new().fallback(move |req: Request| async move { respond(&req) }),
         );
         Stub {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio_rustls::rustls;
 
-use crate::loopback::Loopback;
+use crate::common::loopback::Loopback;
 
 pub struct TlsProxy {
     /// `https://127.0.0.1:PORT`
@@ -73,7 +73,7 @@ impl TlsProxy {
 
         let handshake_failures = Arc::new(AtomicUsize::new(0));
         let failures = handshake_failures.clone();
-        let server = Loopback::start(move |listener, mut stop| async move {
+        let server = Loopback::start("TLS proxy", move |listener, mut stop| async move {
             loop {
                 let (tcp, _) = tokio::select! {
                     accepted = listener.accept() => match accepted {
