@@ -268,6 +268,8 @@ fn one_edited_pipeline_gets_exactly_one_new_version() {
     ctx.write("pipelines/hello_pipeline.py", HELLO);
     ctx.write("pipelines/goodbye_pipeline.py", GOODBYE);
     let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    // Only the test clock moves time: without its advance below, this test fails every time.
+    server.freeze_clock();
     let endpoint = server.url.as_str();
     let out = run(
         &ctx,
@@ -588,6 +590,8 @@ fn embedded_default_store_outside_ci() {
 #[test]
 fn dry_run_force_keep_versions_and_links() {
     let (ctx, server) = repo_and_server(&[("hello_pipeline.py", HELLO)]);
+    // Only the test clock moves time: without its advance below, this test fails every time.
+    server.freeze_clock();
     let endpoint = server.url.as_str();
     let out = json_run(&ctx, "deploy", endpoint, &["--dry-run"], 0);
     assert_eq!(json(&out)["pipelines"][0]["status"], "planned");
