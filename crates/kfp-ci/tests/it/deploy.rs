@@ -188,8 +188,16 @@ while True:
         break
 print(json.dumps(out, sort_keys=True))
 "#;
+    kfp_client_json(script, &[url, namespace.unwrap_or("")])
+}
+
+/// Run `script` with the test venv's Python (the kfp SDK) and `args`; its last stdout line, as
+/// JSON.
+pub(crate) fn kfp_client_json(script: &str, args: &[&str]) -> Value {
     let out = crate::common::command(python())
-        .args(["-c", script, url, namespace.unwrap_or("")])
+        .arg("-c")
+        .arg(script)
+        .args(args)
         .output()
         .expect("run python");
     assert!(
@@ -198,8 +206,7 @@ print(json.dumps(out, sort_keys=True))
         text(&out.stderr)
     );
     let stdout = text(&out.stdout);
-    let last = stdout.lines().last().unwrap_or("{}");
-    serde_json::from_str(last).expect("kfp.Client JSON")
+    serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect("kfp.Client JSON")
 }
 
 #[test]
@@ -690,17 +697,7 @@ for p in client.list_pipelines(page_size=100).pipelines or []:
         out[p.name + "/" + v.name] = {"description": v.description, "tags": getattr(v, "tags", None)}
 print(json.dumps(out, sort_keys=True))
 "#;
-    let out = crate::common::command(python())
-        .args(["-c", script, url])
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "kfp.Client failed:\n{}",
-        text(&out.stderr)
-    );
-    let stdout = text(&out.stdout);
-    serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect("kfp.Client JSON")
+    kfp_client_json(script, &[url])
 }
 
 #[test]

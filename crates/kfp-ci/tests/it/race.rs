@@ -141,6 +141,23 @@ fn assert_converged(
     }
 }
 
+/// Run B, finishing after run A deployed the same spec as `a1`: exit 0, its pipeline unchanged
+/// as `a1`, the reason saying `why`. B's report.
+#[track_caller]
+fn unchanged_as_a1(b: Child, why: &str) -> Value {
+    let b = b.wait_with_output().expect("deploy b");
+    assert_exit(&b, 0);
+    let report = json(&b);
+    let p = &report["pipelines"][0];
+    assert_eq!(p["action"], "unchanged", "{report:#}");
+    assert_eq!(p["version_name"], "a1", "{report:#}");
+    assert!(
+        p["reason"].as_str().is_some_and(|r| r.contains(why)),
+        "{report:#}"
+    );
+    report
+}
+
 /// `deploy --no-cache --version-tag TAG` against `url`, which must exit 0.
 #[track_caller]
 fn deploy_uncached(ctx: &TestContext, url: &str, tag: &str) -> Output {
@@ -225,18 +242,7 @@ fn a_run_that_planned_before_a_concurrent_upload_uploads_nothing() {
     let a = deploy_uncached(&ctx, &server.url, "a1");
     assert_eq!(json(&a)["counts"]["updated"], 1, "{}", json(&a));
     proxy.release();
-    let b = b.wait_with_output().expect("deploy b");
-    assert_exit(&b, 0);
-    let report = json(&b);
-    let p = &report["pipelines"][0];
-    assert_eq!(p["action"], "unchanged", "{report:#}");
-    assert_eq!(p["version_name"], "a1", "{report:#}");
-    assert!(
-        p["reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("already deployed by a concurrent run as a1")),
-        "{report:#}"
-    );
+    let report = unchanged_as_a1(b, "already deployed by a concurrent run as a1");
     assert_eq!(report["counts"]["updated"], 0, "{report:#}");
     assert_eq!(
         proxy.count("POST", "/upload_version"),
@@ -276,17 +282,9 @@ fn a_run_whose_rival_never_saw_it_gives_way() {
     assert_eq!(a["pipelines"][0]["action"], "new_version", "{a:#}");
     assert_eq!(a["pipelines"][0]["version_name"], "a1", "{a:#}");
     proxy.release();
-    let b = b.wait_with_output().expect("deploy b");
-    assert_exit(&b, 0);
-    let report = json(&b);
-    let p = &report["pipelines"][0];
-    assert_eq!(p["action"], "unchanged", "{report:#}");
-    assert_eq!(p["version_name"], "a1", "{report:#}");
-    assert!(
-        p["reason"].as_str().is_some_and(|r| r.contains(
-            "already deployed by a concurrent run as a1 (the identical version this run uploaded was removed again)"
-        )),
-        "{report:#}"
+    unchanged_as_a1(
+        b,
+        "already deployed by a concurrent run as a1 (the identical version this run uploaded was removed again)",
     );
     assert_eq!(
         crate::race::server_view(&server.url)["hello_pipeline"],
