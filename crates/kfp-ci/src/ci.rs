@@ -194,10 +194,11 @@ async fn gitea_server_version(api_url: &str) -> Option<String> {
     struct Version {
         version: String,
     }
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(2))
-        .build()
-        .ok()?;
+    let client = crate::http::client(crate::http::Options {
+        timeout: Some(std::time::Duration::from_secs(2)),
+        ..crate::http::Options::default()
+    })
+    .ok()?;
     let url = format!("{}/version", api_url.trim_end_matches('/'));
     let response = client.get(&url).send().await.ok()?;
     if !response.status().is_success() {

@@ -30,6 +30,7 @@ pub mod diff;
 pub mod forge;
 pub mod git;
 pub mod history;
+pub mod http;
 pub mod init;
 pub mod interrupt;
 pub mod paths;
