@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use crate::common::TestContext;
 use crate::deploy::{
-    GOODBYE, HELLO, assert_exit, faulty_one, hello_and_goodbye, json, json_run, repo_and_server,
+    GOODBYE, HELLO, TAG, assert_exit, faulty_one, hello_and_goodbye, json, json_run,
+    kfp_client_view, repo_and_server, run,
 };
 use crate::faulty::{Fault, Faulty, Rule};
 
@@ -290,4 +291,65 @@ fn a_run_whose_rival_never_saw_it_gives_way() {
         crate::race::server_view(&server.url)["hello_pipeline"],
         ["v0", "a1"]
     );
+}
+
+#[test]
+fn two_racing_deploys_converge_without_duplicates() {
+    let (ctx, server) = hello_and_goodbye();
+    // Both runs plan "create" for both pipelines; the proxy holds the creates until both runs
+    // have sent theirs, so they really collide (a test whose runs did not overlap fails in
+    // `wait_for`).
+    let proxy = faulty_one(
+        &server.url,
+        "POST",
+        "/apis/v2beta1/pipelines",
+        4,
+        Fault::Hold,
+    );
+    let args = [
+        "deploy",
+        "--endpoint",
+        &proxy.url,
+        "--version-tag",
+        TAG,
+        "--output",
+        "json",
+    ];
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| run(&ctx, &args));
+        let b = s.spawn(|| run(&ctx, &args));
+        proxy.wait_for("POST", "/apis/v2beta1/pipelines", 4);
+        proxy.release();
+        (a.join().expect("a"), b.join().expect("b"))
+    });
+    for out in [&a, &b] {
+        assert_exit(out, 0);
+    }
+    let reports = [json(&a), json(&b)];
+    let reasons: Vec<String> = reports
+        .iter()
+        .flat_map(|r| r["pipelines"].as_array().cloned().unwrap_or_default())
+        .map(|p| p["reason"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        reasons
+            .iter()
+            .filter(|r| r.contains(&format!("already deployed by a concurrent run as {TAG}")))
+            .count(),
+        2,
+        "{reasons:#?}"
+    );
+    // Counts add up: each pipeline created by one run, unchanged for the other.
+    let sum = |key: &str| -> u64 {
+        reports
+            .iter()
+            .map(|r| r["counts"][key].as_u64().unwrap_or(0))
+            .sum()
+    };
+    assert_eq!((sum("created"), sum("unchanged")), (2, 2), "{reports:#?}");
+    let view = kfp_client_view(&server.url, None);
+    assert_eq!(view.as_object().expect("object").len(), 2, "{view:#}");
+    for (name, p) in view.as_object().expect("object") {
+        assert_eq!(p["versions"], serde_json::json!([TAG]), "{name}: {view:#}");
+    }
 }
