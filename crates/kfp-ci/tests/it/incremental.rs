@@ -473,3 +473,190 @@ fn init_writes_the_inputs_seen_into_the_trigger() {
     let out = run(&["check", "--verify-workflow"]);
     assert_exit(&out, 0);
 }
+
+/// A pipeline whose description comes from an installed distribution, `kfp-ci-probe`, which
+/// only the cached virtualenv has (through `requirements`).
+const R: &str = r#"import kfp_ci_probe
+from kfp import dsl
+
+
+@dsl.component(base_image="python:3.11-slim")
+def say(message: str) -> str:
+    return message
+
+
+@dsl.pipeline(name="r-pipeline", description=f"probe {kfp_ci_probe.LABEL}")
+def r_pipeline(message: str = "hello"):
+    say(message=message)
+"#;
+
+/// Packs a tiny local project, `kfp-ci-probe` VERSION (one module with `LABEL = label`), into a
+/// wheel in `wheels` (a wheel is a zip with the module and its .dist-info; built here with the
+/// test Python's zipfile, offline, without a build backend).
+fn build_probe_wheel(ctx: &TestContext, wheels: &Path, version: &str, label: &str) {
+    const PACK: &str = r#"
+import base64, hashlib, os, sys, zipfile
+wheels, version, label = sys.argv[1:4]
+info = f"kfp_ci_probe-{version}.dist-info"
+files = {
+    "kfp_ci_probe.py": f"LABEL = {label!r}\n",
+    f"{info}/METADATA": f"Metadata-Version: 2.1\nName: kfp-ci-probe\nVersion: {version}\n",
+    f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: kfp-ci-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+}
+record = []
+for name, text in files.items():
+    digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+    record.append(f"{name},sha256={digest},{len(text.encode())}")
+files[f"{info}/RECORD"] = "\n".join(record + [f"{info}/RECORD,,"]) + "\n"
+with zipfile.ZipFile(os.path.join(wheels, f"kfp_ci_probe-{version}-py3-none-any.whl"), "w") as z:
+    for name, text in files.items():
+        z.writestr(name, text)
+"#;
+    let out = ctx
+        .command(crate::common::python())
+        .args(["-c", PACK])
+        .arg(wheels)
+        .args([version, label])
+        .output()
+        .expect("pack the wheel");
+    assert!(
+        out.status.success(),
+        "kfp-ci-probe {version} wheel: {}",
+        text(&out.stderr)
+    );
+}
+
+/// `requirements` is what kfp-ci installs into its cached virtualenv, next to the pinned kfp.
+/// Changing it gives another virtualenv, so every cached compile misses, and a pipeline whose
+/// output depends on the requirement gets its new spec deployed; one that does not is unchanged.
+/// (Real installs: kfp from the package index through uv, `kfp-ci-probe` from wheels built here.)
+#[test]
+fn a_requirements_change_misses_and_deploys_the_new_spec() {
+    let ctx = TestContext::new();
+    let venv_bin = crate::common::python()
+        .parent()
+        .expect("test venv bin")
+        .to_path_buf();
+    let uv = venv_bin.join("uv");
+    assert!(
+        uv.exists(),
+        "no uv in {} (tests/requirements.txt installs it; run scripts/test)",
+        venv_bin.display()
+    );
+    ctx.write("pipelines/r_pipeline.py", R);
+    ctx.write("pipelines/b_pipeline.py", B);
+    let wheels = tempfile::tempdir().expect("wheel dir");
+    build_probe_wheel(&ctx, wheels.path(), "1.0", "one");
+    build_probe_wheel(&ctx, wheels.path(), "2.0", "two");
+
+    // The default interpreter is a `python3` without kfp (an empty virtualenv), so kfp-ci makes
+    // its cached virtualenv with the pin and the requirements; uv is found on PATH.
+    let tools = tempfile::tempdir().expect("tools dir");
+    let base = tools.path().join("base");
+    let out = ctx
+        .command(&uv)
+        .args(["venv", "--quiet", "--python"])
+        .arg(crate::common::python())
+        .arg(&base)
+        .env("UV_PYTHON_DOWNLOADS", "never")
+        .output()
+        .expect("uv venv");
+    assert!(out.status.success(), "uv venv: {}", text(&out.stderr));
+    let bin = tools.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    std::os::unix::fs::symlink(base.join("bin/python"), bin.join("python3")).expect("python3");
+    std::os::unix::fs::symlink(&uv, bin.join("uv")).expect("uv");
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display());
+    let find_links = match std::env::var("PIP_FIND_LINKS") {
+        Ok(v) if !v.trim().is_empty() => format!("{} {v}", wheels.path().display()),
+        _ => wheels.path().display().to_string(),
+    };
+    // uv's cache outlives the test, so later runs do not download kfp again.
+    let uv_cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("uv-cache");
+    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    let deploy = |requirement: &str, tag: &str| {
+        ctx.write(
+            "kfp-ci.toml",
+            &format!("requirements = [\"{requirement}\"]\n"),
+        );
+        let out = ctx
+            .cmd()
+            .env_remove("KFP_CI_PYTHON")
+            .env_remove("KFP_CI_CACHE_DIR")
+            .env("PATH", &path)
+            .env("PIP_FIND_LINKS", &find_links)
+            .env("UV_CACHE_DIR", &uv_cache)
+            .args([
+                "deploy",
+                "-v",
+                "--endpoint",
+                &server.url,
+                "--version-tag",
+                tag,
+                "--output",
+                "json",
+            ])
+            .output()
+            .expect("run kfp-ci");
+        assert_exit(&out, 0);
+        (json(&out), text(&out.stderr))
+    };
+
+    let (report, stderr) = deploy("kfp-ci-probe==1.0", "v1");
+    assert!(
+        stderr.contains("creating a virtualenv") && stderr.contains("kfp-ci-probe==1.0"),
+        "{stderr}"
+    );
+    assert_eq!(action(&report, "pipelines/r_pipeline.py"), "create");
+    // Same requirements: every file hits, Python is not started.
+    let (report, stderr) = deploy("kfp-ci-probe==1.0", "v2");
+    assert!(
+        stderr.contains("every file hit; Python not started"),
+        "{stderr}"
+    );
+    assert_eq!(action(&report, "pipelines/r_pipeline.py"), "unchanged");
+
+    // Another requirement: another virtualenv; both files miss, and only the one whose output
+    // changed gets a new version.
+    let (report, stderr) = deploy("kfp-ci-probe==2.0", "v3");
+    assert!(
+        stderr.contains("creating a virtualenv") && stderr.contains("kfp-ci-probe==2.0"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("no stored description of this interpreter yet"),
+        "{stderr}"
+    );
+    for file in ["pipelines/r_pipeline.py", "pipelines/b_pipeline.py"] {
+        assert_miss(
+            &stderr,
+            file,
+            "the interpreter's state was not known before it started",
+        );
+    }
+    assert_eq!(
+        action(&report, "pipelines/r_pipeline.py"),
+        "new_version",
+        "{stderr}"
+    );
+    assert_eq!(action(&report, "pipelines/b_pipeline.py"), "unchanged");
+    // The spec deployed is the new one: what kfp-ci now compiles (from the cache) says "two".
+    let out = ctx
+        .cmd()
+        .env_remove("KFP_CI_PYTHON")
+        .env_remove("KFP_CI_CACHE_DIR")
+        .env("PATH", &path)
+        .env("PIP_FIND_LINKS", &find_links)
+        .env("UV_CACHE_DIR", &uv_cache)
+        .args(["compile", "-v", "--out-dir", "out"])
+        .output()
+        .expect("run kfp-ci");
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("every file hit"),
+        "{}",
+        text(&out.stderr)
+    );
+    let yaml = std::fs::read_to_string(ctx.root().join("out/r_pipeline.yaml")).expect("yaml");
+    assert!(yaml.contains("probe two"), "{yaml}");
+}

@@ -101,6 +101,7 @@ fn init_gitea_writes_a_valid_safe_workflow() {
         "failed",
         "version_tag",
         "failed_names",
+        "smoke_failed",
         "report",
     ];
     let mut keys: Vec<&str> = outputs.keys().map(String::as_str).collect();
@@ -179,6 +180,22 @@ fn init_gitea_writes_a_valid_safe_workflow() {
             .as_str()
             .expect("path")
             .contains("~/.cache/kfp-ci")
+    );
+    // The compile cache: saved under a new key per commit, restored from the newest of the same
+    // kfp version (and configuration).
+    let compile = steps
+        .iter()
+        .find(|s| s["with"]["path"] == ".kfp-ci/cache")
+        .expect("compile cache step");
+    let prefix = "kfp-ci-compile-kfp2.17.0-${{ runner.os }}-";
+    let files = "${{ hashFiles('kfp-ci.toml', 'pyproject.toml') }}-";
+    assert_eq!(
+        compile["with"]["key"],
+        format!("{prefix}{files}${{{{ github.sha }}}}")
+    );
+    assert_eq!(
+        compile["with"]["restore-keys"],
+        format!("{prefix}{files}\n{prefix}\n")
     );
     // The notify job needs no kfp: kfp-ci alone.
     let notify_install = w["jobs"]["notify"]["steps"]
