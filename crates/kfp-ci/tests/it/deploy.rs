@@ -215,20 +215,13 @@ fn fresh_deploy_of_the_examples_then_unchanged_redeploy() {
     ctx.copy_examples();
     let server = Server::start(&ctx.root().join("registry.db"), &[]);
 
-    let out = run(
+    let out = json_run(
         &ctx,
-        &[
-            "deploy",
-            "examples",
-            "--endpoint",
-            &server.url,
-            "--version-tag",
-            TAG,
-            "--output",
-            "json",
-        ],
+        "deploy",
+        &server.url,
+        &["examples", "--version-tag", TAG],
+        0,
     );
-    assert_exit(&out, 0);
     let report = json(&out);
     assert_eq!(report["counts"]["discovered"], 6);
     assert_eq!(report["counts"]["created"], 6, "{report:#}");
@@ -247,18 +240,7 @@ fn fresh_deploy_of_the_examples_then_unchanged_redeploy() {
     }
 
     // Redeploy: all unchanged, nothing uploaded.
-    let out = run(
-        &ctx,
-        &[
-            "deploy",
-            "examples",
-            "--endpoint",
-            &server.url,
-            "--output",
-            "json",
-        ],
-    );
-    assert_exit(&out, 0);
+    let out = json_run(&ctx, "deploy", &server.url, &["examples"], 0);
     let report = json(&out);
     assert_eq!(report["counts"]["unchanged"], 6, "{report:#}");
     assert_eq!(report["counts"]["created"], 0);

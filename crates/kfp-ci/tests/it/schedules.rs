@@ -122,6 +122,17 @@ fn deploy_expecting(ctx: &TestContext, url: &str, tag: &str, want: &[(&str, &str
     report
 }
 
+/// The version id a report gives hello_pipeline.
+fn hello_version_id(report: &Value) -> Value {
+    report["pipelines"]
+        .as_array()
+        .expect("pipelines")
+        .iter()
+        .find(|p| p["name"] == "hello_pipeline")
+        .map(|p| p["version_id"].clone())
+        .expect("hello version")
+}
+
 fn schedule_rows(report: &Value) -> Vec<(String, String)> {
     report["schedules"]
         .as_array()
@@ -348,14 +359,7 @@ version = "pinned"
     let (ctx, server) = repo(config);
     let url = server.url.as_str();
     let out = json_run(&ctx, "deploy", url, &["--version-tag", "v1"], 0);
-    let report = json(&out);
-    let v1 = report["pipelines"]
-        .as_array()
-        .expect("pipelines")
-        .iter()
-        .find(|p| p["name"] == "hello_pipeline")
-        .map(|p| p["version_id"].clone())
-        .expect("hello version");
+    let v1 = hello_version_id(&json(&out));
     let first = only(&recurring_view(url), "pinned-hello").clone();
     assert_eq!(first["version_id"], v1, "pinned to the uploaded version");
 
@@ -378,14 +382,7 @@ version = "pinned"
         "{plan:#}"
     );
     let out = json_run(&ctx, "deploy", url, &["--version-tag", "v2"], 0);
-    let report = json(&out);
-    let v2 = report["pipelines"]
-        .as_array()
-        .expect("pipelines")
-        .iter()
-        .find(|p| p["name"] == "hello_pipeline")
-        .map(|p| p["version_id"].clone())
-        .expect("hello version");
+    let v2 = hello_version_id(&json(&out));
     assert_ne!(v1, v2);
     let second = only(&recurring_view(url), "pinned-hello").clone();
     assert_eq!(second["version_id"], v2, "follows the new version");
