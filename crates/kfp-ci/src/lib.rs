@@ -53,6 +53,9 @@ pub mod smoke;
 pub mod target;
 pub mod versions;
 
+#[cfg(test)]
+mod module_graph;
+
 use std::process::ExitCode;
 
 use clap::Parser;
