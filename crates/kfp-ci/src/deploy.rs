@@ -278,9 +278,9 @@ pub async fn run(cmd: &DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
                     client,
                     namespace,
                     &smoke,
-                    &report,
+                    &report.pipelines,
+                    report.version_tag.as_deref().unwrap_or_default(),
                     session.target.ui_url.as_deref(),
-                    global.quiet,
                     &interrupt,
                 )
                 .await;

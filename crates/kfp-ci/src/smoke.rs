@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::client::Client;
-use crate::report::{Action, PipelineReport, Report, Status};
+use crate::row::{Action, PipelineReport, Status};
 pub use crate::settings::SmokeConfig;
 
 /// Experiment of smoke runs unless `[smoke] experiment` says otherwise.
@@ -159,25 +159,22 @@ fn selected<'a>(smoke: &Smoke, rows: &'a [PipelineReport]) -> Vec<&'a PipelineRe
         .collect()
 }
 
-/// Start the smoke runs and wait for them; progress on stderr (unless `quiet`).
+/// Start the smoke runs and wait for them; progress on stderr (unless `-q`).
 pub async fn run(
     client: &Client,
     namespace: &str,
     smoke: &Smoke,
-    report: &Report,
+    rows: &[PipelineReport],
+    version_tag: &str,
     ui_url: Option<&str>,
-    quiet: bool,
     interrupt: &crate::interrupt::Interrupt,
 ) -> Vec<SmokeReport> {
     if !smoke.enabled {
         return Vec::new();
     }
-    let say = |line: String| {
-        if !quiet {
-            crate::output::message_line(&line);
-        }
-    };
-    let targets = selected(smoke, &report.pipelines);
+    // Progress lines; `-q` silences them (the output layer).
+    let say = |line: String| crate::output::message_line(&line);
+    let targets = selected(smoke, rows);
     if targets.is_empty() {
         say("smoke: no created or changed pipeline to run".into());
         return Vec::new();
@@ -204,7 +201,7 @@ pub async fn run(
     let Some(experiment_id) = experiment else {
         return out;
     };
-    let tag = report.version_tag.clone().unwrap_or_default();
+    let tag = version_tag;
     for p in &targets {
         let run = Run {
             display_name: format!("smoke {} {tag}", p.name).trim().to_string(),
@@ -391,90 +388,6 @@ pub fn render(rows: &[SmokeReport]) -> String {
         ));
     }
     out
-}
-
-/// Names of the pipelines whose smoke run failed, comma-separated (job output `smoke_failed`).
-pub fn failed_names(report: &Report) -> String {
-    report
-        .smoke
-        .iter()
-        .filter(|r| r.failed())
-        .map(|r| r.pipeline.replace(['\r', '\n'], " "))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// Notification lines: schedules that changed and smoke runs.
-pub fn notify_items(report: &Report) -> Vec<(&'static str, String)> {
-    let mut items = Vec::new();
-    for r in &report.smoke {
-        let link = r
-            .url
-            .as_ref()
-            .map(|u| format!(" ([run]({u}))"))
-            .unwrap_or_default();
-        items.push((
-            "Smoke runs",
-            format!("- `{}`: {}{link}", r.pipeline, r.state),
-        ));
-    }
-    for s in report
-        .schedules
-        .iter()
-        .filter(|s| s.changes() || s.failed())
-    {
-        let what = match &s.error {
-            Some(e) => format!("{} failed: {e}", s.action),
-            None => s.action.clone(),
-        };
-        items.push(("Schedules", format!("- `{}`: {what}", s.name)));
-    }
-    items
-}
-
-/// Step-summary tables of the schedules and smoke runs (empty when there are none).
-pub fn summary_markdown(report: &Report) -> String {
-    let cell = |t: &str| t.lines().next().unwrap_or_default().replace('|', "\\|");
-    let mut md = String::new();
-    if !report.schedules.is_empty() {
-        md.push_str("\n| schedule | action | status | details |\n| --- | --- | --- | --- |\n");
-        for s in &report.schedules {
-            let details = s.error.as_deref().unwrap_or(&s.reason);
-            md.push_str(&format!(
-                "| `{}` | {} | {} | {} |\n",
-                cell(&s.name),
-                s.action,
-                s.status.label(),
-                cell(details)
-            ));
-        }
-    }
-    if !report.smoke.is_empty() {
-        md.push_str("\n| smoke run | state | run |\n| --- | --- | --- |\n");
-        for r in &report.smoke {
-            let run = match (&r.url, &r.run_id) {
-                (Some(u), Some(id)) => format!("[{}]({u})", cell(id)),
-                (None, Some(id)) => format!("`{}`", cell(id)),
-                _ => cell(r.error.as_deref().unwrap_or("-")),
-            };
-            md.push_str(&format!(
-                "| `{}` | {} | {run} |\n",
-                cell(&r.pipeline),
-                r.state
-            ));
-        }
-    }
-    md
-}
-
-/// `, N smoke run(s) failed` for the notification title.
-pub fn title_suffix(report: &Report) -> String {
-    let n = report.smoke.iter().filter(|r| r.failed()).count();
-    if n == 0 {
-        String::new()
-    } else {
-        format!(", {n} smoke run(s) failed")
-    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,9 @@ use crate::cli::TargetArgs;
 use crate::redact::Secret;
 use crate::settings::{LoadedConfig, TargetConfig};
 
+/// How long one request (with its retries) may take, unless `--request-timeout` says otherwise.
+pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Environment variable holding a bearer token (the kfp SDK's spelling).
 pub const TOKEN_ENV: &str = "KF_PIPELINES_TOKEN";
 /// Environment variable holding a cookie string sent verbatim as `Cookie:`.
@@ -196,7 +199,7 @@ pub fn resolve_with(
             "`request_timeout` (--request-timeout, KFP_CI_REQUEST_TIMEOUT, or `request_timeout` in {config_name}) must be at least 1 second"
         ),
         Some(secs) => std::time::Duration::from_secs(secs),
-        None => crate::client::DEFAULT_REQUEST_TIMEOUT,
+        None => DEFAULT_REQUEST_TIMEOUT,
     };
 
     let token_env = named.token_env.as_deref().unwrap_or(TOKEN_ENV);

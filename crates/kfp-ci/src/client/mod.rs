@@ -42,8 +42,7 @@ pub const MAX_ATTEMPTS: u32 = 5;
 const BASE_DELAY: Duration = Duration::from_millis(250);
 const MAX_DELAY: Duration = Duration::from_secs(8);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long one request (with its retries) may take, unless `--request-timeout` says otherwise.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub use crate::target::DEFAULT_REQUEST_TIMEOUT;
 /// How often a waiting request says so in the log.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 

@@ -63,7 +63,10 @@ pub fn title(report: &Report) -> String {
         ),
         Outcome::Unchanged => format!("no changes, {} unchanged", c.unchanged),
     };
-    format!("{repo}{body}{}{dry}", crate::smoke::title_suffix(report))
+    format!(
+        "{repo}{body}{}{dry}",
+        crate::report::smoke_title_suffix(report)
+    )
 }
 
 /// The message for a report: markdown body cut under [`MAX_MESSAGE`] bytes.
@@ -136,7 +139,7 @@ pub fn message(report: &Report, topic: &str) -> Message {
         ));
     }
 
-    items.extend(crate::smoke::notify_items(report));
+    items.extend(crate::report::notify_items(report));
 
     let mut body = head;
     let mut section = "";

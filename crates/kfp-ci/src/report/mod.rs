@@ -6,12 +6,14 @@ use serde::{Deserialize, Serialize};
 mod emit;
 mod outputs;
 mod publish;
+mod runs;
 mod summary;
 mod table;
 
 pub use emit::{check_report_file, emit, report_json};
 pub use outputs::{dotenv, github_output};
 pub use publish::{DEFAULT_DOTENV, Destinations, publish, publish_to};
+pub use runs::{notify_items, runs_summary_markdown, smoke_failed_names, smoke_title_suffix};
 pub use summary::{Outcome, action_label, first_line, new_versions, step_summary};
 
 // The per-pipeline vocabulary lives in `crate::row` (the stages use it before any report exists).

@@ -79,7 +79,7 @@ fn scalar_outputs(report: &Report) -> Vec<(&'static str, String)> {
     ]
     .into_iter()
     // Only after smoke runs, so workflows without them see the outputs they always had.
-    .chain((!report.smoke.is_empty()).then(|| ("smoke_failed", crate::smoke::failed_names(report))))
+    .chain((!report.smoke.is_empty()).then(|| ("smoke_failed", super::smoke_failed_names(report))))
     .collect()
 }
 

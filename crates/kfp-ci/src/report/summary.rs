@@ -124,7 +124,7 @@ pub fn step_summary(report: &Report) -> String {
             );
         }
     }
-    md.push_str(&crate::smoke::summary_markdown(report));
+    md.push_str(&super::runs_summary_markdown(report));
     let failed: Vec<&PipelineReport> = report.pipelines.iter().filter(|p| is_failed(p)).collect();
     if !failed.is_empty() || !report.errors.is_empty() {
         md.push_str("\n### Failures\n\n");
