@@ -37,7 +37,7 @@ fn deploy_at(ctx: &crate::common::TestContext, url: &str, tag: &str, sha: &str) 
 
 fn history(ctx: &crate::common::TestContext, url: &str) -> Value {
     let out = run_exit(
-        &ctx,
+        ctx,
         &["history", PIPELINE, "--endpoint", url, "--output", "json"],
         0,
     );
