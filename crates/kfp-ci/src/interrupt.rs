@@ -69,12 +69,14 @@ impl Interrupt {
             while let Some(signal) = signals.next().await {
                 if first {
                     first = false;
-                    shared.signal.store(signal.as_u8(), Ordering::SeqCst);
-                    shared.notify.notify_waiters();
+                    // Say it before anyone reacts: a run with nothing in flight exits as soon as
+                    // it is told, and a line written after that is lost.
                     tracing::warn!(
                         "interrupted ({}): starting nothing new, finishing what is in flight, then writing the report (signal again to stop at once)",
                         signal.name()
                     );
+                    shared.signal.store(signal.as_u8(), Ordering::SeqCst);
+                    shared.notify.notify_waiters();
                 } else {
                     // The user insists: no report, no cleanup. The report file still holds the
                     // placeholder written at the start (valid JSON saying the run did not finish).

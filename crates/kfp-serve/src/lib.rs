@@ -359,6 +359,7 @@ fn router(state: Arc<AppState>) -> Router {
     let mut testing = Router::new();
     if state.test_clock {
         testing = testing.route("/_test/clock/advance", post(clock::advance));
+        testing = testing.route("/_test/clock/freeze", post(clock::freeze));
     }
     Router::new()
         .merge(uploads)
