@@ -740,6 +740,11 @@ class Index(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
     def do_GET(self):
+        if self.path.startswith("/auth/"):
+            # user:s3cret, as Basic authorization.
+            if self.headers.get("Authorization") != "Basic dXNlcjpzM2NyZXQ=":
+                return self.send_error(401)
+            self.path = self.path[len("/auth"):]
         if self.path.startswith("/files/"):
             return self.send("application/octet-stream", files[self.path[len("/files/"):]][0])
         if self.path == "/json/uv/":
@@ -761,13 +766,23 @@ fn get_uv_takes_this_platforms_binary_from_the_index_and_checks_its_hash() {
         return;
     }
     use std::io::BufRead;
-    let mut server = command(python())
-        .args(["-c", FAKE_INDEX])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("start the fake index");
+    /// Stops the index also when an assertion fails.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut server = Stop(
+        command(python())
+            .args(["-c", FAKE_INDEX])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the fake index"),
+    );
     let mut port = String::new();
-    std::io::BufReader::new(server.stdout.take().expect("stdout"))
+    std::io::BufReader::new(server.0.stdout.take().expect("stdout"))
         .read_line(&mut port)
         .expect("port");
     let index = format!("http://127.0.0.1:{}", port.trim());
@@ -796,6 +811,35 @@ fn get_uv_takes_this_platforms_binary_from_the_index_and_checks_its_hash() {
             "{kind}"
         );
     }
+    // Credentials in the index URL (as in PIP_INDEX_URL) go to the index as Basic auth, and
+    // never into a message.
+    let port = port.trim();
+    let with_auth = |password: &str, dest: &Path| {
+        command(python())
+            .arg(workspace_root().join("scripts/get-uv"))
+            .arg("9.9.9")
+            .arg(dest)
+            .env(
+                "UV_DEFAULT_INDEX",
+                format!("http://user:{password}@127.0.0.1:{port}/auth/json"),
+            )
+            .output()
+            .expect("run scripts/get-uv")
+    };
+    let dest = work.path().join("auth");
+    ok(&with_auth("s3cret", &dest), "get-uv with credentials");
+    assert!(dest.join("uv").is_file());
+    let out = with_auth("wr0ng", &work.path().join("refused"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("http://127.0.0.1:{port}/auth/json")) && err.contains("401"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("wr0ng") && !text(&out.stdout).contains("wr0ng"),
+        "{err}"
+    );
     // A wheel whose bytes differ from the index's SHA-256 is refused; nothing is written.
     let dest = work.path().join("tampered");
     let out = get_uv("6.6.6", "UV_DEFAULT_INDEX", "json", &dest);
@@ -822,6 +866,5 @@ fn get_uv_takes_this_platforms_binary_from_the_index_and_checks_its_hash() {
         "{}",
         text(&out.stderr)
     );
-    server.kill().expect("stop the fake index");
-    let _ = server.wait();
+    drop(server);
 }
