@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::wire::RpcStatus;
@@ -21,37 +21,8 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
-/// protojson writes int64 as a JSON string and reads a string or a number.
-pub mod int64 {
-    use super::*;
-
-    pub fn serialize<S: Serializer>(v: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(n) => s.serialize_str(&n.to_string()),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-        let v = Option::<Value>::deserialize(d)?;
-        match v {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_i64()
-                .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
-                .map(Some)
-                .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a 64-bit integer"))),
-            Some(Value::String(s)) => s
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|_| serde::de::Error::custom(format!("{s:?} is not a 64-bit integer"))),
-            Some(other) => Err(serde::de::Error::custom(format!(
-                "{other} is not a 64-bit integer"
-            ))),
-        }
-    }
-}
+/// int64 fields as protojson writes them (moved to [`crate::protojson`]).
+pub use crate::protojson::int64;
 
 /// `v2beta1Experiment`. The display name is the identity (unique per namespace).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@
 //! [`server_form`] and [`canonical_json`], so "unchanged" means "the server would store the same".
 
 use serde::Deserialize;
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 /// Bumped whenever the canonical form changes: a new prefix means every hash differs once.
@@ -144,22 +144,7 @@ pub fn server_form(docs: &SpecDocuments) -> Value {
     }
 }
 
-/// Recursively turn every number into a double, as a protobuf Struct does.
-pub fn numbers_as_doubles(value: Value) -> Value {
-    match value {
-        Value::Number(n) => {
-            let f = n.as_f64().unwrap_or(0.0);
-            Number::from_f64(f).map_or(Value::Null, Value::Number)
-        }
-        Value::Array(items) => Value::Array(items.into_iter().map(numbers_as_doubles).collect()),
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| (k, numbers_as_doubles(v)))
-                .collect(),
-        ),
-        other => other,
-    }
-}
+pub use crate::protojson::numbers_as_doubles;
 
 /// Canonical text of a spec value: keys sorted, numbers as doubles, no whitespace.
 /// Accepts either side (a local spec's [`server_form`] or the server's `pipeline_spec`).

@@ -179,6 +179,25 @@ pub struct Filter {
     pub predicates: Vec<Predicate>,
 }
 
+impl Filter {
+    /// `key` equals the string `value`.
+    pub fn equals(key: &str, value: &str) -> Filter {
+        Filter {
+            predicates: vec![Predicate {
+                operation: serde_json::Value::from("EQUALS"),
+                key: key.to_string(),
+                string_value: Some(value.to_string()),
+                ..Predicate::default()
+            }],
+        }
+    }
+
+    /// The `filter` query parameter's value (the JSON text; the client URL-encodes it).
+    pub fn to_query(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Predicate {
@@ -245,6 +264,17 @@ mod tests {
             error_message("Invalid input error: Pipeline.Name length cannot exceed 128\n"),
             "Invalid input error: Pipeline.Name length cannot exceed 128"
         );
+    }
+
+    #[test]
+    fn filter_builder_writes_what_the_server_reads() {
+        let text = Filter::equals("name", "x").to_query();
+        assert_eq!(
+            text,
+            r#"{"predicates":[{"operation":"EQUALS","key":"name","string_value":"x"}]}"#
+        );
+        let back: Filter = serde_json::from_str(&text).expect("parses");
+        assert_eq!(back, Filter::equals("name", "x"));
     }
 
     #[test]

@@ -11,8 +11,6 @@
 use std::collections::BTreeSet;
 use std::sync::{Mutex, OnceLock};
 
-use crate::settings::Config;
-
 /// Variables removed whatever the configuration says.
 const ALWAYS: &[&str] = &["KF_PIPELINES_SA_TOKEN_PATH", "NTFY_USER", "KFP_CI_NTFY_URL"];
 
@@ -21,25 +19,16 @@ fn registry() -> &'static Mutex<BTreeSet<String>> {
     NAMES.get_or_init(|| Mutex::new(BTreeSet::new()))
 }
 
-/// Remember the variables a configuration names as holding credentials.
-pub fn register(config: &Config) {
-    let mut names: Vec<String> = Vec::new();
-    for t in config.targets.values() {
-        names.extend(t.token_env.clone());
-        names.extend(t.cookie_env.clone());
-        for value in t.headers.values() {
-            names.extend(referenced_vars(value));
-        }
-    }
-    names.extend(config.notify.ntfy.token_env.clone());
-    names.extend(config.notify.ntfy.password_env.clone());
+/// Remember the variables a configuration names as holding credentials
+/// ([`crate::settings::Config::register_secrets`] passes them).
+pub fn register(names: impl IntoIterator<Item = String>) {
     if let Ok(mut set) = registry().lock() {
         set.extend(names.into_iter().filter(|n| !n.trim().is_empty()));
     }
 }
 
 /// The `NAME`s of `${NAME}` references in a header value.
-fn referenced_vars(value: &str) -> Vec<String> {
+pub fn referenced_vars(value: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = value;
     while let Some(start) = rest.find("${") {
@@ -75,6 +64,7 @@ pub fn scrub(cmd: &mut tokio::process::Command) -> &mut tokio::process::Command 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::Config;
 
     #[test]
     fn configured_names_and_header_references_are_removed() {
@@ -89,7 +79,7 @@ mod tests {
             "#,
         )
         .expect("valid");
-        register(&config);
+        config.register_secrets();
         let names = secret_names();
         for n in [
             "PROD_TOKEN",

@@ -22,8 +22,9 @@ pub use summary::{Outcome, action_label, first_line, new_versions, step_summary}
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CiInfo {
-    /// `forgejo`, `gitea`, `gitlab`, `woodpecker`, `act` (nektos/act on a laptop), `github`, `local`.
-    pub platform: String,
+    /// Serialised as `forgejo`, `gitea`, `gitlab`, `woodpecker`, `act` (nektos/act on a
+    /// laptop), `github`, `local`; `""` when a report read back did not say.
+    pub platform: Platform,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub commit_sha: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -48,7 +49,11 @@ impl CiInfo {
 }
 
 /// The CI platforms kfp-ci knows, in detection order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// In JSON and outputs a platform is its [`Platform::as_str`] name, as it always was; a report
+/// read back with a missing, empty or unknown name gets [`Platform::Unstated`] (`""`), which
+/// `notify` fills from its own environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Platform {
     Forgejo,
     Gitea,
@@ -58,11 +63,15 @@ pub enum Platform {
     Act,
     Github,
     Local,
+    /// Never detected: only a report that did not name its platform.
+    #[default]
+    Unstated,
 }
 
 impl Platform {
     pub fn as_str(self) -> &'static str {
         match self {
+            Platform::Unstated => "",
             Platform::Forgejo => "forgejo",
             Platform::Gitea => "gitea",
             Platform::Gitlab => "gitlab",
@@ -71,6 +80,23 @@ impl Platform {
             Platform::Github => "github",
             Platform::Local => "local",
         }
+    }
+
+    /// The platform named `name` ([`Platform::as_str`]); any other name is
+    /// [`Platform::Unstated`].
+    pub fn from_name(name: &str) -> Platform {
+        [
+            Platform::Forgejo,
+            Platform::Gitea,
+            Platform::Gitlab,
+            Platform::Woodpecker,
+            Platform::Act,
+            Platform::Github,
+            Platform::Local,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == name)
+        .unwrap_or(Platform::Unstated)
     }
 
     /// Detection order: Forgejo (it also sets `GITEA_ACTIONS`), Gitea, GitLab, Woodpecker, act, GitHub.
@@ -96,6 +122,39 @@ impl Platform {
     }
 }
 
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&str> for Platform {
+    fn from(name: &str) -> Platform {
+        Platform::from_name(name)
+    }
+}
+
+/// Compare with a serialised name (`info.platform == "gitea"`).
+impl PartialEq<&str> for Platform {
+    fn eq(&self, name: &&str) -> bool {
+        self.as_str() == *name
+    }
+}
+
+impl Serialize for Platform {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Platform {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Lenient: a report from another kfp-ci version still reads.
+        let name = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Ok(Platform::from_name(&name))
+    }
+}
+
 /// Detect the CI platform and this run's facts from the process environment.
 ///
 /// `run_url_override` (`--run-url`, `KFP_CI_RUN_URL`) wins over everything; then the configured
@@ -103,7 +162,7 @@ impl Platform {
 pub fn detect(config: &CiConfig, run_url_override: Option<&str>) -> CiInfo {
     let env = |name: &str| std::env::var(name).ok();
     let mut info = detect_from(&env, config, run_url_override);
-    if info.commit_sha.is_none() && matches!(info.platform.as_str(), "local" | "act") {
+    if info.commit_sha.is_none() && matches!(info.platform, Platform::Local | Platform::Act) {
         info.commit_sha = git_head();
     }
     info
@@ -135,10 +194,11 @@ async fn gitea_server_version(api_url: &str) -> Option<String> {
     struct Version {
         version: String,
     }
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(2))
-        .build()
-        .ok()?;
+    let client = crate::http::client(crate::http::Options {
+        timeout: Some(std::time::Duration::from_secs(2)),
+        ..crate::http::Options::default()
+    })
+    .ok()?;
     let url = format!("{}/version", api_url.trim_end_matches('/'));
     let response = client.get(&url).send().await.ok()?;
     if !response.status().is_success() {
@@ -176,7 +236,7 @@ pub fn detect_from(
     let var = |name: &str| nonempty(env(name));
     let platform = Platform::detect(env);
     let mut info = CiInfo {
-        platform: platform.as_str().to_string(),
+        platform,
         ..CiInfo::default()
     };
     match platform {
@@ -203,7 +263,7 @@ pub fn detect_from(
             info.actor = var("CI_COMMIT_AUTHOR");
             info.run_number = var("CI_PIPELINE_NUMBER");
         }
-        Platform::Local => {}
+        Platform::Local | Platform::Unstated => {}
     }
     info.run_url = run_url(platform, &info, &var, config, run_url_override);
     info
@@ -259,7 +319,7 @@ fn run_url(
         }
         Platform::Gitlab => var("CI_PIPELINE_URL").or_else(|| var("CI_JOB_URL")),
         Platform::Woodpecker => var("CI_PIPELINE_URL"),
-        Platform::Act | Platform::Local => None,
+        Platform::Act | Platform::Local | Platform::Unstated => None,
     }
 }
 
@@ -546,5 +606,36 @@ mod tests {
         assert!(gitea_links_by_run_id(Some("1.27.0+dev-12-gabc")));
         assert!(gitea_links_by_run_id(Some("2")));
         assert!(gitea_links_by_run_id(None));
+    }
+
+    #[test]
+    fn platform_is_serialised_by_its_name_and_read_back_leniently() {
+        let info = detect_with(GITEA, &CiConfig::default(), None);
+        let json = serde_json::to_value(&info).expect("serialise");
+        assert_eq!(json["platform"], "gitea");
+        let back: CiInfo = serde_json::from_value(json).expect("read back");
+        assert_eq!(back.platform, Platform::Gitea);
+        for name in [
+            "forgejo",
+            "gitea",
+            "gitlab",
+            "woodpecker",
+            "act",
+            "github",
+            "local",
+        ] {
+            let platform: Platform = serde_json::from_value(serde_json::json!(name)).expect(name);
+            assert_eq!(platform.as_str(), name);
+            assert_ne!(platform, Platform::Unstated);
+        }
+        // A report that does not say (or names a platform this version does not know).
+        let missing: CiInfo = serde_json::from_str(r#"{"commit_sha":"abc"}"#).expect("missing");
+        assert_eq!(missing.platform, Platform::Unstated);
+        let unknown: CiInfo = serde_json::from_str(r#"{"platform":"jenkins"}"#).expect("unknown");
+        assert_eq!(unknown.platform, Platform::Unstated);
+        assert_eq!(
+            serde_json::to_value(CiInfo::default()).expect("default")["platform"],
+            ""
+        );
     }
 }

@@ -10,10 +10,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::{GlobSet, GlobSetBuilder};
 use serde::Serialize;
 
 use crate::settings::CompileSettings;
+
+// Discovery's path rules, also used where settings are checked.
+pub use crate::paths::{glob, normalize, rel_path};
 
 /// One pipeline file to compile.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -27,14 +30,6 @@ pub struct PipelineFile {
     pub name: String,
     /// The function to compile, when the configuration picks one (`functions`).
     pub function: Option<String>,
-}
-
-/// A glob as discovery uses it: `*` and `?` stay within one path component.
-pub fn glob(pattern: &str) -> Result<Glob> {
-    globset::GlobBuilder::new(pattern.trim_start_matches("./"))
-        .literal_separator(true)
-        .build()
-        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 fn glob_set(patterns: &[String]) -> Result<GlobSet> {
@@ -53,20 +48,6 @@ fn is_virtualenv_or_skipped(dir: &Path) -> bool {
     SKIPPED_DIRS.contains(&name)
         || dir.join("pyvenv.cfg").is_file()
         || dir.join("conda-meta").is_dir()
-}
-
-/// `path` relative to `root`, `/`-separated; paths outside the root stay absolute.
-pub fn rel_path(root: &Path, path: &Path) -> String {
-    let rel = path.strip_prefix(root).unwrap_or(path);
-    let mut out = String::new();
-    for c in rel.components() {
-        // The root component (`/`) already ends in a separator: no `//tmp/…`.
-        if !out.is_empty() && !out.ends_with('/') {
-            out.push('/');
-        }
-        out.push_str(&c.as_os_str().to_string_lossy());
-    }
-    out
 }
 
 /// Whether any directory between `base` and `file` is hidden or a virtualenv.
@@ -164,49 +145,6 @@ pub fn discover(settings: &CompileSettings) -> Result<Vec<PipelineFile>> {
             }
         })
         .collect())
-}
-
-/// Refuse to search a tree nobody named: a root that is not a git work tree (kfp-ci was run
-/// outside a repository, e.g. in `/tmp` or a home directory), or that is the user's home directory
-/// or above it. Searching it would import every `*_pipeline.py` below, whoever put it there. A
-/// PATH, `--include` or the configuration's `include` names what to search, and then it is searched.
-pub fn check_search_root(
-    root: &Path,
-    args: &crate::cli::CompileArgs,
-    loaded: &crate::settings::LoadedConfig,
-) -> Result<()> {
-    if !args.paths.is_empty() || !args.include.is_empty() || loaded.config.include.is_some() {
-        return Ok(());
-    }
-    let home = dirs::home_dir().map(|h| normalize(&h));
-    let why = if home.as_deref().is_some_and(|h| h.starts_with(root)) {
-        "is your home directory or one above it"
-    } else if !root.join(".git").exists() {
-        "is not inside a git repository"
-    } else {
-        return Ok(());
-    };
-    anyhow::bail!(
-        "{} {why}: kfp-ci does not search it for pipeline files unless told to (it imports every file it finds). \
-         Run kfp-ci inside your repository, or name what to compile: a PATH (`kfp-ci check pipelines/`), \
-         --include GLOB, or `include` in kfp-ci.toml",
-        root.display()
-    )
-}
-
-/// Remove `.` and `..` components without touching the file system (symlinks stay as given).
-pub fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

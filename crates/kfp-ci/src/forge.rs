@@ -190,8 +190,7 @@ impl PrContext {
     ) -> reqwest::RequestBuilder {
         let mut req = http
             .request(method, url)
-            .header("Accept", "application/json")
-            .header("User-Agent", concat!("kfp-ci/", env!("CARGO_PKG_VERSION")));
+            .header("Accept", "application/json");
         if let Some((name, value)) = &self.auth {
             req = req.header(name.as_str(), value.as_str());
         }
@@ -200,10 +199,14 @@ impl PrContext {
 
     async fn send(&self, req: reqwest::RequestBuilder, what: &str) -> Result<Value> {
         let response = req.send().await.map_err(|e| {
+            let shown = e
+                .url()
+                .map(|u| crate::redact::display_url(u.as_str()))
+                .unwrap_or_default();
             anyhow!(
                 "{what} on {}: {}",
                 self.describe(),
-                crate::redact::redact(&e.to_string())
+                crate::http::Transport::of(&e, &shown).chain
             )
         })?;
         let status = response.status();
@@ -225,7 +228,7 @@ impl PrContext {
             bail!(
                 "{what} on {}: HTTP {status}: {}{hint}",
                 self.describe(),
-                crate::redact::redact(&text.chars().take(300).collect::<String>())
+                crate::redact::redact(crate::http::clip(&text, 300))
             );
         }
         if text.trim().is_empty() {
@@ -240,10 +243,10 @@ impl PrContext {
             let secret = token.rsplit(' ').next().unwrap_or(token);
             crate::redact::register(secret);
         }
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .context("HTTP client")?;
+        let http = crate::http::client(crate::http::Options {
+            timeout: Some(std::time::Duration::from_secs(30)),
+            ..crate::http::Options::default()
+        })?;
         let existing = self.find(&http).await?;
         let payload = serde_json::json!({ "body": body });
         match existing {

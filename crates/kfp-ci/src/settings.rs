@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::NameFrom;
 
+mod runs;
+
+pub use runs::{ScheduleConfig, SmokeConfig};
+
 /// The whole configuration file. Every key is optional; see the README's configuration reference.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
@@ -69,9 +73,9 @@ pub struct Config {
     pub ci: CiConfig,
 
     /// Recurring runs (docs/schedules.md). `schedules = []` manages (and so prunes) none.
-    pub schedules: Option<Vec<crate::schedules::ScheduleConfig>>,
+    pub schedules: Option<Vec<ScheduleConfig>>,
     /// Smoke runs after deploy (docs/schedules.md).
-    pub smoke: Option<crate::smoke::SmokeConfig>,
+    pub smoke: Option<SmokeConfig>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -328,7 +332,23 @@ impl Config {
         names.extend(self.notify.ntfy.token_env.as_deref());
         names.extend(self.notify.ntfy.password_env.as_deref());
         crate::redact::register_env_secrets(&names);
-        crate::child_env::register(self);
+        crate::child_env::register(self.credential_vars());
+    }
+
+    /// The environment variables this configuration names as holding credentials, which no
+    /// child process gets: `token_env`, `cookie_env`, `${NAME}` in `headers`, the ntfy ones.
+    fn credential_vars(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for t in self.targets.values() {
+            names.extend(t.token_env.clone());
+            names.extend(t.cookie_env.clone());
+            for value in t.headers.values() {
+                names.extend(crate::child_env::referenced_vars(value));
+            }
+        }
+        names.extend(self.notify.ntfy.token_env.clone());
+        names.extend(self.notify.ntfy.password_env.clone());
+        names
     }
 }
 
@@ -341,7 +361,7 @@ fn resolve_python_path(
 ) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for entry in entries.unwrap_or_default() {
-        let dir = crate::discover::normalize(&root.join(entry));
+        let dir = crate::paths::normalize(&root.join(entry));
         if !dir.is_dir() {
             anyhow::bail!(
                 "`python_path` entry {:?} in {} is not a directory below the repository root {}: list directories relative to it, e.g. python_path = [\"src\"]",
@@ -358,6 +378,34 @@ fn resolve_python_path(
     Ok(out)
 }
 
+/// Refuse to search a tree nobody named: a root that is not a git work tree (kfp-ci was run
+/// outside a repository, e.g. in `/tmp` or a home directory), or that is the user's home directory
+/// or above it. Searching it would import every `*_pipeline.py` below, whoever put it there. A
+/// PATH, `--include` or the configuration's `include` names what to search, and then it is searched.
+fn check_search_root(
+    root: &Path,
+    args: &crate::cli::CompileArgs,
+    loaded: &LoadedConfig,
+) -> Result<()> {
+    if !args.paths.is_empty() || !args.include.is_empty() || loaded.config.include.is_some() {
+        return Ok(());
+    }
+    let home = dirs::home_dir().map(|h| crate::paths::normalize(&h));
+    let why = if home.as_deref().is_some_and(|h| h.starts_with(root)) {
+        "is your home directory or one above it"
+    } else if !root.join(".git").exists() {
+        "is not inside a git repository"
+    } else {
+        return Ok(());
+    };
+    anyhow::bail!(
+        "{} {why}: kfp-ci does not search it for pipeline files unless told to (it imports every file it finds). \
+         Run kfp-ci inside your repository, or name what to compile: a PATH (`kfp-ci check pipelines/`), \
+         --include GLOB, or `include` in kfp-ci.toml",
+        root.display()
+    )
+}
+
 /// The git work tree containing `cwd`, else `cwd` itself.
 pub fn repo_root(cwd: &Path) -> PathBuf {
     let mut dir = Some(cwd);
@@ -368,6 +416,15 @@ pub fn repo_root(cwd: &Path) -> PathBuf {
         dir = d.parent();
     }
     cwd.to_path_buf()
+}
+
+/// Where compiled specs are cached for the repository at `root`: `$KFP_CI_CACHE_DIR/compile`,
+/// else `.kfp-ci/cache/compile` below the root.
+pub fn compile_cache_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("KFP_CI_CACHE_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir).join("compile"),
+        None => root.join(".kfp-ci").join("cache").join("compile"),
+    }
 }
 
 /// The default `include` glob.
@@ -448,7 +505,7 @@ impl CompileSettings {
         exclude.extend(args.exclude.iter().cloned());
         for (key, globs) in [("include", &include), ("exclude", &exclude)] {
             for glob in globs {
-                crate::discover::glob(glob).with_context(|| {
+                crate::paths::glob(glob).with_context(|| {
                     format!("invalid `{key}` glob {glob:?} (--{key}{})", or_file(key))
                 })?;
             }
@@ -494,9 +551,9 @@ impl CompileSettings {
             .map(|(k, v)| (k.trim_start_matches("./").replace('\\', "/"), v.clone()))
             .collect();
         let python_path = resolve_python_path(config.python_path.as_deref(), &root, loaded)?;
-        crate::discover::check_search_root(&root, args, loaded)?;
+        check_search_root(&root, args, loaded)?;
 
-        let cache_dir = (!args.no_cache).then(|| crate::compile::cache::dir_for(&root));
+        let cache_dir = (!args.no_cache).then(|| compile_cache_dir(&root));
         Ok(CompileSettings {
             root,
             paths,

@@ -13,24 +13,12 @@ use serde_json::Value;
 
 use crate::client::Client;
 use crate::report::{Action, PipelineReport, Report, Status};
+pub use crate::settings::SmokeConfig;
 
 /// Experiment of smoke runs unless `[smoke] experiment` says otherwise.
 pub const DEFAULT_EXPERIMENT: &str = "kfp-ci-smoke";
 /// How long to wait unless `[smoke] wait` says otherwise.
 pub const DEFAULT_WAIT: &str = "30m";
-
-/// `[smoke]` as written in the configuration file.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct SmokeConfig {
-    /// Pipelines to smoke-test when created or changed; `["*"]` (default) for all of them.
-    pub pipelines: Option<Vec<String>>,
-    pub experiment: Option<String>,
-    /// Parameters per pipeline: `parameters.NAME = { key = value }`.
-    pub parameters: BTreeMap<String, BTreeMap<String, Value>>,
-    /// `30m` (default), `90s`, `1h`; `0` starts the runs without waiting.
-    pub wait: Option<String>,
-}
 
 /// Checked smoke settings.
 #[derive(Debug, Clone, Default)]
@@ -111,7 +99,7 @@ pub fn check_config(
                 ),
             ),
             Some(Some(spec)) => {
-                for (key, msg) in crate::schedules::parameter_problems(name, spec, params) {
+                for (key, msg) in crate::run_params::parameter_problems(name, spec, params) {
                     err(
                         &format!(
                             "parameters.{name}.{}",
@@ -128,20 +116,15 @@ pub fn check_config(
     for (name, spec) in pipelines {
         let wanted = selected.as_ref().is_none_or(|s| s.contains(name));
         if let (true, Some(spec), false) = (wanted, spec, config.parameters.contains_key(name)) {
-            for (key, msg) in crate::schedules::parameter_problems(name, spec, &BTreeMap::new()) {
+            for (key, msg) in crate::run_params::parameter_problems(name, spec, &BTreeMap::new()) {
                 err(&format!("parameters.{name}"), format!("{key}: {msg}"));
             }
         }
     }
-    let experiment = config
-        .experiment
-        .clone()
-        .unwrap_or_else(|| DEFAULT_EXPERIMENT.to_string());
-    if let Some(problem) = kfp_api::runs::experiment_name_problem(&experiment) {
-        err(
-            "experiment",
-            format!("{experiment:?} would be refused by KFP: {problem}"),
-        );
+    let (experiment, problem) =
+        crate::run_params::experiment(config.experiment.as_deref(), DEFAULT_EXPERIMENT);
+    if let Some(problem) = problem {
+        err("experiment", problem);
     }
     let wait_text = config
         .wait
@@ -149,7 +132,7 @@ pub fn check_config(
         .unwrap_or_else(|| DEFAULT_WAIT.to_string());
     let wait = match wait_text.trim() {
         "0" => Some(Duration::ZERO),
-        text => crate::schedules::parse_every(text).map(|s| Duration::from_secs(s as u64)),
+        text => crate::run_params::parse_every(text).map(|s| Duration::from_secs(s as u64)),
     };
     let wait = wait.unwrap_or_else(|| {
         err("wait", format!("{wait_text:?} is not a duration: write e.g. \"30m\", \"90s\", \"1h\", or 0 to start without waiting"));
@@ -191,7 +174,7 @@ pub async fn run(
     }
     let say = |line: String| {
         if !quiet {
-            eprintln!("{}", crate::redact::redact(&line));
+            crate::output::message_line(&line);
         }
     };
     let targets = selected(smoke, &report.pipelines);

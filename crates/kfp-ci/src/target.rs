@@ -397,28 +397,9 @@ fn expand_env(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Strin
 }
 
 /// DNS-1123 subdomain form of a pipeline name, for the kubernetes store:
-/// `Foo_Pipeline` → `foo-pipeline`.
+/// `Foo_Pipeline` → `foo-pipeline` (the rule lives in `kfp_api::compat`).
 pub fn dns1123(name: &str) -> String {
-    let mut out: String = name
-        .chars()
-        .map(|c| {
-            let c = c.to_ascii_lowercase();
-            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    while out.contains("--") {
-        out = out.replace("--", "-");
-    }
-    let trimmed = out.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-    let mut s: String = trimmed.chars().take(253).collect();
-    while s.ends_with(|c: char| !c.is_ascii_alphanumeric()) {
-        s.pop();
-    }
-    if s.is_empty() { "pipeline".into() } else { s }
+    kfp_api::compat::dns1123(name, 253)
 }
 
 #[cfg(test)]

@@ -8,11 +8,12 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
+use kfp_api::routes::query;
 use kfp_api::wire::{
     ListPipelineVersionsResponse, ListPipelinesResponse, Pipeline, PipelineVersion, limits,
 };
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::AppState;
 use crate::emulate;
@@ -94,6 +95,76 @@ pub fn validate_tags(tags: &BTreeMap<String, String>) -> Result<(), String> {
     Ok(())
 }
 
+/// The list options of a request (`page_size`, `page_token`, `sort_by`, `filter`) for `kind`
+/// within `scope` (a namespace, a pipeline id).
+pub fn list_params(
+    kind: Kind,
+    scope: &str,
+    q: &HashMap<String, String>,
+) -> Result<list::ListParams, ApiError> {
+    let get = |name: &str| q.get(name).map(String::as_str);
+    list::parse(
+        kind,
+        scope,
+        get(query::PAGE_SIZE),
+        get(query::PAGE_TOKEN),
+        get(query::SORT_BY),
+        get(query::FILTER),
+    )
+}
+
+/// A JSON body with grpc-gateway's strictness: camelCase names read as snake_case, unknown
+/// top-level fields refused.
+pub fn strict_body<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    allowed: &[&str],
+) -> Result<T, ApiError> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::invalid(format!("invalid JSON request body: {e}")))?;
+    let Value::Object(map) = value else {
+        return Err(ApiError::invalid(
+            "invalid JSON request body: expected an object",
+        ));
+    };
+    let mut out = Map::new();
+    for (key, mut v) in map {
+        let snake = snake_case(&key);
+        if !allowed.contains(&snake.as_str()) {
+            return Err(ApiError::invalid(format!(
+                "invalid JSON request body: unknown field {key:?}"
+            )));
+        }
+        // Enums may come as their number.
+        if snake == "mode"
+            && let Some(n) = v.as_i64()
+        {
+            v = Value::from(match n {
+                1 => "ENABLE",
+                2 => "DISABLE",
+                _ => "MODE_UNSPECIFIED",
+            });
+        }
+        if !v.is_null() {
+            out.insert(snake, v);
+        }
+    }
+    serde_json::from_value(Value::Object(out))
+        .map_err(|e| ApiError::invalid(format!("invalid JSON request body: {e}")))
+}
+
+fn snake_case(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 4);
+    for c in key.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The emulated release's healthz (plain JSON with every field, as the real handler writes).
 pub async fn healthz(State(state): State<Arc<AppState>>) -> Json<Value> {
     Json(emulate::healthz(&state.caps, state.multi_user))
@@ -104,16 +175,9 @@ pub async fn list_pipelines(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<ListPipelinesResponse> {
     let q = query_map(raw);
-    let ns = namespace(&state, q.get("namespace"))?;
-    emulate::check_filter(&state.caps, q.get("filter"))?;
-    let params = list::parse(
-        Kind::Pipelines,
-        &ns,
-        q.get("page_size").map(String::as_str),
-        q.get("page_token").map(String::as_str),
-        q.get("sort_by").map(String::as_str),
-        q.get("filter").map(String::as_str),
-    )?;
+    let ns = namespace(&state, q.get(query::NAMESPACE))?;
+    emulate::check_filter(&state.caps, q.get(query::FILTER))?;
+    let params = list_params(Kind::Pipelines, &ns, &q)?;
     let page = blocking(&state, move |s| {
         s.read(|tx| store::list_pipelines(tx, Some(&ns), &params))
     })
@@ -331,10 +395,10 @@ pub async fn get_pipeline_by_name(
     let name = path_param(name)?;
     let q = query_map(raw);
     // Multi-user without a namespace: no filter, the newest pipeline of that name anywhere.
-    let ns = if state.multi_user && q.get("namespace").is_none_or(|n| n.is_empty()) {
+    let ns = if state.multi_user && q.get(query::NAMESPACE).is_none_or(|n| n.is_empty()) {
         None
     } else {
-        Some(namespace(&state, q.get("namespace"))?)
+        Some(namespace(&state, q.get(query::NAMESPACE))?)
     };
     let p = blocking(&state, move |s| {
         s.read(|tx| {
@@ -390,6 +454,19 @@ fn parse_bool(v: &str) -> Option<bool> {
     }
 }
 
+/// What a PATCH changes: a non-empty display name, and the tags when present (they replace the
+/// old ones; `{}` clears them, as later KFP releases do), checked.
+type Tags = BTreeMap<String, String>;
+fn patch_fields(
+    display_name: Option<String>,
+    tags: Option<Tags>,
+) -> Result<(Option<String>, Option<Tags>), ApiError> {
+    if let Some(tags) = &tags {
+        validate_tags(tags).map_err(|e| ApiError::invalid(format!("Invalid input error: {e}")))?;
+    }
+    Ok((display_name.filter(|d| !d.is_empty()), tags))
+}
+
 pub async fn patch_pipeline(
     State(state): State<Arc<AppState>>,
     id: Result<Path<String>, PathRejection>,
@@ -397,12 +474,7 @@ pub async fn patch_pipeline(
 ) -> ApiResult<Pipeline> {
     let id = path_param(id)?;
     let body: PipelineBody = json_body(&body_bytes(body).await?)?;
-    if let Some(tags) = &body.tags {
-        validate_tags(tags).map_err(|e| ApiError::invalid(format!("Invalid input error: {e}")))?;
-    }
-    let display = body.display_name.filter(|d| !d.is_empty());
-    // Present tags replace the old ones; `{}` clears them (as later KFP releases do).
-    let tags = body.tags;
+    let (display, tags) = patch_fields(body.display_name, body.tags)?;
     let p = blocking(&state, move |s| {
         s.write(|tx| {
             pipeline_or_404(tx, &id)?;
@@ -421,15 +493,8 @@ pub async fn list_versions(
 ) -> ApiResult<ListPipelineVersionsResponse> {
     let id = path_param(id)?;
     let q = query_map(raw);
-    emulate::check_filter(&state.caps, q.get("filter"))?;
-    let params = list::parse(
-        Kind::Versions,
-        &id,
-        q.get("page_size").map(String::as_str),
-        q.get("page_token").map(String::as_str),
-        q.get("sort_by").map(String::as_str),
-        q.get("filter").map(String::as_str),
-    )?;
+    emulate::check_filter(&state.caps, q.get(query::FILTER))?;
+    let params = list_params(Kind::Versions, &id, &q)?;
     let page = blocking(&state, move |s| {
         s.read(|tx| {
             pipeline_or_404(tx, &id)?;
@@ -479,12 +544,7 @@ pub async fn patch_version(
 ) -> ApiResult<PipelineVersion> {
     let (pid, vid) = path_param(ids)?;
     let body: VersionBody = json_body(&body_bytes(body).await?)?;
-    if let Some(tags) = &body.tags {
-        validate_tags(tags).map_err(|e| ApiError::invalid(format!("Invalid input error: {e}")))?;
-    }
-    let display = body.display_name.filter(|d| !d.is_empty());
-    // Present tags replace the old ones; `{}` clears them (as later KFP releases do).
-    let tags = body.tags;
+    let (display, tags) = patch_fields(body.display_name, body.tags)?;
     let v = blocking(&state, move |s| {
         s.write(|tx| {
             version_or_404(tx, &pid, &vid)?;

@@ -35,9 +35,10 @@ use axum::routing::{any, get, post};
 use base64::Engine as _;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde_json::{Number, Value};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+use kfp_api::routes::Route;
 
 pub use error::ApiError;
 pub use kfp_api::compat::{Release, Store};
@@ -312,7 +313,8 @@ pub async fn shutdown_signal() {
 }
 
 fn router(state: Arc<AppState>) -> Router {
-    const P: &str = "/apis/v2beta1/pipelines";
+    // One spelling of every path, shared with the client (kfp_api::routes).
+    let path = |route: Route<'_>| route.template();
     // PATCH came with 2.17; before, those paths answer other methods only.
     let patch = state.caps.patch;
     let pipeline_routes = get(api::get_pipeline).delete(api::delete_pipeline);
@@ -326,29 +328,32 @@ fn router(state: Arc<AppState>) -> Router {
         (pipeline_routes, version_routes)
     };
     let uploads = Router::new()
-        .route(&format!("{P}/upload"), any(upload::upload_pipeline))
-        .route(&format!("{P}/upload_version"), any(upload::upload_version))
+        .route(&path(Route::Upload), any(upload::upload_pipeline))
+        .route(&path(Route::UploadVersion), any(upload::upload_version))
         // Uploads enforce their own 32 MiB limit on the file (a 400 like the real server).
         .layer(DefaultBodyLimit::disable());
     let gateway = Router::new()
         // Bodies are read by `api::body_bytes`, with its own limit and a 400.
-        .route("/apis/v2beta1/healthz", any(api::healthz))
-        .route(P, get(api::list_pipelines).post(api::create_pipeline))
+        .route(&path(Route::Healthz), any(api::healthz))
         .route(
-            &format!("{P}/create"),
+            &path(Route::Pipelines),
+            get(api::list_pipelines).post(api::create_pipeline),
+        )
+        .route(
+            &path(Route::PipelineCreate),
             post(api::create_pipeline_and_version),
         )
         .route(
-            &format!("{P}/names/{{name}}"),
+            &path(Route::PipelineByName("{name}")),
             get(api::get_pipeline_by_name),
         )
-        .route(&format!("{P}/{{pipeline_id}}"), pipeline_routes)
+        .route(&path(Route::Pipeline("{pipeline_id}")), pipeline_routes)
         .route(
-            &format!("{P}/{{pipeline_id}}/versions"),
+            &path(Route::Versions("{pipeline_id}")),
             get(api::list_versions).post(api::create_version),
         )
         .route(
-            &format!("{P}/{{pipeline_id}}/versions/{{pipeline_version_id}}"),
+            &path(Route::Version("{pipeline_id}", "{pipeline_version_id}")),
             version_routes,
         );
     let mut testing = Router::new();
@@ -387,7 +392,7 @@ async fn not_found(req: Request) -> Response {
 async fn method_not_allowed(req: Request, next: Next) -> Response {
     let api = req.uri().path().starts_with("/apis/");
     let any_method_route =
-        is_upload(req.uri().path()) || req.uri().path() == "/apis/v2beta1/healthz";
+        is_upload(req.uri().path()) || req.uri().path() == Route::Healthz.template();
     let standard = matches!(
         req.method().as_str(),
         "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS"
@@ -586,27 +591,10 @@ async fn testing_aids(State(state): State<Arc<AppState>>, req: Request, next: Ne
     next.run(req).await
 }
 
-/// Numbers as Go's protojson writes a Struct's doubles: integral values without a fraction.
-pub(crate) fn protojson_numbers(value: Value) -> Value {
-    match value {
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => Value::Number(Number::from(f as i64)),
-            Some(f) => Number::from_f64(f).map_or(Value::Null, Value::Number),
-            None => Value::Number(n),
-        },
-        Value::Array(items) => Value::Array(items.into_iter().map(protojson_numbers).collect()),
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| (k, protojson_numbers(v)))
-                .collect(),
-        ),
-        other => other,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     /// What `kfp-ci deploy` does: spawn in-process on a file, talk HTTP, shut down, reopen.
     #[tokio::test]
@@ -652,6 +640,36 @@ mod tests {
         drop(again);
     }
 
+    /// Every path of `kfp_api::routes` (every one the client calls) reaches a handler here: the
+    /// router's own 404 (`Not Found`) answers only paths it does not have.
+    #[tokio::test]
+    async fn every_shared_route_is_served() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = spawn(ServeOptions::ephemeral(dir.path().join("r.db")))
+            .await
+            .expect("spawn");
+        let c = reqwest::Client::new();
+        let fallback = |status: u16, body: &Value| status == 404 && body["message"] == "Not Found";
+        let unknown = format!("{}{}/nothing-here", server.url(), kfp_api::routes::PREFIX);
+        let r = c.get(&unknown).send().await.expect("get");
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.expect("json");
+        assert!(fallback(status, &body), "{status} {body}");
+        for route in Route::patterns() {
+            // Parameters filled with an id that does not exist: a handler's 404, not the router's.
+            let path = route.template().replace(['{', '}'], "");
+            let r = c
+                .get(format!("{}{path}", server.url()))
+                .send()
+                .await
+                .expect("get");
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            assert!(!fallback(status, &body), "{path}: {status} {body}");
+        }
+        drop(server);
+    }
+
     #[tokio::test]
     async fn refuses_open_addresses_without_auth_and_bad_fail_rates() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -670,7 +688,7 @@ mod tests {
     fn protojson_numbers_drop_integral_fractions() {
         let v = serde_json::json!({"a": 1.0, "b": [2.5, 3.0], "c": "1.0"});
         assert_eq!(
-            protojson_numbers(kfp_api::spec::numbers_as_doubles(v)).to_string(),
+            kfp_api::protojson::integral_numbers(kfp_api::spec::numbers_as_doubles(v)).to_string(),
             r#"{"a":1,"b":[2.5,3],"c":"1.0"}"#
         );
     }

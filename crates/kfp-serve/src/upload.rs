@@ -154,7 +154,7 @@ fn stored_spec(file: &UploadFile, context: &str) -> Result<String, ApiError> {
         };
         ApiError::upload(StatusCode::BAD_REQUEST, message)
     })?;
-    let form = crate::protojson_numbers(spec::server_form(&docs));
+    let form = kfp_api::protojson::integral_numbers(spec::server_form(&docs));
     serde_json::to_string(&form).map_err(|e| ApiError::internal(e.to_string()))
 }
 

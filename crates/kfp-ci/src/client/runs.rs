@@ -1,12 +1,13 @@
 //! Client calls for experiments, runs and recurring runs (schedules and smoke runs).
 
+use kfp_api::routes::{Route, query, sort, with_action};
 use kfp_api::runs::{
     Experiment, ListExperimentsResponse, ListRecurringRunsResponse, RecurringRun, Run,
 };
+use kfp_api::wire::{Filter, limits};
 use reqwest::Method;
-use serde_json::Value;
 
-use super::{ApiError, Body, Client};
+use super::{ApiError, Client};
 
 impl Client {
     /// The experiment with this display name in `namespace`, if any.
@@ -15,15 +16,13 @@ impl Client {
         name: &str,
         namespace: &str,
     ) -> Result<Option<Experiment>, ApiError> {
-        let filter = serde_json::json!({
-            "predicates": [{"operation": "EQUALS", "key": "display_name", "string_value": name}]
-        })
-        .to_string();
-        let mut query = vec![("filter", filter.as_str()), ("page_size", "200")];
+        let filter = Filter::equals("display_name", name).to_query();
+        let size = limits::MAX_PAGE_SIZE.to_string();
+        let mut params = vec![(query::FILTER, filter.as_str()), (query::PAGE_SIZE, &size)];
         if !namespace.is_empty() {
-            query.push(("namespace", namespace));
+            params.push((query::NAMESPACE, namespace));
         }
-        let list: ListExperimentsResponse = self.get(&["experiments"], &query).await?;
+        let list: ListExperimentsResponse = self.get(Route::Experiments, &params).await?;
         Ok(list
             .experiments
             .into_iter()
@@ -40,24 +39,13 @@ impl Client {
         if let Some(e) = self.experiment_by_name(name, namespace).await? {
             return Ok(e);
         }
-        let url = self.url(&["experiments"]);
-        let body = serde_json::to_value(Experiment {
+        let experiment = Experiment {
             display_name: name.to_string(),
             namespace: namespace.to_string(),
             ..Default::default()
-        })
-        .unwrap_or(Value::Null);
-        match self
-            .send_once(
-                &Method::POST,
-                &url,
-                &[],
-                &Body::Json(&body),
-                self.request_timeout,
-            )
-            .await
-        {
-            Ok(bytes) => Self::decode("POST", &url, &bytes),
+        };
+        match self.post_json(Route::Experiments, &experiment).await {
+            Ok(created) => Ok(created),
             Err(e) if e.is_conflict() || e.is_retryable() => {
                 match self.experiment_by_name(name, namespace).await? {
                     Some(found) => Ok(found),
@@ -70,81 +58,53 @@ impl Client {
 
     /// Every recurring run in `namespace` (every page).
     pub async fn all_recurring_runs(&self, namespace: &str) -> Result<Vec<RecurringRun>, ApiError> {
-        let mut out = Vec::new();
-        let mut token = String::new();
-        loop {
-            let mut query = vec![("sort_by", "created_at"), ("page_size", "200")];
-            if !namespace.is_empty() {
-                query.push(("namespace", namespace));
-            }
-            if !token.is_empty() {
-                query.push(("page_token", token.as_str()));
-            }
-            let list: ListRecurringRunsResponse = self.get(&["recurringruns"], &query).await?;
-            out.extend(list.recurring_runs);
-            if list.next_page_token.is_empty() {
-                return Ok(out);
-            }
-            token = list.next_page_token;
+        let size = limits::MAX_PAGE_SIZE.to_string();
+        let mut params = vec![
+            (query::SORT_BY, sort::CREATED_AT),
+            (query::PAGE_SIZE, &size),
+        ];
+        if !namespace.is_empty() {
+            params.push((query::NAMESPACE, namespace));
         }
+        let mut out = Vec::new();
+        self.all_pages(
+            Route::RecurringRuns,
+            &params,
+            |list: ListRecurringRunsResponse| {
+                out.extend(list.recurring_runs);
+                Ok(list.next_page_token)
+            },
+        )
+        .await?;
+        Ok(out)
     }
 
     /// `POST /recurringruns`. Not retried: a lost answer is found by the caller's next listing.
     pub async fn create_recurring_run(&self, rr: &RecurringRun) -> Result<RecurringRun, ApiError> {
-        let url = self.url(&["recurringruns"]);
-        let body = serde_json::to_value(rr).unwrap_or(Value::Null);
-        let bytes = self
-            .send_once(
-                &Method::POST,
-                &url,
-                &[],
-                &Body::Json(&body),
-                self.request_timeout,
-            )
-            .await?;
-        Self::decode("POST", &url, &bytes)
+        self.post_json(Route::RecurringRuns, rr).await
     }
 
     /// `DELETE /recurringruns/{id}`; already gone counts as done.
     pub async fn delete_recurring_run(&self, id: &str) -> Result<(), ApiError> {
-        let url = self.url(&["recurringruns", id]);
-        match self
-            .send_retrying(Method::DELETE, url, &[], Body::None)
-            .await
-        {
-            Ok(_) => Ok(()),
+        match self.call(Method::DELETE, Route::RecurringRun(id)).await {
             Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e),
+            other => other,
         }
     }
 
     /// `POST /recurringruns/{id}:enable` or `:disable`.
     pub async fn set_recurring_run_enabled(&self, id: &str, enabled: bool) -> Result<(), ApiError> {
-        let action = format!("{id}:{}", if enabled { "enable" } else { "disable" });
-        let url = self.url(&["recurringruns", &action]);
-        self.send_retrying(Method::POST, url, &[], Body::None)
-            .await
-            .map(|_| ())
+        let action = with_action(id, if enabled { "enable" } else { "disable" });
+        self.call(Method::POST, Route::RecurringRun(&action)).await
     }
 
     /// `POST /runs`. Not retried: a second attempt could start a second run.
     pub async fn create_run(&self, run: &Run) -> Result<Run, ApiError> {
-        let url = self.url(&["runs"]);
-        let body = serde_json::to_value(run).unwrap_or(Value::Null);
-        let bytes = self
-            .send_once(
-                &Method::POST,
-                &url,
-                &[],
-                &Body::Json(&body),
-                self.request_timeout,
-            )
-            .await?;
-        Self::decode("POST", &url, &bytes)
+        self.post_json(Route::Runs, run).await
     }
 
     /// `GET /runs/{id}`.
     pub async fn get_run(&self, id: &str) -> Result<Run, ApiError> {
-        self.get(&["runs", id], &[]).await
+        self.get(Route::Run(id), &[]).await
     }
 }

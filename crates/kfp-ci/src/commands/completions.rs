@@ -1,7 +1,5 @@
 //! `kfp-ci completions SHELL`: a completion script on stdout, generated from the clap definitions.
 
-use std::io::Write;
-
 use anyhow::Context;
 use clap::CommandFactory;
 use clap_complete::Shell as Target;
@@ -21,9 +19,7 @@ pub async fn run(cmd: CompletionsCmd, _global: &GlobalArgs) -> anyhow::Result<Ex
     if shell == Target::Bash {
         script = fix_bash(&script);
     }
-    let mut out = std::io::stdout().lock();
-    out.write_all(&script)
-        .and_then(|()| out.flush())
+    crate::output::data(&String::from_utf8_lossy(&script))
         .context("cannot write the completion script to stdout")?;
     Ok(ExitStatus::Success)
 }

@@ -1,7 +1,5 @@
 //! `kfp-ci config schema`: the JSON Schema of the configuration file, for editors.
 
-use std::io::Write;
-
 use anyhow::Context;
 
 use crate::cli::{ConfigCmd, GlobalArgs};
@@ -11,10 +9,7 @@ pub async fn run(cmd: ConfigCmd, _global: &GlobalArgs) -> anyhow::Result<ExitSta
     match cmd {
         ConfigCmd::Schema => {
             let text = crate::settings::json_schema();
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "{text}")
-                .and_then(|()| out.flush())
-                .context("cannot write the schema to stdout")?;
+            crate::output::data_line(&text).context("cannot write the schema to stdout")?;
         }
     }
     Ok(ExitStatus::Success)

@@ -67,7 +67,10 @@ pub async fn run(cmd: DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     let mut ci_info =
         Some(crate::ci::detect_probing(&loaded.config.ci, cmd.notify.run_url.as_deref()).await);
     // A local run deploys the commit of the repository it reads, wherever it was started from.
-    if let Some(ci) = ci_info.as_mut().filter(|c| c.platform == "local") {
+    if let Some(ci) = ci_info
+        .as_mut()
+        .filter(|c| c.platform == crate::ci::Platform::Local)
+    {
         ci.commit_sha = crate::git::head(&loaded.root);
     }
     let mut provenance = Provenance {

@@ -8,6 +8,8 @@ use anyhow::{Context, Result};
 
 use crate::cli::{DoctorCmd, GlobalArgs};
 use crate::client::{ApiError, Client};
+use crate::http::{self, Failure, Transport};
+use crate::output;
 use crate::redact::redact;
 use crate::settings;
 use crate::status::ExitStatus;
@@ -35,11 +37,17 @@ impl Checks {
             }
             Mark::Skip => "skip",
         };
-        eprintln!("{tag}  {}", redact(text));
+        let line = format!("{tag}  {}", redact(text));
+        // A failed check is an error: said even with -q.
+        if mark == Mark::Fail {
+            output::always(&format!("{line}\n"));
+        } else {
+            output::message_line(&line);
+        }
     }
 
     fn hint(&self, text: &str) {
-        eprintln!("      hint: {}", redact(text));
+        output::always(&format!("      hint: {}\n", redact(text)));
     }
 }
 
@@ -84,21 +92,17 @@ pub async fn run(cmd: DoctorCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     })
 }
 
-fn http_client(target: &Target, connect_timeout: Duration) -> Result<reqwest::Client> {
-    let mut builder = reqwest::Client::builder()
-        .user_agent(concat!("kfp-ci/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(connect_timeout)
-        .timeout(connect_timeout + Duration::from_secs(10));
-    if let Some(path) = &target.tls.ca_cert {
-        let pem = fs_err::read(path).context("cannot read the CA bundle given by --ca-cert")?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .with_context(|| format!("{} is not a PEM certificate bundle", path.display()))?;
-        builder = builder.tls_certs_merge(certs);
-    }
-    if target.tls.insecure_skip_verify {
-        builder = builder.tls_danger_accept_invalid_certs(true);
-    }
-    builder.build().context("cannot build the HTTP client")
+/// The probes' HTTP client: short connect timeout, the target's TLS settings (`None`: ntfy).
+fn http_client(
+    tls: Option<&crate::target::Tls>,
+    connect_timeout: Duration,
+) -> Result<reqwest::Client> {
+    http::client(http::Options {
+        connect_timeout: Some(connect_timeout),
+        timeout: Some(connect_timeout + Duration::from_secs(10)),
+        tls,
+        ..http::Options::default()
+    })
 }
 
 /// Why a request got no answer, and what to do about it.
@@ -107,47 +111,36 @@ fn transport_problem(
     connect_timeout: Duration,
     refused_hint: &str,
 ) -> (String, Option<String>) {
-    let mut chain = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(s) = source {
-        chain.push_str(": ");
-        chain.push_str(&s.to_string());
-        source = s.source();
-    }
+    let shown = err
+        .url()
+        .map(|u| crate::redact::display_url(u.as_str()))
+        .unwrap_or_default();
+    let t = Transport::of(err, &shown);
     // The short reason on the check's line; the whole chain at -v.
-    tracing::debug!("{chain}");
-    if err.is_timeout() && err.is_connect() {
-        (
+    tracing::debug!("{}", t.chain);
+    match t.failure {
+        Failure::ConnectTimeout => (
             format!("connect timeout after {} s", connect_timeout.as_secs_f64()),
             Some(format!(
                 "a connect timeout from inside the cluster is usually a NetworkPolicy dropping traffic from this namespace: \
                  apply {} (`kfp-ci init` writes it; --runner-namespace names this runner's namespace)",
                 crate::init::NETWORK_POLICY_PATH
             )),
-        )
-    } else if err.is_timeout() {
-        ("no answer in time".to_string(), None)
-    } else if chain.contains("dns error") || chain.contains("failed to lookup") {
-        (
+        ),
+        Failure::Timeout => ("no answer in time".to_string(), None),
+        Failure::Dns => (
             "the host name does not resolve".to_string(),
             Some("check the endpoint's host name; in-cluster it is ml-pipeline.<kfp-namespace>.svc.cluster.local".into()),
-        )
-    } else if err.url().is_some_and(|u| u.scheme() == "https")
-        && ["invalidcontenttype", "corrupt message", "invalid message"]
-            .iter()
-            .any(|p| chain.to_lowercase().contains(p))
-    {
-        (
-            crate::client::PLAIN_HTTP.to_string(),
+        ),
+        Failure::PlainHttp => (
+            http::PLAIN_HTTP.to_string(),
             Some("the port speaks plain HTTP (the in-cluster ml-pipeline service on 8888 does): write the URL with http://".into()),
-        )
-    } else if chain.contains("refused") {
-        (
+        ),
+        Failure::Refused => (
             "connection refused".to_string(),
             Some(refused_hint.to_string()),
-        )
-    } else {
-        (chain, None)
+        ),
+        _ => (t.chain, None),
     }
 }
 
@@ -158,7 +151,7 @@ async fn check_kfp(
     connect_timeout: Duration,
     sdk: &str,
 ) -> Result<()> {
-    let http = http_client(target, connect_timeout)?;
+    let http = http_client(Some(&target.tls), connect_timeout)?;
     // Shown without userinfo or query, as every URL.
     let shown = crate::redact::display_url(base.as_str());
     let mut healthz = base.clone();
@@ -219,7 +212,7 @@ async fn check_kfp(
             // What kfp-ci can do on this release and store (kfp_api::compat): details of
             // this check, indented like hints.
             for text in crate::compat::doctor_lines(&h, Some(sdk)) {
-                eprintln!("      {}", redact(&text));
+                output::message_line(&format!("      {}", redact(&text)));
             }
         }
         Err(err) if matches!(err.status(), Some(401 | 403)) => {
@@ -312,17 +305,12 @@ async fn check_ntfy(
     ntfy: &crate::notify::NtfyTarget,
     connect_timeout: Duration,
 ) {
-    let http = match reqwest::Client::builder()
-        .user_agent(concat!("kfp-ci/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(connect_timeout)
-        .timeout(connect_timeout + Duration::from_secs(10))
-        .build()
-    {
+    let http = match http_client(None, connect_timeout) {
         Ok(h) => h,
         Err(err) => {
             checks.line(
                 Mark::Fail,
-                &format!("ntfy: cannot build the HTTP client: {err}"),
+                &format!("ntfy: cannot build the HTTP client: {err:#}"),
             );
             return;
         }
@@ -350,12 +338,7 @@ async fn check_ntfy(
                         Mark::Fail,
                         &format!(
                             "ntfy {health}: HTTP {status}, not a healthy ntfy answer: {}",
-                            body.lines()
-                                .next()
-                                .unwrap_or("")
-                                .chars()
-                                .take(200)
-                                .collect::<String>()
+                            http::body_excerpt(&body, 200)
                         ),
                     );
                     checks.hint("give the topic URL of an ntfy server, e.g. https://ntfy.example/kfp-deploys");

@@ -1,5 +1,6 @@
 use crate::cli::{CiKind, GlobalArgs, InitCmd};
 use crate::init::{self, InitOptions, Written};
+use crate::output::message_line;
 use crate::status::ExitStatus;
 
 pub async fn run(cmd: InitCmd, _global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
@@ -13,9 +14,11 @@ pub async fn run(cmd: InitCmd, _global: &GlobalArgs) -> anyhow::Result<ExitStatu
     let written = init::write(&cmd.dir, &files, cmd.force)?;
     for w in &written {
         match w {
-            Written::Created(p) => eprintln!("created {}", p.display()),
-            Written::Overwritten(p) => eprintln!("overwrote {}", p.display()),
-            Written::KeptConfig(p) => eprintln!("kept {} (a configuration exists)", p.display()),
+            Written::Created(p) => message_line(&format!("created {}", p.display())),
+            Written::Overwritten(p) => message_line(&format!("overwrote {}", p.display())),
+            Written::KeptConfig(p) => {
+                message_line(&format!("kept {} (a configuration exists)", p.display()))
+            }
         }
     }
     let settings = match cmd.ci {
@@ -23,22 +26,22 @@ pub async fn run(cmd: InitCmd, _global: &GlobalArgs) -> anyhow::Result<ExitStatu
         CiKind::Github => "Settings → Secrets and variables → Actions",
         CiKind::Gitea | CiKind::Forgejo => "Settings → Actions → Variables and Secrets",
     };
-    eprintln!();
-    eprintln!("next steps:");
-    eprintln!(
+    message_line("");
+    message_line("next steps:");
+    message_line(&format!(
         "  1. kubectl apply -f {}   (lets runners in namespace {} reach ml-pipeline:8888 in {})",
         init::NETWORK_POLICY_PATH,
         cmd.runner_namespace,
         cmd.kfp_namespace
-    );
-    eprintln!(
+    ));
+    message_line(&format!(
         "  2. in the repository's {settings}: KFP_ENDPOINT, NTFY_URL (variables), KFP_TOKEN, NTFY_TOKEN (secrets), as needed (the workflow installs kfp-ci {} from PyPI)",
         init::KFP_CI_VERSION
-    );
-    eprintln!("  3. kfp-ci doctor   (checks the endpoint, token, namespace and ntfy from here)");
-    eprintln!(
+    ));
+    message_line("  3. kfp-ci doctor   (checks the endpoint, token, namespace and ntfy from here)");
+    message_line(&format!(
         "  4. commit {} and push to main",
         init::workflow_path(cmd.ci)
-    );
+    ));
     Ok(ExitStatus::Success)
 }

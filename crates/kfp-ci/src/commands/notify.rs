@@ -155,7 +155,7 @@ fn merge_ci(from_report: Option<CiInfo>, here: CiInfo, run_url: Option<&str>) ->
     let Some(mut ci) = from_report else {
         return here;
     };
-    if ci.platform.is_empty() {
+    if ci.platform == ci::Platform::Unstated {
         ci.platform = here.platform;
     }
     ci.commit_sha = ci.commit_sha.or(here.commit_sha);

@@ -39,10 +39,7 @@ const DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
 
 /// The compile cache directory for a repository: see the module documentation.
 pub fn dir_for(root: &Path) -> PathBuf {
-    match std::env::var_os("KFP_CI_CACHE_DIR").filter(|d| !d.is_empty()) {
-        Some(dir) => PathBuf::from(dir).join("compile"),
-        None => root.join(".kfp-ci").join("cache").join("compile"),
-    }
+    crate::settings::compile_cache_dir(root)
 }
 
 /// What the child recorded (the `inputs` of an `ok` answer).

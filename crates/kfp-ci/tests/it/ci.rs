@@ -685,6 +685,30 @@ fn init(ctx: &TestContext, args: &[&str]) -> std::process::Output {
 }
 
 #[test]
+fn init_quiet_writes_the_files_and_says_nothing() {
+    let ctx = TestContext::new();
+    let out = init(&ctx, &["-q"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "", "-q: nothing on stderr");
+    assert!(out.stdout.is_empty());
+    let workflow = ctx.root().join(".gitea/workflows/compile-upload.yaml");
+    assert!(workflow.is_file(), "the workflow is written");
+    assert!(
+        ctx.root().join("kfp-ci.toml").is_file(),
+        "the configuration is written"
+    );
+
+    // Without -q the same run lists what it did and the next steps.
+    let out = init(&ctx, &["--force"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(
+        said.contains("overwrote") && said.contains("next steps:"),
+        "{said}"
+    );
+}
+
+#[test]
 fn init_gitea_writes_a_valid_safe_workflow() {
     let ctx = TestContext::new();
     let out = init(&ctx, &[]);
@@ -718,6 +742,7 @@ fn init_gitea_writes_a_valid_safe_workflow() {
         "failed",
         "version_tag",
         "failed_names",
+        "smoke_failed",
         "report",
     ];
     let mut keys: Vec<&str> = outputs.keys().map(String::as_str).collect();
@@ -796,6 +821,22 @@ fn init_gitea_writes_a_valid_safe_workflow() {
             .as_str()
             .expect("path")
             .contains("~/.cache/kfp-ci")
+    );
+    // The compile cache: saved under a new key per commit, restored from the newest of the same
+    // kfp version (and configuration).
+    let compile = steps
+        .iter()
+        .find(|s| s["with"]["path"] == ".kfp-ci/cache")
+        .expect("compile cache step");
+    let prefix = "kfp-ci-compile-kfp2.17.0-${{ runner.os }}-";
+    let files = "${{ hashFiles('kfp-ci.toml', 'pyproject.toml') }}-";
+    assert_eq!(
+        compile["with"]["key"],
+        format!("{prefix}{files}${{{{ github.sha }}}}")
+    );
+    assert_eq!(
+        compile["with"]["restore-keys"],
+        format!("{prefix}{files}\n{prefix}\n")
     );
     // The notify job needs no kfp: kfp-ci alone.
     let notify_install = w["jobs"]["notify"]["steps"]

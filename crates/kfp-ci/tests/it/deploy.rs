@@ -57,6 +57,48 @@ pub(crate) fn repo_and_server(files: &[(&str, &str)]) -> (TestContext, Server) {
     (ctx, server)
 }
 
+/// A repository with the hello and goodbye pipelines and a `kfp-ci serve` on its own store.
+pub(crate) fn hello_and_goodbye() -> (TestContext, Server) {
+    repo_and_server(&[
+        ("hello_pipeline.py", HELLO),
+        ("goodbye_pipeline.py", GOODBYE),
+    ])
+}
+
+/// A proxy in front of `upstream` giving `fault` to the first `times` requests `method` whose
+/// path ends with `path_suffix`.
+pub(crate) fn faulty_one(
+    upstream: &str,
+    method: &'static str,
+    path_suffix: &'static str,
+    times: usize,
+    fault: Fault,
+) -> Faulty {
+    Faulty::start(
+        upstream,
+        vec![Rule {
+            method,
+            path_suffix,
+            times,
+            fault,
+        }],
+    )
+}
+
+/// `kfp-ci args…`, which must exit with `code`.
+#[track_caller]
+pub(crate) fn run_exit(ctx: &TestContext, args: &[&str], code: i32) -> Output {
+    let out = run(ctx, args);
+    assert_exit(&out, code);
+    out
+}
+
+/// Fail, showing `haystack`, unless it contains `needle`.
+#[track_caller]
+pub(crate) fn assert_contains(haystack: &str, needle: &str) {
+    assert!(haystack.contains(needle), "{haystack}");
+}
+
 /// Fail with the run's stderr unless it exited with `code`.
 #[track_caller]
 pub(crate) fn assert_exit(out: &Output, code: i32) {
@@ -75,23 +117,13 @@ pub(crate) fn json_run(
     let mut all = vec![command, "--endpoint", endpoint];
     all.extend_from_slice(args);
     all.extend_from_slice(&["--output", "json"]);
-    let out = run(ctx, &all);
-    assert_exit(&out, code);
-    out
+    run_exit(ctx, &all, code)
 }
 
 /// A proxy in front of `upstream` whose health check answers `healthz`: a KFP release, store or
 /// mode that `kfp-ci serve` does not have.
 pub(crate) fn with_healthz(upstream: &str, healthz: &'static str) -> Faulty {
-    Faulty::start(
-        upstream,
-        vec![Rule {
-            method: "GET",
-            path_suffix: "/healthz",
-            times: 100,
-            fault: Fault::Reply(200, healthz),
-        }],
-    )
+    faulty_one(upstream, "GET", "/healthz", 100, Fault::Reply(200, healthz))
 }
 
 pub(crate) fn json(out: &Output) -> Value {
@@ -293,21 +325,16 @@ fn one_edited_pipeline_gets_exactly_one_new_version() {
 
 #[test]
 fn two_racing_deploys_converge_without_duplicates() {
-    let (ctx, server) = repo_and_server(&[
-        ("hello_pipeline.py", HELLO),
-        ("goodbye_pipeline.py", GOODBYE),
-    ]);
+    let (ctx, server) = hello_and_goodbye();
     // Both runs plan "create" for both pipelines; the proxy holds the creates until both runs
     // have sent theirs, so they really collide (a test whose runs did not overlap fails in
     // `wait_for`).
-    let proxy = Faulty::start(
+    let proxy = faulty_one(
         &server.url,
-        vec![Rule {
-            method: "POST",
-            path_suffix: "/apis/v2beta1/pipelines",
-            times: 4,
-            fault: Fault::Hold,
-        }],
+        "POST",
+        "/apis/v2beta1/pipelines",
+        4,
+        Fault::Hold,
     );
     let args = [
         "deploy",
@@ -359,10 +386,7 @@ fn two_racing_deploys_converge_without_duplicates() {
 
 #[test]
 fn server_errors_are_retried_and_a_landed_upload_is_not_duplicated() {
-    let (ctx, server) = repo_and_server(&[
-        ("hello_pipeline.py", HELLO),
-        ("goodbye_pipeline.py", GOODBYE),
-    ]);
+    let (ctx, server) = hello_and_goodbye();
     let proxy = Faulty::start(
         &server.url,
         vec![
@@ -554,11 +578,7 @@ fn embedded_default_store_outside_ci() {
     let out = run(&ctx, &["deploy", "--output", "json"]);
     assert_exit(&out, 0);
     assert_eq!(json(&out)["counts"]["created"], 1);
-    assert!(
-        text(&out.stderr).contains("local store"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_contains(&text(&out.stderr), "local store");
     assert!(ctx.root().join(".kfp-ci/registry.db").exists());
     let out = run(&ctx, &["deploy", "--output", "json"]);
     assert_exit(&out, 0);
@@ -821,9 +841,5 @@ fn named_target_from_the_configuration_with_its_own_token_variable() {
     // An unknown target is a configuration error naming the known ones.
     let out = run(&ctx, &["plan", "--target", "prod"]);
     assert_exit(&out, 2);
-    assert!(
-        text(&out.stderr).contains("[targets.dev]"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_contains(&text(&out.stderr), "[targets.dev]");
 }

@@ -6,8 +6,8 @@
 
 use crate::common::{Server, TestContext, python};
 use crate::deploy::{
-    GOODBYE, HELLO, TAG, assert_exit, json, json_run, kfp_client_view, repo_and_server, run, text,
-    with_healthz,
+    GOODBYE, HELLO, TAG, assert_contains, assert_exit, faulty_one, hello_and_goodbye, json,
+    json_run, kfp_client_view, repo_and_server, run, text, with_healthz,
 };
 use crate::faulty::{Fault, Faulty, Rule};
 use crate::tls::TlsProxy;
@@ -62,11 +62,7 @@ fn tls_with_a_private_ca_without_it_and_with_verification_off() {
             .collect::<Vec<_>>(),
     );
     assert_exit(&out, 2);
-    assert!(
-        text(&out.stderr).contains("not-a-ca.pem"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_contains(&text(&out.stderr), "not-a-ca.pem");
 }
 
 #[test]
@@ -110,21 +106,10 @@ fn endpoint_with_the_gateways_path_prefix_with_and_without_trailing_slash() {
 
 #[test]
 fn cookie_extra_headers_and_a_token_file_rotated_mid_run() {
-    let (ctx, server) = repo_and_server(&[
-        ("hello_pipeline.py", HELLO),
-        ("goodbye_pipeline.py", GOODBYE),
-    ]);
+    let (ctx, server) = hello_and_goodbye();
     // The health check is held until the token file has been rewritten: everything after it
     // must carry the new token.
-    let proxy = Faulty::start(
-        &server.url,
-        vec![Rule {
-            method: "GET",
-            path_suffix: "/healthz",
-            times: 1,
-            fault: Fault::Hold,
-        }],
-    );
+    let proxy = faulty_one(&server.url, "GET", "/healthz", 1, Fault::Hold);
     let token_file = ctx.write("token", "first-sa-token-AAAA\n");
     let cookie = "oauth2_proxy_kubeflow=cookie-secret-BBBB; other=1";
     let mut cmd = ctx.std_cmd();
@@ -198,10 +183,7 @@ fn store_state(url: &str) -> serde_json::Value {
 
 #[test]
 fn rerun_after_a_kill_mid_upload_converges() {
-    let (ctx, server) = repo_and_server(&[
-        ("hello_pipeline.py", HELLO),
-        ("goodbye_pipeline.py", GOODBYE),
-    ]);
+    let (ctx, server) = hello_and_goodbye();
     let out = run(
         &ctx,
         &["deploy", "--endpoint", &server.url, "--version-tag", "v1"],
@@ -219,14 +201,12 @@ fn rerun_after_a_kill_mid_upload_converges() {
         "fresh_pipeline.py",
         &HELLO.replace("hello-pipeline", "fresh-pipeline"),
     );
-    let proxy = Faulty::start(
+    let proxy = faulty_one(
         &server.url,
-        vec![Rule {
-            method: "POST",
-            path_suffix: "/upload_version",
-            times: 100,
-            fault: Fault::Hang { forward: false },
-        }],
+        "POST",
+        "/upload_version",
+        100,
+        Fault::Hang { forward: false },
     );
     deploy_killed_mid_apply(&ctx, &proxy, "/upload_version", 2, "v2");
     assert_eq!(proxy.count("POST", "/apis/v2beta1/pipelines"), 1);
@@ -265,19 +245,14 @@ fn rerun_after_a_kill_mid_upload_converges() {
 
 #[test]
 fn rerun_after_a_kill_when_the_uploads_had_landed_uploads_nothing() {
-    let (ctx, server) = repo_and_server(&[
-        ("hello_pipeline.py", HELLO),
-        ("goodbye_pipeline.py", GOODBYE),
-    ]);
+    let (ctx, server) = hello_and_goodbye();
     // Both uploads reach the server, but the answers never come back; the deploy is killed.
-    let proxy = Faulty::start(
+    let proxy = faulty_one(
         &server.url,
-        vec![Rule {
-            method: "POST",
-            path_suffix: "/upload_version",
-            times: 100,
-            fault: Fault::Hang { forward: true },
-        }],
+        "POST",
+        "/upload_version",
+        100,
+        Fault::Hang { forward: true },
     );
     deploy_killed_mid_apply(&ctx, &proxy, "/upload_version", 2, "v1");
     // The rerun, same commit, a new tag: everything is already there.
@@ -455,14 +430,12 @@ fn credentials_rejected_at_lookup_are_a_run_error_not_per_pipeline_failures() {
 #[test]
 fn a_create_whose_answer_was_lost_is_found_not_duplicated() {
     let (ctx, server) = repo_and_server(&[("hello_pipeline.py", HELLO)]);
-    let proxy = Faulty::start(
+    let proxy = faulty_one(
         &server.url,
-        vec![Rule {
-            method: "POST",
-            path_suffix: "/apis/v2beta1/pipelines",
-            times: 1,
-            fault: Fault::ForwardThenReply(503),
-        }],
+        "POST",
+        "/apis/v2beta1/pipelines",
+        1,
+        Fault::ForwardThenReply(503),
     );
     let out = json_run(&ctx, "deploy", &proxy.url, &["--version-tag", TAG], 0);
     let report = json(&out);
@@ -584,11 +557,7 @@ fn an_unreachable_endpoint_is_one_readable_line() {
         "{stderr}"
     );
     let out = run(&ctx, &["-v", "deploy", "--endpoint", &endpoint]);
-    assert!(
-        text(&out.stderr).contains("tcp connect error"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_contains(&text(&out.stderr), "tcp connect error");
 }
 
 /// `python -c SCRIPT ARGS…` with the test Python; its stdout.
@@ -623,14 +592,12 @@ fn an_upload_to_a_pipeline_deleted_meanwhile_recreates_it() {
          print(json.load(urllib.request.urlopen(req))['pipeline_id'])",
         &[&server.url, &name],
     );
-    let proxy = Faulty::start(
+    let proxy = faulty_one(
         &server.url,
-        vec![Rule {
-            method: "POST",
-            path_suffix: "/pipelines/upload_version",
-            times: 1,
-            fault: Fault::Hold,
-        }],
+        "POST",
+        "/pipelines/upload_version",
+        1,
+        Fault::Hold,
     );
     let mut cmd = ctx.std_cmd();
     cmd.args(["deploy", "--endpoint", &proxy.url, "--version-tag", TAG])

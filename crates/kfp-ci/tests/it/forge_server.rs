@@ -13,6 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch};
 use serde_json::{Value, json};
 
+use crate::common::loopback::Loopback;
+
 pub const TOKEN: &str = "forge-token-5b1d";
 
 #[derive(Debug, Clone)]
@@ -36,8 +38,7 @@ type Shared = Arc<Mutex<Inner>>;
 pub struct ForgeServer {
     pub url: String,
     inner: Shared,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: Loopback,
 }
 
 impl ForgeServer {
@@ -46,58 +47,35 @@ impl ForgeServer {
             next_id: 1000,
             ..Inner::default()
         }));
-        let state = inner.clone();
-        let (url_tx, url_rx) = std::sync::mpsc::channel();
-        let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind");
-                let addr = listener.local_addr().expect("addr");
-                url_tx.send(format!("http://{addr}")).expect("send url");
-                let app = Router::new()
-                    .route(
-                        "/repos/{o}/{r}/issues/{n}/comments",
-                        get(github_list).post(github_create),
-                    )
-                    .route("/repos/{o}/{r}/issues/comments/{id}", patch(github_update))
-                    .route(
-                        "/api/v1/repos/{o}/{r}/issues/{n}/comments",
-                        get(gitea_list).post(gitea_create),
-                    )
-                    .route(
-                        "/api/v1/repos/{o}/{r}/issues/comments/{id}",
-                        patch(gitea_update),
-                    )
-                    .route(
-                        "/api/v4/projects/{p}/merge_requests/{iid}/notes",
-                        get(gitlab_list).post(gitlab_create),
-                    )
-                    .route(
-                        "/api/v4/projects/{p}/merge_requests/{iid}/notes/{id}",
-                        axum::routing::put(gitlab_update),
-                    )
-                    .fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
-                    .with_state(state);
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = shutdown_rx.await;
-                    })
-                    .await
-                    .expect("serve");
-            });
-        });
-        let url = url_rx.recv().expect("forge stand-in started");
+        let app = Router::new()
+            .route(
+                "/repos/{o}/{r}/issues/{n}/comments",
+                get(github_list).post(github_create),
+            )
+            .route("/repos/{o}/{r}/issues/comments/{id}", patch(github_update))
+            .route(
+                "/api/v1/repos/{o}/{r}/issues/{n}/comments",
+                get(gitea_list).post(gitea_create),
+            )
+            .route(
+                "/api/v1/repos/{o}/{r}/issues/comments/{id}",
+                patch(gitea_update),
+            )
+            .route(
+                "/api/v4/projects/{p}/merge_requests/{iid}/notes",
+                get(gitlab_list).post(gitlab_create),
+            )
+            .route(
+                "/api/v4/projects/{p}/merge_requests/{iid}/notes/{id}",
+                axum::routing::put(gitlab_update),
+            )
+            .fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
+            .with_state(inner.clone());
+        let server = Loopback::serve("forge", app);
         ForgeServer {
-            url,
+            url: server.url.clone(),
             inner,
-            shutdown: Some(shutdown_tx),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -125,17 +103,6 @@ impl ForgeServer {
 
     pub fn requests(&self) -> Vec<(String, String)> {
         self.inner.lock().expect("lock").log.clone()
-    }
-}
-
-impl Drop for ForgeServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -20,6 +20,8 @@ use axum::routing::{any, get};
 use base64::Engine;
 use serde_json::{Value, json};
 
+use crate::common::loopback::Loopback;
+
 const MESSAGE_LIMIT: usize = 4096;
 const RESERVED: &[&str] = &[
     "docs", "static", "file", "app", "metrics", "account", "settings", "signup", "login", "v1",
@@ -78,8 +80,7 @@ struct Inner {
 pub struct NtfyServer {
     pub url: String,
     inner: Arc<Mutex<Inner>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: Loopback,
 }
 
 impl NtfyServer {
@@ -88,48 +89,25 @@ impl NtfyServer {
             auth,
             ..Inner::default()
         }));
-        let state = inner.clone();
-        let (url_tx, url_rx) = std::sync::mpsc::channel();
-        let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind 127.0.0.1:0");
-                let addr = listener.local_addr().expect("addr");
-                url_tx.send(format!("http://{addr}")).expect("send url");
-                let app = Router::new()
-                    .route(
-                        "/v1/health",
-                        get(|| async { axum::Json(json!({"healthy": true})) }),
-                    )
-                    // Not ntfy: Gitea's version endpoint, for the run-link probe.
-                    .route(
-                        "/api/v1/version",
-                        get(|| async { axum::Json(json!({"version": "1.25.2"})) }),
-                    )
-                    .route("/", any(publish_root))
-                    .route("/{topic}", any(publish_topic))
-                    .fallback(not_found)
-                    .with_state(state);
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = shutdown_rx.await;
-                    })
-                    .await
-                    .expect("serve");
-            });
-        });
-        let url = url_rx.recv().expect("ntfy stand-in started");
+        let app = Router::new()
+            .route(
+                "/v1/health",
+                get(|| async { axum::Json(json!({"healthy": true})) }),
+            )
+            // Not ntfy: Gitea's version endpoint, for the run-link probe.
+            .route(
+                "/api/v1/version",
+                get(|| async { axum::Json(json!({"version": "1.25.2"})) }),
+            )
+            .route("/", any(publish_root))
+            .route("/{topic}", any(publish_topic))
+            .fallback(not_found)
+            .with_state(inner.clone());
+        let server = Loopback::serve("ntfy", app);
         NtfyServer {
-            url,
+            url: server.url.clone(),
             inner,
-            shutdown: Some(shutdown_tx),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -160,17 +138,6 @@ impl NtfyServer {
             .into_iter()
             .filter(|r| r.status == 200 && r.path != "/v1/health")
             .collect()
-    }
-}
-
-impl Drop for NtfyServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -8,7 +8,9 @@ use std::process::{Child, Output, Stdio};
 use serde_json::Value;
 
 use crate::common::TestContext;
-use crate::deploy::{GOODBYE, HELLO, assert_exit, json, json_run, repo_and_server};
+use crate::deploy::{
+    GOODBYE, HELLO, assert_exit, faulty_one, hello_and_goodbye, json, json_run, repo_and_server,
+};
 use crate::faulty::{Fault, Faulty, Rule};
 
 /// `GET {url}{path}` as JSON.
@@ -79,15 +81,7 @@ fn spawn_deploy(ctx: &TestContext, endpoint: &str, tag: &str) -> Child {
 
 /// Two deploys with tags `tags`, their uploads held until all `uploads` have arrived.
 fn race(ctx: &TestContext, upstream: &str, tags: [&str; 2], uploads: usize) -> [Value; 2] {
-    let proxy = Faulty::start(
-        upstream,
-        vec![Rule {
-            method: "POST",
-            path_suffix: "/upload_version",
-            times: uploads,
-            fault: Fault::Hold,
-        }],
-    );
+    let proxy = faulty_one(upstream, "POST", "/upload_version", uploads, Fault::Hold);
     let a = spawn_deploy(ctx, &proxy.url, tags[0]);
     let b = spawn_deploy(ctx, &proxy.url, tags[1]);
     // Both runs planned and sent every upload before any landed: they overlap. If they did not,
@@ -147,12 +141,15 @@ fn assert_converged(
     }
 }
 
+/// `deploy --no-cache --version-tag TAG` against `url`, which must exit 0.
+#[track_caller]
+fn deploy_uncached(ctx: &TestContext, url: &str, tag: &str) -> Output {
+    json_run(ctx, "deploy", url, &["--no-cache", "--version-tag", tag], 0)
+}
+
 #[test]
 fn racing_runs_with_different_tags_leave_one_version_per_spec() {
-    let (ctx, server) = repo_and_server(&[
-        ("hello_pipeline.py", HELLO),
-        ("goodbye_pipeline.py", GOODBYE),
-    ]);
+    let (ctx, server) = hello_and_goodbye();
     let names = ["goodbye_pipeline", "hello_pipeline"];
 
     // Both create both pipelines (one run's create gets the 409; or, when one run plans after
@@ -186,13 +183,7 @@ fn racing_runs_with_different_tags_leave_one_version_per_spec() {
     assert_converged(&reports, &view, &["new_version"], &names);
 
     // A rerun finds nothing to do.
-    let out = json_run(
-        &ctx,
-        "deploy",
-        &server.url,
-        &["--no-cache", "--version-tag", "c1"],
-        0,
-    );
+    let out = deploy_uncached(&ctx, &server.url, "c1");
     assert_eq!(json(&out)["counts"]["unchanged"], 2, "{}", json(&out));
 }
 
@@ -201,13 +192,7 @@ fn racing_runs_with_different_tags_leave_one_version_per_spec() {
 #[test]
 fn a_run_that_planned_before_a_concurrent_upload_uploads_nothing() {
     let (ctx, server) = repo_and_server(&[("hello_pipeline.py", HELLO)]);
-    json_run(
-        &ctx,
-        "deploy",
-        &server.url,
-        &["--no-cache", "--version-tag", "v0"],
-        0,
-    );
+    deploy_uncached(&ctx, &server.url, "v0");
     // a1 must be unambiguously newer than v0: B's check before uploading trusts the newest only
     // when every version of its second holds B's spec, and would upload if v0 shared a1's second.
     server.advance_clock(1);
@@ -237,13 +222,7 @@ fn a_run_that_planned_before_a_concurrent_upload_uploads_nothing() {
     let b = spawn_deploy(&ctx, &proxy.url, "b1");
     // B has planned "new version" and is about to upload: the runs overlap from here.
     proxy.wait_for("GET", "/versions", 2);
-    let a = json_run(
-        &ctx,
-        "deploy",
-        &server.url,
-        &["--no-cache", "--version-tag", "a1"],
-        0,
-    );
+    let a = deploy_uncached(&ctx, &server.url, "a1");
     assert_eq!(json(&a)["counts"]["updated"], 1, "{}", json(&a));
     proxy.release();
     let b = b.wait_with_output().expect("deploy b");
@@ -278,26 +257,12 @@ fn a_run_that_planned_before_a_concurrent_upload_uploads_nothing() {
 #[test]
 fn a_run_whose_rival_never_saw_it_gives_way() {
     let (ctx, server) = repo_and_server(&[("hello_pipeline.py", HELLO)]);
-    json_run(
-        &ctx,
-        "deploy",
-        &server.url,
-        &["--no-cache", "--version-tag", "v0"],
-        0,
-    );
+    deploy_uncached(&ctx, &server.url, "v0");
     ctx.write(
         "hello_pipeline.py",
         &HELLO.replace("message: str = \"hello\"", "message: str = \"hi\""),
     );
-    let proxy = Faulty::start(
-        &server.url,
-        vec![Rule {
-            method: "POST",
-            path_suffix: "/upload_version",
-            times: 1,
-            fault: Fault::Hold,
-        }],
-    );
+    let proxy = faulty_one(&server.url, "POST", "/upload_version", 1, Fault::Hold);
     let b = spawn_deploy(&ctx, &proxy.url, "b1");
     // B read the newest version again and sent its upload: the runs overlap from here.
     proxy.wait_for("POST", "/upload_version", 1);

@@ -1,8 +1,8 @@
 //! Retries as docs/deploy.md states them: a request is sent at most 5 times, lookups included,
 //! whatever fails.
 
-use crate::deploy::{HELLO, TAG, json, json_run, repo_and_server};
-use crate::faulty::{Fault, Faulty, Rule};
+use crate::deploy::{HELLO, TAG, faulty_one, json, json_run, repo_and_server};
+use crate::faulty::Fault;
 
 const BUSY: &str = r#"{"code":14,"message":"busy"}"#;
 
@@ -10,14 +10,12 @@ const BUSY: &str = r#"{"code":14,"message":"busy"}"#;
 #[test]
 fn a_failing_lookup_is_sent_five_times() {
     let (ctx, server) = repo_and_server(&[("hello_pipeline.py", HELLO)]);
-    let proxy = Faulty::start(
+    let proxy = faulty_one(
         &server.url,
-        vec![Rule {
-            method: "GET",
-            path_suffix: "/names/hello_pipeline",
-            times: 1000,
-            fault: Fault::Reply(503, BUSY),
-        }],
+        "GET",
+        "/names/hello_pipeline",
+        1000,
+        Fault::Reply(503, BUSY),
     );
     let out = json_run(&ctx, "deploy", &proxy.url, &["--version-tag", TAG], 1);
     assert_eq!(
@@ -40,14 +38,12 @@ fn a_failing_lookup_is_sent_five_times() {
 #[test]
 fn a_failing_create_is_sent_five_times_and_looked_up_once_after() {
     let (ctx, server) = repo_and_server(&[("hello_pipeline.py", HELLO)]);
-    let proxy = Faulty::start(
+    let proxy = faulty_one(
         &server.url,
-        vec![Rule {
-            method: "POST",
-            path_suffix: "/apis/v2beta1/pipelines",
-            times: 1000,
-            fault: Fault::Reply(503, BUSY),
-        }],
+        "POST",
+        "/apis/v2beta1/pipelines",
+        1000,
+        Fault::Reply(503, BUSY),
     );
     json_run(&ctx, "deploy", &proxy.url, &["--version-tag", TAG], 1);
     assert_eq!(

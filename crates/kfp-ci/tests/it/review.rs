@@ -3,7 +3,9 @@
 
 use serde_json::Value;
 
-use crate::deploy::{assert_exit, repo_and_server, text};
+use crate::deploy::{
+    assert_contains, assert_exit, faulty_one, hello_and_goodbye, repo_and_server, run_exit, text,
+};
 use crate::diff::{FILE, VARIANT_A, VARIANT_B};
 
 const PIPELINE: &str = "review_demo_pipeline";
@@ -34,12 +36,11 @@ fn deploy_at(ctx: &crate::common::TestContext, url: &str, tag: &str, sha: &str) 
 }
 
 fn history(ctx: &crate::common::TestContext, url: &str) -> Value {
-    let out = ctx
-        .cmd()
-        .args(["history", PIPELINE, "--endpoint", url, "--output", "json"])
-        .output()
-        .expect("run");
-    assert_exit(&out, 0);
+    let out = run_exit(
+        &ctx,
+        &["history", PIPELINE, "--endpoint", url, "--output", "json"],
+        0,
+    );
     serde_json::from_slice(&out.stdout).expect("json")
 }
 
@@ -67,20 +68,15 @@ fn history_rollback_and_the_revert_note() {
     assert_eq!(versions[0]["by_kfp_ci"], true);
     assert!(versions[1].get("same_spec_as").is_none());
     assert_eq!(versions[0]["spec_hash"], versions[2]["spec_hash"]);
-    let out = ctx
-        .cmd()
-        .args(["history", PIPELINE, "--endpoint", &url])
-        .output()
-        .expect("run");
-    assert_exit(&out, 0);
+    let out = run_exit(&ctx, &["history", PIPELINE, "--endpoint", &url], 0);
     let table = text(&out.stdout);
     assert!(table.contains("same spec as v1"), "{table}");
     assert!(table.contains("cccccccccccc"), "{table}");
 
     // Dry run: the diff, nothing uploaded.
-    let out = ctx
-        .cmd()
-        .args([
+    let out = run_exit(
+        &ctx,
+        &[
             "rollback",
             PIPELINE,
             "--to",
@@ -88,10 +84,9 @@ fn history_rollback_and_the_revert_note() {
             "--dry-run",
             "--endpoint",
             &url,
-        ])
-        .output()
-        .expect("run");
-    assert_exit(&out, 0);
+        ],
+        0,
+    );
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains("rollback from v3 to the spec of v2"),
@@ -135,58 +130,30 @@ fn history_rollback_and_the_revert_note() {
     assert_eq!(versions[0]["rollback_of"], "v2");
     // The newest spec now diffs clean against the local variant B.
     ctx.write(FILE, VARIANT_B);
-    let out = ctx
-        .cmd()
-        .args(["diff", "--endpoint", &url])
-        .output()
-        .expect("run");
-    assert_exit(&out, 0);
-    assert!(
-        text(&out.stdout).contains("no change against r1"),
-        "{}",
-        text(&out.stdout)
-    );
+    let out = run_exit(&ctx, &["diff", "--endpoint", &url], 0);
+    assert_contains(&text(&out.stdout), "no change against r1");
 
     // Again: nothing to do.
-    let out = ctx
-        .cmd()
-        .args(["rollback", PIPELINE, "--to", "v2", "--endpoint", &url])
-        .output()
-        .expect("run");
-    assert_exit(&out, 0);
-    assert!(
-        text(&out.stderr).contains("nothing to do"),
-        "{}",
-        text(&out.stderr)
+    let out = run_exit(
+        &ctx,
+        &["rollback", PIPELINE, "--to", "v2", "--endpoint", &url],
+        0,
     );
+    assert_contains(&text(&out.stderr), "nothing to do");
     assert_eq!(
         history(&ctx, &url)["versions"].as_array().map(Vec::len),
         Some(4)
     );
 
     // Unknown version or pipeline: exit 2, named.
-    let out = ctx
-        .cmd()
-        .args(["rollback", PIPELINE, "--to", "v9", "--endpoint", &url])
-        .output()
-        .expect("run");
-    assert_exit(&out, 2);
-    assert!(
-        text(&out.stderr).contains("has no version named `v9`"),
-        "{}",
-        text(&out.stderr)
+    let out = run_exit(
+        &ctx,
+        &["rollback", PIPELINE, "--to", "v9", "--endpoint", &url],
+        2,
     );
-    let out = ctx
-        .cmd()
-        .args(["history", "nope", "--endpoint", &url])
-        .output()
-        .expect("run");
-    assert_exit(&out, 2);
-    assert!(
-        text(&out.stderr).contains("no pipeline named `nope`"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_contains(&text(&out.stderr), "has no version named `v9`");
+    let out = run_exit(&ctx, &["history", "nope", "--endpoint", &url], 2);
+    assert_contains(&text(&out.stderr), "no pipeline named `nope`");
 }
 
 /// Versions of pipeline `name` via `kfp-ci history`: `None` when the pipeline does not exist.
@@ -218,10 +185,7 @@ fn deploy_args(ctx: &crate::common::TestContext, args: &[&str]) -> std::process:
 #[test]
 fn preview_deploys_leave_production_alone_and_cleanup_removes_them() {
     use crate::deploy::{GOODBYE, HELLO};
-    let (ctx, server) = repo_and_server(&[
-        ("hello_pipeline.py", HELLO),
-        ("goodbye_pipeline.py", GOODBYE),
-    ]);
+    let (ctx, server) = hello_and_goodbye();
     let url = server.url.clone();
     assert_exit(
         &deploy_args(&ctx, &["deploy", "--endpoint", &url, "--version-tag", "v1"]),
@@ -300,10 +264,9 @@ fn preview_deploys_leave_production_alone_and_cleanup_removes_them() {
         Some(vec!["p1".to_string()])
     );
     let out = deploy_args(&ctx, &["diff", "--endpoint", &url]);
-    assert!(
-        text(&out.stdout).contains("hello_pipeline (hello_pipeline.py): 1 change(s) against v1"),
-        "{}",
-        text(&out.stdout)
+    assert_contains(
+        &text(&out.stdout),
+        "hello_pipeline (hello_pipeline.py): 1 change(s) against v1",
     );
     // Another preview's pipelines are not this one's.
     ctx.write(
@@ -338,18 +301,13 @@ fn preview_deploys_leave_production_alone_and_cleanup_removes_them() {
         ],
     );
     assert_exit(&out, 0);
-    assert!(
-        text(&out.stderr).contains("hello_pipeline-pr-12: would delete"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_contains(&text(&out.stderr), "hello_pipeline-pr-12: would delete");
     assert!(version_names(&ctx, &url, "hello_pipeline-pr-12").is_some());
     let out = deploy_args(&ctx, &["cleanup", "--preview", "pr-12", "--endpoint", &url]);
     assert_exit(&out, 0);
-    assert!(
-        text(&out.stderr).contains("hello_pipeline-pr-12: deleted with 1 version(s)"),
-        "{}",
-        text(&out.stderr)
+    assert_contains(
+        &text(&out.stderr),
+        "hello_pipeline-pr-12: deleted with 1 version(s)",
     );
     assert_eq!(version_names(&ctx, &url, "hello_pipeline-pr-12"), None);
     assert!(version_names(&ctx, &url, "hello_pipeline-pr-13").is_some());
@@ -365,11 +323,7 @@ fn preview_deploys_leave_production_alone_and_cleanup_removes_them() {
     // Nothing left of pr-12: a second cleanup says so.
     let out = deploy_args(&ctx, &["cleanup", "--preview", "pr-12", "--endpoint", &url]);
     assert_exit(&out, 0);
-    assert!(
-        text(&out.stderr).contains("no preview pipelines of pr-12"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_contains(&text(&out.stderr), "no preview pipelines of pr-12");
 }
 
 /// `POST /apis/v2beta1/pipelines` by hand: a pipeline kfp-ci did not create.
@@ -397,7 +351,7 @@ fn create_foreign_pipeline(url: &str, name: &str, description: &str) -> String {
 #[test]
 fn prune_deletes_only_kfp_cis_orphans_and_keeps_pipelines_in_use() {
     use crate::deploy::{GOODBYE, HELLO};
-    use crate::faulty::{Fault, Faulty, Rule};
+    use crate::faulty::Fault;
     let (ctx, server) = repo_and_server(&[
         ("hello_pipeline.py", HELLO),
         ("goodbye_pipeline.py", GOODBYE),
@@ -435,15 +389,7 @@ fn prune_deletes_only_kfp_cis_orphans_and_keeps_pipelines_in_use() {
         .to_string()
         .into_boxed_str(),
     );
-    let proxy = Faulty::start(
-        &url,
-        vec![Rule {
-            method: "GET",
-            path_suffix: "/recurringruns",
-            times: 100,
-            fault: Fault::Reply(200, body),
-        }],
-    );
+    let proxy = faulty_one(&url, "GET", "/recurringruns", 100, Fault::Reply(200, body));
 
     // Dry run: shown, nothing deleted.
     let out = deploy_args(
@@ -470,11 +416,7 @@ fn prune_deletes_only_kfp_cis_orphans_and_keeps_pipelines_in_use() {
     ctx.write("kfp-ci.toml", "[deploy]\nprune = true\n");
     let out = deploy_args(&ctx, &["deploy", "--endpoint", &proxy.url]);
     assert_exit(&out, 0);
-    assert!(
-        text(&out.stderr).contains("prune: deleted goodbye_pipeline"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_contains(&text(&out.stderr), "prune: deleted goodbye_pipeline");
     assert_eq!(version_names(&ctx, &url, "goodbye_pipeline"), None);
     assert!(version_names(&ctx, &url, "nightly_pipeline").is_some());
     assert!(version_names(&ctx, &url, "hello_pipeline").is_some());
@@ -622,10 +564,9 @@ fn plan_markdown_and_comment_without_a_pull_request() {
     // Not in CI: said, exit 0.
     let out = plan_comment(&ctx, &server.url, &[], &["--comment"]);
     assert_exit(&out, 0);
-    assert!(
-        text(&out.stderr).contains("no pull request to comment on: not running in GitHub Actions"),
-        "{}",
-        text(&out.stderr)
+    assert_contains(
+        &text(&out.stderr),
+        "no pull request to comment on: not running in GitHub Actions",
     );
     // A push build in GitHub Actions: no PR either.
     let envs = vec![
@@ -635,10 +576,9 @@ fn plan_markdown_and_comment_without_a_pull_request() {
     ];
     let out = plan_comment(&ctx, &server.url, &envs, &["--comment"]);
     assert_exit(&out, 0);
-    assert!(
-        text(&out.stderr).contains("no pull request in this run (event push)"),
-        "{}",
-        text(&out.stderr)
+    assert_contains(
+        &text(&out.stderr),
+        "no pull request in this run (event push)",
     );
     // The same body on stdout for any other forge, changed tasks highlighted in the DAG.
     let out = plan_comment(&ctx, &server.url, &[], &["--output", "markdown"]);
@@ -683,8 +623,7 @@ fn init_writes_a_pull_request_workflow_that_comments_and_cleans_up() {
         ("forgejo", ".forgejo"),
     ] {
         let ctx = crate::common::TestContext::new();
-        let out = ctx.cmd().args(["init", "--ci", ci]).output().expect("init");
-        assert_exit(&out, 0);
+        run_exit(&ctx, &["init", "--ci", ci], 0);
         let path = ctx
             .root()
             .join(format!("{dir}/workflows/kfp-ci-review.yaml"));
@@ -744,11 +683,6 @@ fn init_writes_a_pull_request_workflow_that_comments_and_cleans_up() {
     }
     // GitLab: one .gitlab-ci.yml, no extra file.
     let ctx = crate::common::TestContext::new();
-    let out = ctx
-        .cmd()
-        .args(["init", "--ci", "gitlab"])
-        .output()
-        .expect("init");
-    assert_exit(&out, 0);
+    run_exit(&ctx, &["init", "--ci", "gitlab"], 0);
     assert!(!ctx.root().join(".gitlab/workflows").exists());
 }

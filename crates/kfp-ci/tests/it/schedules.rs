@@ -110,6 +110,18 @@ fn only<'a>(view: &'a Value, name: &str) -> &'a Value {
     &list[0]
 }
 
+/// `deploy --version-tag TAG` (exit 0); its report, whose (schedule, action) rows must be `want`.
+#[track_caller]
+fn deploy_expecting(ctx: &TestContext, url: &str, tag: &str, want: &[(&str, &str)]) -> Value {
+    let report = json(&json_run(ctx, "deploy", url, &["--version-tag", tag], 0));
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(name, action)| (name.to_string(), action.to_string()))
+        .collect();
+    assert_eq!(schedule_rows(&report), want, "{report:#}");
+    report
+}
+
 fn schedule_rows(report: &Value) -> Vec<(String, String)> {
     report["schedules"]
         .as_array()
@@ -156,15 +168,11 @@ fn repo(config: &str) -> (TestContext, Server) {
 fn schedules_are_created_kept_replaced_disabled_and_deleted() {
     let (ctx, server) = repo(CONFIG);
     let url = server.url.as_str();
-    let out = json_run(&ctx, "deploy", url, &["--version-tag", "v1"], 0);
-    let report = json(&out);
-    assert_eq!(
-        schedule_rows(&report),
-        [
-            ("nightly-hello".to_string(), "create".to_string()),
-            ("goodbye-every-6h".to_string(), "create".to_string())
-        ],
-        "{report:#}"
+    deploy_expecting(
+        &ctx,
+        url,
+        "v1",
+        &[("nightly-hello", "create"), ("goodbye-every-6h", "create")],
     );
     let view = recurring_view(url);
     let nightly = only(&view, "nightly-hello").clone();
@@ -208,15 +216,14 @@ print(r.recurring_run_id)
     );
 
     // Redeploy: nothing changes, same ids.
-    let out = json_run(&ctx, "deploy", url, &["--version-tag", "v2"], 0);
-    let report = json(&out);
-    assert_eq!(
-        schedule_rows(&report),
-        [
-            ("nightly-hello".to_string(), "unchanged".to_string()),
-            ("goodbye-every-6h".to_string(), "unchanged".to_string())
+    deploy_expecting(
+        &ctx,
+        url,
+        "v2",
+        &[
+            ("nightly-hello", "unchanged"),
+            ("goodbye-every-6h", "unchanged"),
         ],
-        "{report:#}"
     );
     let view = recurring_view(url);
     assert_eq!(view["goodbye-every-6h"][0]["id"], goodbye["id"]);
@@ -250,7 +257,7 @@ print(r.recurring_run_id)
         "{stderr}"
     );
     assert_eq!(plan["schedules"][1]["action"], "unchanged");
-    let out = json_run(&ctx, "plan", url, &["--detailed-exitcode"], 2);
+    let out = json_run(&ctx, "plan", url, &["--detailed-exitcode"], 3);
     drop(out);
 
     let out = json_run(&ctx, "deploy", url, &["--version-tag", "v3"], 0);

@@ -450,10 +450,40 @@ fn the_action_is_composite_with_the_inputs_and_the_deploy_outputs() {
         .expect("install step");
     assert_eq!(install["env"]["UV_VERSION"], kfp_ci::pins::UV_VERSION);
     let script = install["run"].as_str().expect("run");
-    assert!(
-        script.contains("--only-binary kfp-ci \"kfp-ci==$KFP_CI_VERSION\""),
-        "{script}"
+    // uv from the index without pip (pip as the fallback), then the wheel, never a build from
+    // source, with the pinned kfp next to it in one resolve.
+    for part in [
+        "\"$ACTION_PATH/scripts/get-uv\" \"$UV_VERSION\"",
+        "pip\" install --quiet --disable-pip-version-check \"uv==$UV_VERSION\"",
+        "\"kfp-ci[kfp]==$KFP_CI_VERSION\"",
+        "\"kfp-ci==$KFP_CI_VERSION\" \"kfp==$KFP_VERSION\" \"kfp-kubernetes==$KFP_VERSION\"",
+        "--only-binary kfp-ci \"$@\"",
+    ] {
+        assert!(script.contains(part), "{part} in:\n{script}");
+    }
+    assert!(workspace_root().join("scripts/get-uv").is_file());
+    // The compile cache: a new key per commit, restored from the newest of the same kfp version
+    // and configuration, else of the same kfp version.
+    let compile = steps
+        .iter()
+        .find(|s| s["with"]["path"] == ".kfp-ci/cache")
+        .expect("compile cache step");
+    let key = compile["with"]["key"].as_str().expect("key");
+    let restore: Vec<&str> = compile["with"]["restore-keys"]
+        .as_str()
+        .expect("restore-keys")
+        .lines()
+        .collect();
+    assert_eq!(
+        key,
+        format!("{}${{{{ github.sha }}}}", restore[0]),
+        "{key} {restore:?}"
     );
+    assert!(
+        restore[0].starts_with(restore[1]) && restore[1].contains("steps.key.outputs.key"),
+        "{restore:?}"
+    );
+    assert!(restore[0].contains("hashFiles('kfp-ci.toml', 'pyproject.toml')"));
     let cache = steps
         .iter()
         .find(|s| {
@@ -672,4 +702,126 @@ fn the_config_schema_accepts_the_readme_example_and_rejects_mistakes() {
             );
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// scripts/get-uv: uv's binary from the package index without pip (the setup action's fast path)
+
+/// A package index on loopback with fake uv wheels: PEP 691 JSON below `/json`, PEP 503 HTML
+/// below `/html`. Version 9.9.9 has this machine's wheel (after one for another platform and a
+/// 9.9.90 that must not match); 6.6.6's listed SHA-256 is wrong. Prints the port.
+const FAKE_INDEX: &str = r##"
+import hashlib, http.server, io, json, platform, sys, zipfile
+machine = platform.machine().lower()
+machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+libc = "manylinux" if platform.libc_ver()[0] == "glibc" else "musllinux"
+mine = f"{libc}_2_17_{machine}"
+def wheel(version, text):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr(f"uv-{version}.data/scripts/uv", f"#!/bin/sh\necho {text}\n")
+        z.writestr(f"uv-{version}.dist-info/METADATA", "Name: uv\n")
+    return buf.getvalue()
+files = {}  # name -> (bytes, listed sha256)
+def add(name, data, sha=None):
+    files[name] = (data, sha or hashlib.sha256(data).hexdigest())
+add("uv-9.9.9-py3-none-win_amd64.whl", wheel("9.9.9", "windows"))
+add(f"uv-9.9.90-py3-none-{mine}.whl", wheel("9.9.90", "uv 9.9.90"))
+add(f"uv-9.9.9-py3-none-{mine}.whl", wheel("9.9.9", "uv 9.9.9 from the index"))
+add("uv-9.9.9.tar.gz", b"sdist")
+add(f"uv-6.6.6-py3-none-{mine}.whl", wheel("6.6.6", "tampered"), "0" * 64)
+class Index(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+    def send(self, kind, body):
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        if self.path.startswith("/files/"):
+            return self.send("application/octet-stream", files[self.path[len("/files/"):]][0])
+        if self.path == "/json/uv/":
+            listing = [{"filename": n, "url": f"/files/{n}", "hashes": {"sha256": s}} for n, (_, s) in files.items()]
+            return self.send("application/vnd.pypi.simple.v1+json", json.dumps({"files": listing}).encode())
+        if self.path == "/html/uv/":
+            links = "".join(f'<a href="../../files/{n}#sha256={s}">{n}</a>' for n, (_, s) in files.items())
+            return self.send("text/html", f"<html><body>{links}</body></html>".encode())
+        self.send_error(404)
+server = http.server.HTTPServer(("127.0.0.1", 0), Index)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"##;
+
+#[test]
+fn get_uv_takes_this_platforms_binary_from_the_index_and_checks_its_hash() {
+    if !cfg!(target_os = "linux") {
+        eprintln!("SKIPPED: the fake index names Linux wheels");
+        return;
+    }
+    use std::io::BufRead;
+    let mut server = command(python())
+        .args(["-c", FAKE_INDEX])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the fake index");
+    let mut port = String::new();
+    std::io::BufReader::new(server.stdout.take().expect("stdout"))
+        .read_line(&mut port)
+        .expect("port");
+    let index = format!("http://127.0.0.1:{}", port.trim());
+    let work = tempfile::tempdir().expect("tempdir");
+    let get_uv = |version: &str, env: &str, kind: &str, dest: &Path| {
+        command(python())
+            .arg(workspace_root().join("scripts/get-uv"))
+            .args([version])
+            .arg(dest)
+            .env_remove("PIP_INDEX_URL")
+            .env(env, format!("{index}/{kind}"))
+            .output()
+            .expect("run scripts/get-uv")
+    };
+    // PEP 691 JSON (UV_DEFAULT_INDEX) and PEP 503 HTML (PIP_INDEX_URL, as pip has it).
+    for (env, kind) in [("UV_DEFAULT_INDEX", "json"), ("PIP_INDEX_URL", "html")] {
+        let dest = work.path().join(kind);
+        let out = get_uv("9.9.9", env, kind, &dest);
+        ok(&out, &format!("get-uv from the {kind} index"));
+        let uv = dest.join("uv");
+        assert_eq!(text(&out.stdout).trim(), uv.display().to_string());
+        let ran = command(&uv).output().expect("run the fetched uv");
+        assert_eq!(
+            text(&ran.stdout).trim(),
+            "uv 9.9.9 from the index",
+            "{kind}"
+        );
+    }
+    // A wheel whose bytes differ from the index's SHA-256 is refused; nothing is written.
+    let dest = work.path().join("tampered");
+    let out = get_uv("6.6.6", "UV_DEFAULT_INDEX", "json", &dest);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("SHA-256 differs from the index's"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!dest.join("uv").exists());
+    // A version the index lacks, or no index at all: exit 1 with the reason (the action then
+    // installs uv with pip).
+    let out = get_uv("1.2.3", "UV_DEFAULT_INDEX", "html", &dest);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("has no uv 1.2.3 wheel"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = get_uv("9.9.9", "UV_DEFAULT_INDEX", "nothing", &dest);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("cannot read uv's page"),
+        "{}",
+        text(&out.stderr)
+    );
+    server.kill().expect("stop the fake index");
+    let _ = server.wait();
 }

@@ -13,17 +13,22 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use kfp_api::runs::{
     Experiment, ListExperimentsResponse, ListRecurringRunsResponse, ListRunsResponse,
-    PipelineVersionReference, RecurringRun, Run, Trigger, check_kfp_cron, check_parameters,
-    experiment_name_problem, limits,
+    PipelineVersionReference, RecurringRun, Run, RuntimeConfig, Trigger, check_kfp_cron,
+    check_parameters, experiment_name_problem, limits,
 };
 use rusqlite::Transaction;
 use rusqlite::types::Value as Sql;
 use serde_json::{Map, Value};
 
 use crate::AppState;
-use crate::api::{ApiResult, Body, blocking, body_bytes, namespace, path_param, query_map};
+use crate::api::{
+    ApiResult, Body, blocking, body_bytes, list_params, namespace, path_param, query_map,
+    strict_body,
+};
 use crate::error::ApiError;
 use crate::list::{self, Kind};
+use crate::store::Page;
+use kfp_api::routes::{query, split_action};
 
 /// Name of the experiment runs go to when the request names none (KFP's default experiment).
 pub const DEFAULT_EXPERIMENT: &str = "Default";
@@ -62,58 +67,6 @@ fn empty() -> Json<Value> {
     Json(Value::Object(Map::new()))
 }
 
-/// A JSON body with grpc-gateway's strictness: camelCase names read as snake_case, unknown
-/// top-level fields refused.
-fn strict_body<T: serde::de::DeserializeOwned>(
-    bytes: &[u8],
-    allowed: &[&str],
-) -> Result<T, ApiError> {
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::invalid(format!("invalid JSON request body: {e}")))?;
-    let Value::Object(map) = value else {
-        return Err(ApiError::invalid(
-            "invalid JSON request body: expected an object",
-        ));
-    };
-    let mut out = Map::new();
-    for (key, mut v) in map {
-        let snake = snake_case(&key);
-        if !allowed.contains(&snake.as_str()) {
-            return Err(ApiError::invalid(format!(
-                "invalid JSON request body: unknown field {key:?}"
-            )));
-        }
-        // Enums may come as their number.
-        if snake == "mode"
-            && let Some(n) = v.as_i64()
-        {
-            v = Value::from(match n {
-                1 => "ENABLE",
-                2 => "DISABLE",
-                _ => "MODE_UNSPECIFIED",
-            });
-        }
-        if !v.is_null() {
-            out.insert(snake, v);
-        }
-    }
-    serde_json::from_value(Value::Object(out))
-        .map_err(|e| ApiError::invalid(format!("invalid JSON request body: {e}")))
-}
-
-fn snake_case(key: &str) -> String {
-    let mut out = String::with_capacity(key.len() + 4);
-    for c in key.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('_');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// `{id}` or `{id}:{action}` of the item routes (axum cannot match a suffix after a parameter).
 /// The id of a `/{id}` route; `/{id}:action` is not one (404, as the gateway answers).
 fn plain_id(rest: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
@@ -124,26 +77,63 @@ fn plain_id(rest: Result<Path<String>, PathRejection>) -> Result<String, ApiErro
     }
 }
 
-fn split_action(rest: &str) -> (&str, Option<&str>) {
-    match rest.split_once(':') {
-        Some((id, action)) => (id, Some(action)),
-        None => (rest, None),
-    }
-}
-
-fn list_params(
+/// One page of a list handler: the list options of `q` for `kind` within `scope`, read by `read`.
+async fn list_page<T: Send + 'static>(
+    state: &Arc<AppState>,
     kind: Kind,
     scope: &str,
     q: &std::collections::HashMap<String, String>,
-) -> Result<list::ListParams, ApiError> {
-    list::parse(
-        kind,
-        scope,
-        q.get("page_size").map(String::as_str),
-        q.get("page_token").map(String::as_str),
-        q.get("sort_by").map(String::as_str),
-        q.get("filter").map(String::as_str),
-    )
+    read: impl FnOnce(&Transaction<'_>, &list::ListParams) -> Result<Page<T>, ApiError> + Send + 'static,
+) -> Result<(Vec<T>, i32, String), ApiError> {
+    let params = list_params(kind, scope, q)?;
+    let page = blocking(state, move |s| s.read(|tx| read(tx, &params))).await?;
+    Ok((page.items, total(page.total), page.next_token))
+}
+
+/// The item of a `GET /{id}` route, or the 404 `find` gives.
+async fn get_item<T: Send + 'static>(
+    state: &Arc<AppState>,
+    rest: Result<Path<String>, PathRejection>,
+    find: fn(&Transaction<'_>, &str) -> Result<T, ApiError>,
+) -> ApiResult<T> {
+    let id = plain_id(rest)?;
+    Ok(Json(
+        blocking(state, move |s| s.read(|tx| find(tx, &id))).await?,
+    ))
+}
+
+/// `DELETE /{id}`: 404 unless `find` finds it, then `delete`.
+async fn delete_item<T: 'static>(
+    state: &Arc<AppState>,
+    rest: Result<Path<String>, PathRejection>,
+    find: fn(&Transaction<'_>, &str) -> Result<T, ApiError>,
+    delete: fn(&Transaction<'_>, &str) -> Result<(), ApiError>,
+) -> ApiResult<Value> {
+    let id = plain_id(rest)?;
+    blocking(state, move |s| {
+        s.write(|tx| {
+            find(tx, &id)?;
+            delete(tx, &id)
+        })
+    })
+    .await?;
+    Ok(empty())
+}
+
+/// `POST /{id}:{action}`: `parse` reads the action (a 405 for one the route does not have),
+/// `apply` carries it out on the item.
+async fn item_action<A: Send + 'static>(
+    state: &Arc<AppState>,
+    rest: Result<Path<String>, PathRejection>,
+    parse: fn(Option<&str>) -> Result<A, ApiError>,
+    apply: fn(&Transaction<'_>, &str, A) -> Result<(), ApiError>,
+) -> ApiResult<Value> {
+    let rest = path_param(rest)?;
+    let (id, action) = split_action(&rest);
+    let action = parse(action)?;
+    let id = id.to_string();
+    blocking(state, move |s| s.write(|tx| apply(tx, &id, action))).await?;
+    Ok(empty())
 }
 
 fn total(n: i64) -> i32 {
@@ -165,16 +155,17 @@ pub async fn list_experiments(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<ListExperimentsResponse> {
     let q = query_map(raw);
-    let ns = namespace(&state, q.get("namespace"))?;
-    let params = list_params(Kind::Experiments, &ns, &q)?;
-    let page = blocking(&state, move |s| {
-        s.read(|tx| store::list_experiments(tx, Some(&ns), &params))
-    })
-    .await?;
+    let ns = namespace(&state, q.get(query::NAMESPACE))?;
+    let scope = ns.clone();
+    let (experiments, total_size, next_page_token) =
+        list_page(&state, Kind::Experiments, &ns, &q, move |tx, params| {
+            store::list_experiments(tx, Some(&scope), params)
+        })
+        .await?;
     Ok(Json(ListExperimentsResponse {
-        experiments: page.items,
-        total_size: total(page.total),
-        next_page_token: page.next_token,
+        experiments,
+        total_size,
+        next_page_token,
     }))
 }
 
@@ -211,47 +202,34 @@ pub async fn get_experiment(
     State(state): State<Arc<AppState>>,
     rest: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Experiment> {
-    let id = plain_id(rest)?;
-    Ok(Json(
-        blocking(&state, move |s| s.read(|tx| experiment_or_404(tx, &id))).await?,
-    ))
+    get_item(&state, rest, experiment_or_404).await
 }
 
 pub async fn delete_experiment(
     State(state): State<Arc<AppState>>,
     rest: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Value> {
-    let id = plain_id(rest)?;
-    blocking(&state, move |s| {
-        s.write(|tx| {
-            experiment_or_404(tx, &id)?;
-            store::delete_experiment(tx, &id)
-        })
-    })
-    .await?;
-    Ok(empty())
+    delete_item(&state, rest, experiment_or_404, store::delete_experiment).await
 }
 
 pub async fn experiment_action(
     State(state): State<Arc<AppState>>,
     rest: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Value> {
-    let rest = path_param(rest)?;
-    let (id, action) = split_action(&rest);
-    let target = match action {
-        Some("archive") => "ARCHIVED",
-        Some("unarchive") => "AVAILABLE",
-        _ => return Err(ApiError::method_not_allowed()),
-    };
-    let id = id.to_string();
-    blocking(&state, move |s| {
-        s.write(|tx| {
-            experiment_or_404(tx, &id)?;
-            store::set_experiment_state(tx, &id, target)
-        })
-    })
-    .await?;
-    Ok(empty())
+    item_action(
+        &state,
+        rest,
+        |action| match action {
+            Some("archive") => Ok("ARCHIVED"),
+            Some("unarchive") => Ok("AVAILABLE"),
+            _ => Err(ApiError::method_not_allowed()),
+        },
+        |tx, id, target| {
+            experiment_or_404(tx, id)?;
+            store::set_experiment_state(tx, id, target)
+        },
+    )
+    .await
 }
 
 /// The experiment a run or recurring run goes to: the one named, or the default one.
@@ -344,6 +322,32 @@ fn resolve_source(
     }
 }
 
+/// What a new run or recurring run runs, its parameters checked against the pipeline's inputs.
+/// `failed`: how the server's error starts ("Failed to create a new run").
+fn checked_source(
+    tx: &Transaction<'_>,
+    reference: Option<&PipelineVersionReference>,
+    inline: Option<&Value>,
+    runtime_config: Option<RuntimeConfig>,
+    service_account: String,
+    follow_latest: bool,
+    failed: &str,
+) -> Result<store::Source, ApiError> {
+    let (reference, spec) = resolve_source(tx, reference, inline, follow_latest)?;
+    check_parameters(&spec, &store::parameters(runtime_config.as_ref()))
+        .map_err(|e| ApiError::invalid(format!("{failed}: Invalid input error: {e}")))?;
+    Ok(store::Source {
+        pipeline_spec: if reference.is_none() {
+            Some(spec)
+        } else {
+            None
+        },
+        reference,
+        runtime_config,
+        service_account,
+    })
+}
+
 // ---------------------------------------------------------------- runs
 
 const RUN_FIELDS: &[&str] = &[
@@ -381,14 +385,14 @@ fn run_scope(
     state: &AppState,
     q: &std::collections::HashMap<String, String>,
 ) -> Result<(Option<(String, Sql)>, String), ApiError> {
-    if let Some(e) = q.get("experiment_id").filter(|e| !e.is_empty()) {
+    if let Some(e) = q.get(query::EXPERIMENT_ID).filter(|e| !e.is_empty()) {
         return Ok((
             Some(("experiment_id = ?".into(), Sql::Text(e.clone()))),
             format!("e:{e}"),
         ));
     }
     if state.multi_user {
-        let ns = namespace(state, q.get("namespace"))?;
+        let ns = namespace(state, q.get(query::NAMESPACE))?;
         return Ok((
             Some(("namespace = ?".into(), Sql::Text(ns.clone()))),
             format!("n:{ns}"),
@@ -403,15 +407,15 @@ pub async fn list_runs(
 ) -> ApiResult<ListRunsResponse> {
     let q = query_map(raw);
     let (scope, key) = run_scope(&state, &q)?;
-    let params = list_params(Kind::Runs, &key, &q)?;
-    let page = blocking(&state, move |s| {
-        s.read(|tx| store::list_runs(tx, scope, &params))
-    })
-    .await?;
+    let (runs, total_size, next_page_token) =
+        list_page(&state, Kind::Runs, &key, &q, move |tx, params| {
+            store::list_runs(tx, scope, params)
+        })
+        .await?;
     Ok(Json(ListRunsResponse {
-        runs: page.items,
-        total_size: total(page.total),
-        next_page_token: page.next_token,
+        runs,
+        total_size,
+        next_page_token,
     }))
 }
 
@@ -433,18 +437,14 @@ pub async fn create_run(State(state): State<Arc<AppState>>, body: Body) -> ApiRe
             } else {
                 String::new()
             };
-            let (reference, spec) = resolve_source(
+            let source = checked_source(
                 tx,
                 body.pipeline_version_reference.as_ref(),
                 body.pipeline_spec.as_ref(),
+                body.runtime_config,
+                body.service_account,
                 false,
-            )?;
-            check_parameters(&spec, &store::parameters(body.runtime_config.as_ref())).map_err(
-                |e| {
-                    ApiError::invalid(format!(
-                        "Failed to create a new run: Invalid input error: {e}"
-                    ))
-                },
+                "Failed to create a new run",
             )?;
             store::insert_run(
                 tx,
@@ -453,14 +453,7 @@ pub async fn create_run(State(state): State<Arc<AppState>>, body: Body) -> ApiRe
                     display_name: body.display_name,
                     description: body.description,
                     namespace: ns,
-                    pipeline_spec: if reference.is_none() {
-                        Some(spec)
-                    } else {
-                        None
-                    },
-                    reference,
-                    runtime_config: body.runtime_config,
-                    service_account: body.service_account,
+                    source,
                     recurring_run_id: body.recurring_run_id,
                     outcome,
                     duration_ms,
@@ -476,52 +469,40 @@ pub async fn get_run(
     State(state): State<Arc<AppState>>,
     rest: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Run> {
-    let id = plain_id(rest)?;
-    Ok(Json(
-        blocking(&state, move |s| s.read(|tx| run_or_404(tx, &id))).await?,
-    ))
+    get_item(&state, rest, run_or_404).await
 }
 
 pub async fn delete_run(
     State(state): State<Arc<AppState>>,
     rest: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Value> {
-    let id = plain_id(rest)?;
-    blocking(&state, move |s| {
-        s.write(|tx| {
-            run_or_404(tx, &id)?;
-            store::delete_run(tx, &id)
-        })
-    })
-    .await?;
-    Ok(empty())
+    delete_item(&state, rest, run_or_404, store::delete_run).await
 }
 
 pub async fn run_action(
     State(state): State<Arc<AppState>>,
     rest: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Value> {
-    let rest = path_param(rest)?;
-    let (id, action) = split_action(&rest);
-    let id = id.to_string();
-    let action = action.map(str::to_string);
-    blocking(&state, move |s| {
-        s.write(|tx| {
-            let run = run_or_404(tx, &id)?;
+    // The run is looked up first: an unknown action on a missing run is a 404.
+    item_action(
+        &state,
+        rest,
+        |action| Ok(action.map(str::to_string)),
+        |tx, id, action| {
+            let run = run_or_404(tx, id)?;
             match action.as_deref() {
-                Some("archive") => store::set_run_storage(tx, &id, "ARCHIVED"),
-                Some("unarchive") => store::set_run_storage(tx, &id, "AVAILABLE"),
-                Some("terminate") => store::terminate_run(tx, &id),
+                Some("archive") => store::set_run_storage(tx, id, "ARCHIVED"),
+                Some("unarchive") => store::set_run_storage(tx, id, "AVAILABLE"),
+                Some("terminate") => store::terminate_run(tx, id),
                 Some("retry") => Err(ApiError::precondition(format!(
                     "Failed to retry a run: run {id} is in state {}: kfp-ci serve records runs without executing them, so there is nothing to retry",
                     run.state
                 ))),
                 _ => Err(ApiError::method_not_allowed()),
             }
-        })
-    })
-    .await?;
-    Ok(empty())
+        },
+    )
+    .await
 }
 
 // ---------------------------------------------------------------- recurring runs
@@ -617,15 +598,15 @@ pub async fn list_recurring_runs(
 ) -> ApiResult<ListRecurringRunsResponse> {
     let q = query_map(raw);
     let (scope, key) = run_scope(&state, &q)?;
-    let params = list_params(Kind::RecurringRuns, &key, &q)?;
-    let page = blocking(&state, move |s| {
-        s.read(|tx| store::list_recurring_runs(tx, scope, &params))
-    })
-    .await?;
+    let (recurring_runs, total_size, next_page_token) =
+        list_page(&state, Kind::RecurringRuns, &key, &q, move |tx, params| {
+            store::list_recurring_runs(tx, scope, params)
+        })
+        .await?;
     Ok(Json(ListRecurringRunsResponse {
-        recurring_runs: page.items,
-        total_size: total(page.total),
-        next_page_token: page.next_token,
+        recurring_runs,
+        total_size,
+        next_page_token,
     }))
 }
 
@@ -657,18 +638,14 @@ pub async fn create_recurring_run(
     let rr = blocking(&state, move |s| {
         s.write(|tx| {
             let experiment = resolve_experiment(tx, &body.experiment_id, &ns)?;
-            let (reference, spec) = resolve_source(
+            let source = checked_source(
                 tx,
                 body.pipeline_version_reference.as_ref(),
                 body.pipeline_spec.as_ref(),
+                body.runtime_config,
+                body.service_account,
                 follow_latest,
-            )?;
-            check_parameters(&spec, &store::parameters(body.runtime_config.as_ref())).map_err(
-                |e| {
-                    ApiError::invalid(format!(
-                        "Failed to create a recurring run: Invalid input error: {e}"
-                    ))
-                },
+                "Failed to create a recurring run",
             )?;
             store::insert_recurring_run(
                 tx,
@@ -681,14 +658,7 @@ pub async fn create_recurring_run(
                         ns
                     },
                     experiment_id: experiment.experiment_id,
-                    pipeline_spec: if reference.is_none() {
-                        Some(spec)
-                    } else {
-                        None
-                    },
-                    reference,
-                    runtime_config: body.runtime_config,
-                    service_account: body.service_account,
+                    source,
                     max_concurrency: max,
                     trigger,
                     enabled,
@@ -705,75 +675,64 @@ pub async fn get_recurring_run(
     State(state): State<Arc<AppState>>,
     rest: Result<Path<String>, PathRejection>,
 ) -> ApiResult<RecurringRun> {
-    let id = plain_id(rest)?;
-    Ok(Json(
-        blocking(&state, move |s| s.read(|tx| recurring_or_404(tx, &id))).await?,
-    ))
+    get_item(&state, rest, recurring_or_404).await
 }
 
 pub async fn delete_recurring_run(
     State(state): State<Arc<AppState>>,
     rest: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Value> {
-    let id = plain_id(rest)?;
-    blocking(&state, move |s| {
-        s.write(|tx| {
-            recurring_or_404(tx, &id)?;
-            store::delete_recurring_run(tx, &id)
-        })
-    })
-    .await?;
-    Ok(empty())
+    delete_item(&state, rest, recurring_or_404, store::delete_recurring_run).await
 }
 
 pub async fn recurring_run_action(
     State(state): State<Arc<AppState>>,
     rest: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Value> {
-    let rest = path_param(rest)?;
-    let (id, action) = split_action(&rest);
-    let enabled = match action {
-        Some("enable") => true,
-        Some("disable") => false,
-        _ => return Err(ApiError::method_not_allowed()),
-    };
-    let id = id.to_string();
-    blocking(&state, move |s| {
-        s.write(|tx| {
-            recurring_or_404(tx, &id)?;
-            store::set_recurring_enabled(tx, &id, enabled)
-        })
-    })
-    .await?;
-    Ok(empty())
+    item_action(
+        &state,
+        rest,
+        |action| match action {
+            Some("enable") => Ok(true),
+            Some("disable") => Ok(false),
+            _ => Err(ApiError::method_not_allowed()),
+        },
+        |tx, id, enabled| {
+            recurring_or_404(tx, id)?;
+            store::set_recurring_enabled(tx, id, enabled)
+        },
+    )
+    .await
 }
 
-/// The routes, merged into the gateway router by `lib.rs`.
+/// The routes, merged into the gateway router by `lib.rs`. Item routes take `{rest}`: an id, or
+/// an id with its `:action` (axum cannot match a suffix after a parameter).
 pub fn routes() -> axum::Router<Arc<AppState>> {
     use axum::routing::get;
-    const V: &str = "/apis/v2beta1";
+    use kfp_api::routes::Route;
+    let path = |route: Route<'_>| route.template();
     axum::Router::new()
         .route(
-            &format!("{V}/experiments"),
+            &path(Route::Experiments),
             get(list_experiments).post(create_experiment),
         )
         .route(
-            &format!("{V}/experiments/{{rest}}"),
+            &path(Route::Experiment("{rest}")),
             get(get_experiment)
                 .delete(delete_experiment)
                 .post(experiment_action),
         )
-        .route(&format!("{V}/runs"), get(list_runs).post(create_run))
+        .route(&path(Route::Runs), get(list_runs).post(create_run))
         .route(
-            &format!("{V}/runs/{{rest}}"),
+            &path(Route::Run("{rest}")),
             get(get_run).delete(delete_run).post(run_action),
         )
         .route(
-            &format!("{V}/recurringruns"),
+            &path(Route::RecurringRuns),
             get(list_recurring_runs).post(create_recurring_run),
         )
         .route(
-            &format!("{V}/recurringruns/{{rest}}"),
+            &path(Route::RecurringRun("{rest}")),
             get(get_recurring_run)
                 .delete(delete_recurring_run)
                 .post(recurring_run_action),

@@ -129,6 +129,66 @@ fn json_text<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
+/// The row of `table` with this id, read by `row`.
+fn by_id<T>(
+    tx: &Transaction<'_>,
+    table: &str,
+    cols: &str,
+    id: &str,
+    row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Option<T>, ApiError> {
+    Ok(tx
+        .query_row(
+            &format!("SELECT {cols} FROM {table} WHERE id = ?1"),
+            [id],
+            row,
+        )
+        .optional()?)
+}
+
+/// What a run or a recurring run runs: a pipeline (version) or an inline spec, with its
+/// parameters and service account. Stored in the same four columns of both tables.
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    pub reference: Option<PipelineVersionReference>,
+    pub pipeline_spec: Option<Value>,
+    pub runtime_config: Option<RuntimeConfig>,
+    pub service_account: String,
+}
+
+impl Source {
+    /// (pipeline_id, pipeline_version_id, pipeline_spec, runtime_config) as stored.
+    fn columns(&self) -> (String, String, String, String) {
+        let reference = self.reference.clone().unwrap_or_default();
+        (
+            reference.pipeline_id,
+            reference.pipeline_version_id,
+            self.pipeline_spec
+                .as_ref()
+                .map(json_text)
+                .unwrap_or_default(),
+            self.runtime_config
+                .as_ref()
+                .map(json_text)
+                .unwrap_or_default(),
+        )
+    }
+
+    /// The stored spec and parameters of a row, from `spec` and `config` column texts.
+    fn read(spec: &str, config: &str) -> (Option<Value>, Option<RuntimeConfig>) {
+        (
+            if spec.is_empty() {
+                None
+            } else {
+                serde_json::from_str(spec).ok()
+            },
+            serde_json::from_str::<RuntimeConfig>(config)
+                .ok()
+                .filter(|c| !c.is_empty()),
+        )
+    }
+}
+
 // ---------------------------------------------------------------- experiments
 
 const EXPERIMENT_COLS: &str =
@@ -170,13 +230,7 @@ pub fn insert_experiment(
 }
 
 pub fn get_experiment(tx: &Transaction<'_>, id: &str) -> Result<Option<Experiment>, ApiError> {
-    Ok(tx
-        .query_row(
-            &format!("SELECT {EXPERIMENT_COLS} FROM experiments WHERE id = ?1"),
-            [id],
-            experiment_row,
-        )
-        .optional()?)
+    by_id(tx, "experiments", EXPERIMENT_COLS, id, experiment_row)
 }
 
 pub fn experiment_by_name(
@@ -247,10 +301,7 @@ pub struct NewRun {
     pub display_name: String,
     pub description: String,
     pub namespace: String,
-    pub reference: Option<PipelineVersionReference>,
-    pub pipeline_spec: Option<Value>,
-    pub runtime_config: Option<RuntimeConfig>,
-    pub service_account: String,
+    pub source: Source,
     pub recurring_run_id: String,
     pub outcome: String,
     pub duration_ms: i64,
@@ -264,6 +315,7 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
     let version_id: String = r.get(9)?;
     let spec: String = r.get(10)?;
     let config: String = r.get(11)?;
+    let (pipeline_spec, runtime_config) = Source::read(&spec, &config);
     let outcome: String = r.get(14)?;
     let duration_ms: i64 = r.get(15)?;
     let terminated_ms: Option<i64> = r.get(16)?;
@@ -283,14 +335,8 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
             pipeline_id,
             pipeline_version_id: version_id,
         }),
-        pipeline_spec: if spec.is_empty() {
-            None
-        } else {
-            serde_json::from_str(&spec).ok()
-        },
-        runtime_config: serde_json::from_str::<RuntimeConfig>(&config)
-            .ok()
-            .filter(|c| !c.is_empty()),
+        pipeline_spec,
+        runtime_config,
         service_account: r.get(12)?,
         recurring_run_id: r.get(13)?,
         state,
@@ -339,7 +385,7 @@ fn lifecycle(
 pub fn insert_run(tx: &Transaction<'_>, run: &NewRun) -> Result<Run, ApiError> {
     let id = uuid::Uuid::new_v4().to_string();
     let created_ms = now_ms();
-    let reference = run.reference.clone().unwrap_or_default();
+    let (pipeline_id, version_id, spec, config) = run.source.columns();
     tx.execute(
         "INSERT INTO runs (id, experiment_id, display_name, description, created_at, created_ms, namespace,
              pipeline_id, pipeline_version_id, pipeline_spec, runtime_config, service_account,
@@ -353,11 +399,11 @@ pub fn insert_run(tx: &Transaction<'_>, run: &NewRun) -> Result<Run, ApiError> {
             created_ms / 1000,
             created_ms,
             run.namespace,
-            reference.pipeline_id,
-            reference.pipeline_version_id,
-            run.pipeline_spec.as_ref().map(json_text).unwrap_or_default(),
-            run.runtime_config.as_ref().map(json_text).unwrap_or_default(),
-            run.service_account,
+            pipeline_id,
+            version_id,
+            spec,
+            config,
+            run.source.service_account,
             run.recurring_run_id,
             run.outcome,
             run.duration_ms,
@@ -371,13 +417,7 @@ pub fn insert_run(tx: &Transaction<'_>, run: &NewRun) -> Result<Run, ApiError> {
 }
 
 pub fn get_run(tx: &Transaction<'_>, id: &str) -> Result<Option<Run>, ApiError> {
-    Ok(tx
-        .query_row(
-            &format!("SELECT {RUN_COLS} FROM runs WHERE id = ?1"),
-            [id],
-            run_row,
-        )
-        .optional()?)
+    by_id(tx, "runs", RUN_COLS, id, run_row)
 }
 
 pub fn delete_run(tx: &Transaction<'_>, id: &str) -> Result<(), ApiError> {
@@ -417,10 +457,7 @@ pub struct NewRecurringRun {
     pub description: String,
     pub namespace: String,
     pub experiment_id: String,
-    pub reference: Option<PipelineVersionReference>,
-    pub pipeline_spec: Option<Value>,
-    pub runtime_config: Option<RuntimeConfig>,
-    pub service_account: String,
+    pub source: Source,
     pub max_concurrency: i64,
     pub trigger: Trigger,
     pub enabled: bool,
@@ -434,6 +471,7 @@ fn recurring_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecurringRun> {
     let version_id: String = r.get(9)?;
     let spec: String = r.get(10)?;
     let config: String = r.get(11)?;
+    let (pipeline_spec, runtime_config) = Source::read(&spec, &config);
     let trigger: String = r.get(14)?;
     let enabled: bool = r.get(15)?;
     Ok(RecurringRun {
@@ -451,14 +489,8 @@ fn recurring_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecurringRun> {
                 pipeline_version_id: version_id,
             },
         ),
-        pipeline_spec: if spec.is_empty() {
-            None
-        } else {
-            serde_json::from_str(&spec).ok()
-        },
-        runtime_config: serde_json::from_str::<RuntimeConfig>(&config)
-            .ok()
-            .filter(|c| !c.is_empty()),
+        pipeline_spec,
+        runtime_config,
         service_account: r.get(12)?,
         max_concurrency: Some(r.get(13)?),
         trigger: serde_json::from_str(&trigger).ok(),
@@ -475,7 +507,7 @@ pub fn insert_recurring_run(
 ) -> Result<RecurringRun, ApiError> {
     let id = uuid::Uuid::new_v4().to_string();
     let now = now_ms() / 1000;
-    let reference = rr.reference.clone().unwrap_or_default();
+    let (pipeline_id, version_id, spec, config) = rr.source.columns();
     tx.execute(
         "INSERT INTO recurring_runs (id, display_name, description, created_at, updated_at, namespace,
              experiment_id, pipeline_id, pipeline_version_id, pipeline_spec, runtime_config,
@@ -488,11 +520,11 @@ pub fn insert_recurring_run(
             now,
             rr.namespace,
             rr.experiment_id,
-            reference.pipeline_id,
-            reference.pipeline_version_id,
-            rr.pipeline_spec.as_ref().map(json_text).unwrap_or_default(),
-            rr.runtime_config.as_ref().map(json_text).unwrap_or_default(),
-            rr.service_account,
+            pipeline_id,
+            version_id,
+            spec,
+            config,
+            rr.source.service_account,
             rr.max_concurrency,
             json_text(&rr.trigger),
             rr.enabled,
@@ -504,13 +536,7 @@ pub fn insert_recurring_run(
 }
 
 pub fn get_recurring_run(tx: &Transaction<'_>, id: &str) -> Result<Option<RecurringRun>, ApiError> {
-    Ok(tx
-        .query_row(
-            &format!("SELECT {RECURRING_COLS} FROM recurring_runs WHERE id = ?1"),
-            [id],
-            recurring_row,
-        )
-        .optional()?)
+    by_id(tx, "recurring_runs", RECURRING_COLS, id, recurring_row)
 }
 
 pub fn set_recurring_enabled(

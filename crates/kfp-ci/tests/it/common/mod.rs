@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod loopback;
+
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
