@@ -7,15 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::wire::RpcStatus;
-
-fn is_empty_str(s: &str) -> bool {
-    s.is_empty()
-}
-
-fn is_zero(n: &i32) -> bool {
-    *n == 0
-}
+use crate::wire::{RpcStatus, is_empty_str, list_response};
 
 fn is_false(b: &bool) -> bool {
     !*b
@@ -45,15 +37,8 @@ pub struct Experiment {
     pub last_run_created_at: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ListExperimentsResponse {
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub experiments: Vec<Experiment>,
-    #[serde(skip_serializing_if = "is_zero")]
-    pub total_size: i32,
-    #[serde(skip_serializing_if = "is_empty_str")]
-    pub next_page_token: String,
+list_response! {
+    ListExperimentsResponse { experiments: Experiment }
 }
 
 /// A pipeline version to run. An empty `pipeline_version_id` means the pipeline's latest
@@ -148,15 +133,8 @@ impl Run {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ListRunsResponse {
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub runs: Vec<Run>,
-    #[serde(skip_serializing_if = "is_zero")]
-    pub total_size: i32,
-    #[serde(skip_serializing_if = "is_empty_str")]
-    pub next_page_token: String,
+list_response! {
+    ListRunsResponse { runs: Run }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -240,20 +218,12 @@ impl RecurringRun {
     }
 }
 
-/// The list key is `recurringRuns` (the proto field's own spelling), unlike the other lists.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ListRecurringRunsResponse {
-    #[serde(
-        rename = "recurringRuns",
-        alias = "recurring_runs",
-        skip_serializing_if = "Vec::is_empty"
-    )]
-    pub recurring_runs: Vec<RecurringRun>,
-    #[serde(skip_serializing_if = "is_zero")]
-    pub total_size: i32,
-    #[serde(skip_serializing_if = "is_empty_str")]
-    pub next_page_token: String,
+list_response! {
+    /// The list key is `recurringRuns` (the proto field's own spelling), unlike the other lists.
+    ListRecurringRunsResponse {
+        #[serde(rename = "recurringRuns", alias = "recurring_runs")]
+        recurring_runs: RecurringRun
+    }
 }
 
 /// Limits of the 2.17.0 server for these resources.

@@ -5,9 +5,33 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-fn is_empty_str(s: &str) -> bool {
+pub(crate) fn is_empty_str(s: &str) -> bool {
     s.is_empty()
 }
+
+pub(crate) fn is_zero(n: &i32) -> bool {
+    *n == 0
+}
+
+/// A list response as grpc-gateway writes it: the items under their own key, `total_size` and
+/// `next_page_token`, each left out when empty.
+macro_rules! list_response {
+    ($(#[$meta:meta])* $name:ident { $(#[$key_meta:meta])* $key:ident: $item:ty }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[serde(default)]
+        pub struct $name {
+            $(#[$key_meta])*
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            pub $key: Vec<$item>,
+            #[serde(skip_serializing_if = "crate::wire::is_zero")]
+            pub total_size: i32,
+            #[serde(skip_serializing_if = "crate::wire::is_empty_str")]
+            pub next_page_token: String,
+        }
+    };
+}
+pub(crate) use list_response;
 
 /// `v2beta1Pipeline`. `name` is the identity (unique per namespace); `display_name` is for people.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -69,32 +93,14 @@ pub struct Url {
     pub pipeline_url: String,
 }
 
-/// `GET /apis/v2beta1/pipelines`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ListPipelinesResponse {
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub pipelines: Vec<Pipeline>,
-    #[serde(skip_serializing_if = "is_zero")]
-    pub total_size: i32,
-    #[serde(skip_serializing_if = "is_empty_str")]
-    pub next_page_token: String,
+list_response! {
+    /// `GET /apis/v2beta1/pipelines`.
+    ListPipelinesResponse { pipelines: Pipeline }
 }
 
-/// `GET /apis/v2beta1/pipelines/{id}/versions`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ListPipelineVersionsResponse {
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub pipeline_versions: Vec<PipelineVersion>,
-    #[serde(skip_serializing_if = "is_zero")]
-    pub total_size: i32,
-    #[serde(skip_serializing_if = "is_empty_str")]
-    pub next_page_token: String,
-}
-
-fn is_zero(n: &i32) -> bool {
-    *n == 0
+list_response! {
+    /// `GET /apis/v2beta1/pipelines/{id}/versions`.
+    ListPipelineVersionsResponse { pipeline_versions: PipelineVersion }
 }
 
 /// `GET /apis/v2beta1/healthz` (plain encoding/json on the server: every field present).
@@ -236,6 +242,38 @@ pub mod limits {
     pub const MAX_TAG_LEN: usize = 63;
     pub const DEFAULT_PAGE_SIZE: i32 = 20;
     pub const MAX_PAGE_SIZE: i32 = 200;
+
+    /// Tag rules of 2.17.0: at most 20, key and value ≤ 63 characters, keys non-empty without `.`.
+    pub fn check_tags(tags: &std::collections::BTreeMap<String, String>) -> Result<(), String> {
+        if tags.len() > MAX_TAGS {
+            return Err(format!(
+                "Tags cannot have more than {} entries, got {}",
+                MAX_TAGS,
+                tags.len()
+            ));
+        }
+        for (k, v) in tags {
+            if k.is_empty() {
+                return Err("Tag key cannot be empty".into());
+            }
+            if k.contains('.') {
+                return Err(format!("Tag key {k:?} cannot contain '.'"));
+            }
+            if k.chars().count() > MAX_TAG_LEN {
+                return Err(format!(
+                    "Tag key {k:?} cannot exceed {} characters",
+                    MAX_TAG_LEN
+                ));
+            }
+            if v.chars().count() > MAX_TAG_LEN {
+                return Err(format!(
+                    "Tag value of {k:?} cannot exceed {} characters",
+                    MAX_TAG_LEN
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -275,6 +313,24 @@ mod tests {
         );
         let back: Filter = serde_json::from_str(&text).expect("parses");
         assert_eq!(back, Filter::equals("name", "x"));
+    }
+
+    #[test]
+    fn tag_rules() {
+        let tags = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert!(limits::check_tags(&tags(&[("managed-by", "kfp-ci")])).is_ok());
+        assert!(limits::check_tags(&tags(&[("", "x")])).is_err());
+        assert!(limits::check_tags(&tags(&[("a.b", "x")])).is_err());
+        assert!(limits::check_tags(&tags(&[("k", &"é".repeat(63))])).is_ok());
+        assert!(limits::check_tags(&tags(&[("k", &"é".repeat(64))])).is_err());
+        let many: Vec<(String, String)> =
+            (0..21).map(|i| (format!("k{i}"), String::new())).collect();
+        assert!(limits::check_tags(&many.into_iter().collect()).is_err());
     }
 
     #[test]

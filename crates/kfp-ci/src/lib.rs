@@ -42,6 +42,9 @@ pub mod schedules;
 pub mod smoke;
 pub mod target;
 
+#[cfg(test)]
+mod module_graph;
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -9,6 +9,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use kfp_api::routes::query;
+use kfp_api::wire::limits::check_tags;
 use kfp_api::wire::{
     ListPipelineVersionsResponse, ListPipelinesResponse, Pipeline, PipelineVersion, limits,
 };
@@ -61,38 +62,6 @@ pub fn namespace(state: &AppState, given: Option<&String>) -> Result<String, Api
         )));
     }
     Ok(ns)
-}
-
-/// Tag rules of 2.17.0: at most 20, key and value ≤ 63 characters, keys non-empty without `.`.
-pub fn validate_tags(tags: &BTreeMap<String, String>) -> Result<(), String> {
-    if tags.len() > limits::MAX_TAGS {
-        return Err(format!(
-            "Tags cannot have more than {} entries, got {}",
-            limits::MAX_TAGS,
-            tags.len()
-        ));
-    }
-    for (k, v) in tags {
-        if k.is_empty() {
-            return Err("Tag key cannot be empty".into());
-        }
-        if k.contains('.') {
-            return Err(format!("Tag key {k:?} cannot contain '.'"));
-        }
-        if k.chars().count() > limits::MAX_TAG_LEN {
-            return Err(format!(
-                "Tag key {k:?} cannot exceed {} characters",
-                limits::MAX_TAG_LEN
-            ));
-        }
-        if v.chars().count() > limits::MAX_TAG_LEN {
-            return Err(format!(
-                "Tag value of {k:?} cannot exceed {} characters",
-                limits::MAX_TAG_LEN
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// The list options of a request (`page_size`, `page_token`, `sort_by`, `filter`) for `kind`
@@ -310,7 +279,7 @@ pub async fn create_pipeline(
     }
     emulate::check_k8s_name(&state.caps, "pipeline", &name).map_err(ApiError::invalid)?;
     let tags = body.tags.unwrap_or_default();
-    validate_tags(&tags).map_err(|e| ApiError::invalid(format!("Invalid input error: {e}")))?;
+    check_tags(&tags).map_err(|e| ApiError::invalid(format!("Invalid input error: {e}")))?;
     let new = NewPipeline {
         display_name: body
             .display_name
@@ -462,7 +431,7 @@ fn patch_fields(
     tags: Option<Tags>,
 ) -> Result<(Option<String>, Option<Tags>), ApiError> {
     if let Some(tags) = &tags {
-        validate_tags(tags).map_err(|e| ApiError::invalid(format!("Invalid input error: {e}")))?;
+        check_tags(tags).map_err(|e| ApiError::invalid(format!("Invalid input error: {e}")))?;
     }
     Ok((display_name.filter(|d| !d.is_empty()), tags))
 }

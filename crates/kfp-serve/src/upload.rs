@@ -12,12 +12,13 @@ use axum::response::{IntoResponse, Response};
 use kfp_api::spec;
 use kfp_api::wire::limits;
 
-use crate::api::{blocking, namespace, query_map, validate_tags};
+use crate::api::{blocking, namespace, query_map};
 use crate::archive;
 use crate::emulate;
 use crate::error::ApiError;
 use crate::store::{self, NewPipeline, NewVersion};
 use crate::{AppState, MAX_DRAIN};
+use kfp_api::wire::limits::check_tags;
 
 const READ_FILE: &str = "Failed to read pipeline from file";
 const READ_SPEC: &str = "Failed to read a pipeline spec file";
@@ -192,7 +193,7 @@ fn tags(
             ),
         )
     })?;
-    validate_tags(&tags).map_err(ApiError::UploadText)?;
+    check_tags(&tags).map_err(ApiError::UploadText)?;
     Ok(tags)
 }
 

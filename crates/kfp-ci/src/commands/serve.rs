@@ -3,6 +3,7 @@
 use anyhow::Context;
 
 use crate::cli::{GlobalArgs, ServeCmd};
+use crate::output;
 use crate::redact::Secret;
 use crate::settings;
 use crate::status::ExitStatus;
@@ -42,9 +43,10 @@ pub async fn run(cmd: ServeCmd, _global: &GlobalArgs) -> anyhow::Result<ExitStat
     };
     let server = kfp_serve::spawn(opts).await?;
     let url = server.url();
-    eprintln!("kfp-ci serve: listening on {url}");
-    eprintln!("  database: {}", db.display());
-    eprintln!(
+    // The address is the one line a caller needs (scripts and tests read it): said even with -q.
+    output::always(&format!("kfp-ci serve: listening on {url}\n"));
+    output::message_line(&format!("  database: {}", db.display()));
+    output::message_line(&format!(
         "  a local stand-in for the Kubeflow Pipelines API v2beta1 (pipelines, versions, experiments, runs, recurring runs, healthz), answering like KFP {}{}; runs are recorded, not executed (each ends {} after {} ms); no cluster",
         cmd.server_version,
         match cmd.pipeline_store {
@@ -53,8 +55,8 @@ pub async fn run(cmd: ServeCmd, _global: &GlobalArgs) -> anyhow::Result<ExitStat
         },
         cmd.run_outcome.to_uppercase(),
         cmd.run_duration_ms
-    );
-    eprintln!(
+    ));
+    output::message_line(&format!(
         "  mode: {}; auth: {}",
         if cmd.multi_user {
             "multi-user (namespaces kept)"
@@ -66,41 +68,43 @@ pub async fn run(cmd: ServeCmd, _global: &GlobalArgs) -> anyhow::Result<ExitStat
         } else {
             "none"
         }
-    );
+    ));
     if cmd.latency_ms > 0 || cmd.fail_rate > 0.0 {
-        eprintln!(
+        output::message_line(&format!(
             "  testing aids: +{} ms per API request, {:.1}% of API requests answered 503{}",
             cmd.latency_ms,
             cmd.fail_rate * 100.0,
             cmd.seed.map(|s| format!(" (seed {s})")).unwrap_or_default()
-        );
+        ));
     }
     if cmd.test_clock {
-        eprintln!(
+        output::message_line(&format!(
             "  testing aid: POST {url}/_test/clock/advance?seconds=N moves the clock forward"
-        );
+        ));
     }
     if token.is_some() {
-        eprintln!(
+        output::message_line(&format!(
             "  pipelines page: {url}/?token=<the token> (once per browser; a session cookie keeps it open) · API: {url}/apis/v2beta1/pipelines · Ctrl-C stops"
-        );
+        ));
     } else {
-        eprintln!("  pipelines page: {url}/ · API: {url}/apis/v2beta1/pipelines · Ctrl-C stops");
+        output::message_line(&format!(
+            "  pipelines page: {url}/ · API: {url}/apis/v2beta1/pipelines · Ctrl-C stops"
+        ));
     }
     kfp_serve::shutdown_signal().await;
-    eprintln!("kfp-ci serve: shutting down");
+    output::message_line("kfp-ci serve: shutting down");
     // Requests in flight finish; a connection that stays open (a browser's keep-alive, a client
     // that never finishes its request) must not keep the server alive, nor must a second Ctrl-C
     // be ignored.
     tokio::select! {
         result = tokio::time::timeout(SHUTDOWN_GRACE, server.shutdown()) => match result {
             Ok(done) => done?,
-            Err(_) => eprintln!(
+            Err(_) => output::message_line(&format!(
                 "kfp-ci serve: connections still open after {} s; stopped without them",
                 SHUTDOWN_GRACE.as_secs()
-            ),
+            )),
         },
-        () = kfp_serve::shutdown_signal() => eprintln!("kfp-ci serve: stopped at once"),
+        () = kfp_serve::shutdown_signal() => output::message_line("kfp-ci serve: stopped at once"),
     }
     Ok(ExitStatus::Success)
 }

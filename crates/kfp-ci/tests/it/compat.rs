@@ -461,13 +461,7 @@ print(json.dumps(out))
 /// tag as the server allows, and the report says why.
 #[test]
 fn version_collision_on_a_2_16_kubernetes_store_still_gives_each_pipeline_one_version() {
-    let ctx = TestContext::new();
-    three_pipelines(&ctx);
-    let e = Emulated {
-        release: "2.16.0",
-        store: "kubernetes",
-    };
-    let server = e.start(&ctx, "registry.db", &[]);
+    let (ctx, server) = three_pipelines_on_a_2_16_kubernetes_store();
     let tag = "v20261202-101010";
     let out = deploy(&ctx, &server.url, &["--version-tag", tag]);
     assert_exit(&out, 0);
@@ -688,13 +682,22 @@ fn code_source_url_links_the_file_at_the_commit_where_the_server_reads_it() {
 }
 
 /// Three pipeline files, for the collision tests.
-fn three_pipelines(ctx: &TestContext) {
+/// Three pipelines in a repository, and a 2.16 server on the Kubernetes store (versions named
+/// by their bare name: the three collide under one tag).
+fn three_pipelines_on_a_2_16_kubernetes_store() -> (TestContext, Server) {
+    let ctx = TestContext::new();
     ctx.write("hello_pipeline.py", HELLO);
     ctx.write("goodbye_pipeline.py", GOODBYE);
     ctx.write(
         "third_pipeline.py",
         &GOODBYE.replace("goodbye-pipeline", "third-pipeline"),
     );
+    let server = Emulated {
+        release: "2.16.0",
+        store: "kubernetes",
+    }
+    .start(&ctx, "registry.db", &[]);
+    (ctx, server)
 }
 
 /// Every pipeline has exactly one version; exactly one of them is named by the tag itself, the
@@ -721,13 +724,7 @@ fn one_version_each_one_with_the_tag(url: &str, tag: &str) {
 /// runs converge on one version per pipeline.
 #[test]
 fn racing_runs_converge_despite_version_collisions_on_a_2_16_kubernetes_store() {
-    let ctx = TestContext::new();
-    three_pipelines(&ctx);
-    let server = Emulated {
-        release: "2.16.0",
-        store: "kubernetes",
-    }
-    .start(&ctx, "registry.db", &[]);
+    let (ctx, server) = three_pipelines_on_a_2_16_kubernetes_store();
     let proxy = Faulty::start(
         &server.url,
         vec![
@@ -779,13 +776,7 @@ fn racing_runs_converge_despite_version_collisions_on_a_2_16_kubernetes_store() 
 /// older naming rule, so a collision is still handled.
 #[test]
 fn an_unknown_release_on_a_kubernetes_store_is_handled_conservatively() {
-    let ctx = TestContext::new();
-    three_pipelines(&ctx);
-    let server = Emulated {
-        release: "2.16.0",
-        store: "kubernetes",
-    }
-    .start(&ctx, "registry.db", &[]);
+    let (ctx, server) = three_pipelines_on_a_2_16_kubernetes_store();
     let proxy = crate::deploy::with_healthz(
         &server.url,
         r#"{"commit_sha":"abc","tag_name":"dev","multi_user":false,"pipeline_store":"kubernetes"}"#,

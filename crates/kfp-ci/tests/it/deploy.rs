@@ -188,8 +188,16 @@ while True:
         break
 print(json.dumps(out, sort_keys=True))
 "#;
+    kfp_client_json(script, &[url, namespace.unwrap_or("")])
+}
+
+/// Run `script` with the test venv's Python (the kfp SDK) and `args`; its last stdout line, as
+/// JSON.
+pub(crate) fn kfp_client_json(script: &str, args: &[&str]) -> Value {
     let out = crate::common::command(python())
-        .args(["-c", script, url, namespace.unwrap_or("")])
+        .arg("-c")
+        .arg(script)
+        .args(args)
         .output()
         .expect("run python");
     assert!(
@@ -198,8 +206,7 @@ print(json.dumps(out, sort_keys=True))
         text(&out.stderr)
     );
     let stdout = text(&out.stdout);
-    let last = stdout.lines().last().unwrap_or("{}");
-    serde_json::from_str(last).expect("kfp.Client JSON")
+    serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect("kfp.Client JSON")
 }
 
 #[test]
@@ -208,20 +215,13 @@ fn fresh_deploy_of_the_examples_then_unchanged_redeploy() {
     ctx.copy_examples();
     let server = Server::start(&ctx.root().join("registry.db"), &[]);
 
-    let out = run(
+    let out = json_run(
         &ctx,
-        &[
-            "deploy",
-            "examples",
-            "--endpoint",
-            &server.url,
-            "--version-tag",
-            TAG,
-            "--output",
-            "json",
-        ],
+        "deploy",
+        &server.url,
+        &["examples", "--version-tag", TAG],
+        0,
     );
-    assert_exit(&out, 0);
     let report = json(&out);
     assert_eq!(report["counts"]["discovered"], 6);
     assert_eq!(report["counts"]["created"], 6, "{report:#}");
@@ -240,18 +240,7 @@ fn fresh_deploy_of_the_examples_then_unchanged_redeploy() {
     }
 
     // Redeploy: all unchanged, nothing uploaded.
-    let out = run(
-        &ctx,
-        &[
-            "deploy",
-            "examples",
-            "--endpoint",
-            &server.url,
-            "--output",
-            "json",
-        ],
-    );
-    assert_exit(&out, 0);
+    let out = json_run(&ctx, "deploy", &server.url, &["examples"], 0);
     let report = json(&out);
     assert_eq!(report["counts"]["unchanged"], 6, "{report:#}");
     assert_eq!(report["counts"]["created"], 0);
@@ -268,6 +257,8 @@ fn one_edited_pipeline_gets_exactly_one_new_version() {
     ctx.write("pipelines/hello_pipeline.py", HELLO);
     ctx.write("pipelines/goodbye_pipeline.py", GOODBYE);
     let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    // Only the test clock moves time: without its advance below, this test fails every time.
+    server.freeze_clock();
     let endpoint = server.url.as_str();
     let out = run(
         &ctx,
@@ -321,143 +312,6 @@ fn one_edited_pipeline_gets_exactly_one_new_version() {
         &["plan", "--endpoint", endpoint, "--detailed-exitcode"],
     );
     assert_exit(&out, 0);
-}
-
-#[test]
-fn two_racing_deploys_converge_without_duplicates() {
-    let (ctx, server) = hello_and_goodbye();
-    // Both runs plan "create" for both pipelines; the proxy holds the creates until both runs
-    // have sent theirs, so they really collide (a test whose runs did not overlap fails in
-    // `wait_for`).
-    let proxy = faulty_one(
-        &server.url,
-        "POST",
-        "/apis/v2beta1/pipelines",
-        4,
-        Fault::Hold,
-    );
-    let args = [
-        "deploy",
-        "--endpoint",
-        &proxy.url,
-        "--version-tag",
-        TAG,
-        "--output",
-        "json",
-    ];
-    let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(|| run(&ctx, &args));
-        let b = s.spawn(|| run(&ctx, &args));
-        proxy.wait_for("POST", "/apis/v2beta1/pipelines", 4);
-        proxy.release();
-        (a.join().expect("a"), b.join().expect("b"))
-    });
-    for out in [&a, &b] {
-        assert_exit(out, 0);
-    }
-    let reports = [json(&a), json(&b)];
-    let reasons: Vec<String> = reports
-        .iter()
-        .flat_map(|r| r["pipelines"].as_array().cloned().unwrap_or_default())
-        .map(|p| p["reason"].as_str().unwrap_or_default().to_string())
-        .collect();
-    assert_eq!(
-        reasons
-            .iter()
-            .filter(|r| r.contains(&format!("already deployed by a concurrent run as {TAG}")))
-            .count(),
-        2,
-        "{reasons:#?}"
-    );
-    // Counts add up: each pipeline created by one run, unchanged for the other.
-    let sum = |key: &str| -> u64 {
-        reports
-            .iter()
-            .map(|r| r["counts"][key].as_u64().unwrap_or(0))
-            .sum()
-    };
-    assert_eq!((sum("created"), sum("unchanged")), (2, 2), "{reports:#?}");
-    let view = kfp_client_view(&server.url, None);
-    assert_eq!(view.as_object().expect("object").len(), 2, "{view:#}");
-    for (name, p) in view.as_object().expect("object") {
-        assert_eq!(p["versions"], serde_json::json!([TAG]), "{name}: {view:#}");
-    }
-}
-
-#[test]
-fn server_errors_are_retried_and_a_landed_upload_is_not_duplicated() {
-    let (ctx, server) = hello_and_goodbye();
-    let proxy = Faulty::start(
-        &server.url,
-        vec![
-            // Lookups: two 503s, then through.
-            Rule {
-                method: "GET",
-                path_suffix: "/names/hello_pipeline",
-                times: 2,
-                fault: Fault::Reply(503, r#"{"code":14,"message":"upstream connect error"}"#),
-            },
-            // The first upload lands but its answer is lost; the second gets a 502.
-            Rule {
-                method: "POST",
-                path_suffix: "/upload_version",
-                times: 1,
-                fault: Fault::ForwardThenReply(503),
-            },
-            Rule {
-                method: "POST",
-                path_suffix: "/upload_version",
-                times: 1,
-                fault: Fault::Reply(502, "bad gateway"),
-            },
-        ],
-    );
-    let out = json_run(&ctx, "deploy", &proxy.url, &["--version-tag", TAG], 0);
-    let report = json(&out);
-    assert_eq!(report["counts"]["created"], 2, "{report:#}");
-    assert_eq!(proxy.count("GET", "/names/hello_pipeline"), 3);
-    // Exactly one version each: the landed upload was found, not sent again under another name.
-    let view = kfp_client_view(&server.url, None);
-    for (name, p) in view.as_object().expect("object") {
-        assert_eq!(p["versions"], serde_json::json!([TAG]), "{name}: {view:#}");
-    }
-}
-
-#[test]
-fn bad_request_is_not_retried_and_the_servers_message_is_shown() {
-    let (ctx, server) = repo_and_server(&[("hello_pipeline.py", HELLO)]);
-    let proxy = Faulty::start(
-        &server.url,
-        vec![Rule {
-            method: "POST",
-            path_suffix: "/upload_version",
-            times: 100,
-            fault: Fault::Reply(
-                400,
-                r#"{"error_message":"Failed to create a pipeline version","error_details":"injected"}"#,
-            ),
-        }],
-    );
-    let out = json_run(&ctx, "deploy", &proxy.url, &["--version-tag", TAG], 1);
-    assert_eq!(
-        proxy.count("POST", "/upload_version"),
-        1,
-        "{:#?}",
-        proxy.log()
-    );
-    let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains("HTTP 400: Failed to create a pipeline version"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("hint: KFP gives this generic 400"),
-        "{stderr}"
-    );
-    // The empty pipeline created for the failed first version was removed again.
-    assert_eq!(proxy.count("DELETE", ""), 1, "{:#?}", proxy.log());
-    let view = kfp_client_view(&server.url, None);
-    assert_eq!(view, serde_json::json!({}));
 }
 
 #[test]
@@ -588,6 +442,8 @@ fn embedded_default_store_outside_ci() {
 #[test]
 fn dry_run_force_keep_versions_and_links() {
     let (ctx, server) = repo_and_server(&[("hello_pipeline.py", HELLO)]);
+    // Only the test clock moves time: without its advance below, this test fails every time.
+    server.freeze_clock();
     let endpoint = server.url.as_str();
     let out = json_run(&ctx, "deploy", endpoint, &["--dry-run"], 0);
     assert_eq!(json(&out)["pipelines"][0]["status"], "planned");
@@ -686,17 +542,7 @@ for p in client.list_pipelines(page_size=100).pipelines or []:
         out[p.name + "/" + v.name] = {"description": v.description, "tags": getattr(v, "tags", None)}
 print(json.dumps(out, sort_keys=True))
 "#;
-    let out = crate::common::command(python())
-        .args(["-c", script, url])
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "kfp.Client failed:\n{}",
-        text(&out.stderr)
-    );
-    let stdout = text(&out.stdout);
-    serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect("kfp.Client JSON")
+    kfp_client_json(script, &[url])
 }
 
 #[test]

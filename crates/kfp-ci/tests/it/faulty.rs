@@ -5,6 +5,8 @@
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
+
+use crate::common::loopback::Loopback;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
@@ -79,8 +81,7 @@ struct Shared {
 pub struct Faulty {
     pub url: String,
     shared: Arc<Shared>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    server: Option<Loopback>,
 }
 
 impl Faulty {
@@ -104,36 +105,14 @@ impl Faulty {
             stop: tokio::sync::watch::Sender::new(false),
             released: tokio::sync::watch::Sender::new(false),
         });
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-        let state = shared.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind");
-                addr_tx
-                    .send(listener.local_addr().expect("addr"))
-                    .expect("send addr");
-                let app = Router::new().fallback(handle).with_state(state);
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = shutdown_rx.await;
-                    })
-                    .await
-                    .expect("serve");
-            });
-        });
-        let addr = addr_rx.recv().expect("proxy address");
+        let server = Loopback::serve(
+            "faulty proxy",
+            Router::new().fallback(handle).with_state(shared.clone()),
+        );
         Faulty {
-            url: format!("http://{addr}{}", shared.prefix),
+            url: format!("http://{}{}", server.addr, shared.prefix),
             shared,
-            shutdown: Some(shutdown_tx),
-            thread: Some(thread),
+            server: Some(server),
         }
     }
 
@@ -177,12 +156,7 @@ impl Faulty {
 impl Drop for Faulty {
     fn drop(&mut self) {
         self.shared.stop.send_replace(true);
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        drop(self.server.take());
         let failures = self
             .shared
             .barrier_failures

@@ -15,9 +15,9 @@ use crate::faulty::{Fault, Faulty, Rule};
 const SUBSET: &[&str] = &[
     "deploy::one_edited_pipeline_gets_exactly_one_new_version",
     "deploy::embedded_default_store_outside_ci",
-    "ci::notify_in_gitea_sends_the_exact_request",
+    "notify::notify_in_gitea_sends_the_exact_request",
     "serve::kfp_python_client_against_serve",
-    "deploy::server_errors_are_retried_and_a_landed_upload_is_not_duplicated",
+    "retries::server_errors_are_retried_and_a_landed_upload_is_not_duplicated",
 ];
 
 /// Run [`SUBSET`] in a child of this test binary with everything a developer (or a CI job) might

@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use crate::common::TestContext;
 use crate::deploy::{
-    GOODBYE, HELLO, assert_exit, faulty_one, hello_and_goodbye, json, json_run, repo_and_server,
+    GOODBYE, HELLO, TAG, assert_exit, faulty_one, hello_and_goodbye, json, json_run,
+    kfp_client_view, repo_and_server, run,
 };
 use crate::faulty::{Fault, Faulty, Rule};
 
@@ -141,6 +142,23 @@ fn assert_converged(
     }
 }
 
+/// Run B, finishing after run A deployed the same spec as `a1`: exit 0, its pipeline unchanged
+/// as `a1`, the reason saying `why`. B's report.
+#[track_caller]
+fn unchanged_as_a1(b: Child, why: &str) -> Value {
+    let b = b.wait_with_output().expect("deploy b");
+    assert_exit(&b, 0);
+    let report = json(&b);
+    let p = &report["pipelines"][0];
+    assert_eq!(p["action"], "unchanged", "{report:#}");
+    assert_eq!(p["version_name"], "a1", "{report:#}");
+    assert!(
+        p["reason"].as_str().is_some_and(|r| r.contains(why)),
+        "{report:#}"
+    );
+    report
+}
+
 /// `deploy --no-cache --version-tag TAG` against `url`, which must exit 0.
 #[track_caller]
 fn deploy_uncached(ctx: &TestContext, url: &str, tag: &str) -> Output {
@@ -225,18 +243,7 @@ fn a_run_that_planned_before_a_concurrent_upload_uploads_nothing() {
     let a = deploy_uncached(&ctx, &server.url, "a1");
     assert_eq!(json(&a)["counts"]["updated"], 1, "{}", json(&a));
     proxy.release();
-    let b = b.wait_with_output().expect("deploy b");
-    assert_exit(&b, 0);
-    let report = json(&b);
-    let p = &report["pipelines"][0];
-    assert_eq!(p["action"], "unchanged", "{report:#}");
-    assert_eq!(p["version_name"], "a1", "{report:#}");
-    assert!(
-        p["reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("already deployed by a concurrent run as a1")),
-        "{report:#}"
-    );
+    let report = unchanged_as_a1(b, "already deployed by a concurrent run as a1");
     assert_eq!(report["counts"]["updated"], 0, "{report:#}");
     assert_eq!(
         proxy.count("POST", "/upload_version"),
@@ -276,20 +283,73 @@ fn a_run_whose_rival_never_saw_it_gives_way() {
     assert_eq!(a["pipelines"][0]["action"], "new_version", "{a:#}");
     assert_eq!(a["pipelines"][0]["version_name"], "a1", "{a:#}");
     proxy.release();
-    let b = b.wait_with_output().expect("deploy b");
-    assert_exit(&b, 0);
-    let report = json(&b);
-    let p = &report["pipelines"][0];
-    assert_eq!(p["action"], "unchanged", "{report:#}");
-    assert_eq!(p["version_name"], "a1", "{report:#}");
-    assert!(
-        p["reason"].as_str().is_some_and(|r| r.contains(
-            "already deployed by a concurrent run as a1 (the identical version this run uploaded was removed again)"
-        )),
-        "{report:#}"
+    unchanged_as_a1(
+        b,
+        "already deployed by a concurrent run as a1 (the identical version this run uploaded was removed again)",
     );
     assert_eq!(
         crate::race::server_view(&server.url)["hello_pipeline"],
         ["v0", "a1"]
     );
+}
+
+#[test]
+fn two_racing_deploys_converge_without_duplicates() {
+    let (ctx, server) = hello_and_goodbye();
+    // Both runs plan "create" for both pipelines; the proxy holds the creates until both runs
+    // have sent theirs, so they really collide (a test whose runs did not overlap fails in
+    // `wait_for`).
+    let proxy = faulty_one(
+        &server.url,
+        "POST",
+        "/apis/v2beta1/pipelines",
+        4,
+        Fault::Hold,
+    );
+    let args = [
+        "deploy",
+        "--endpoint",
+        &proxy.url,
+        "--version-tag",
+        TAG,
+        "--output",
+        "json",
+    ];
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| run(&ctx, &args));
+        let b = s.spawn(|| run(&ctx, &args));
+        proxy.wait_for("POST", "/apis/v2beta1/pipelines", 4);
+        proxy.release();
+        (a.join().expect("a"), b.join().expect("b"))
+    });
+    for out in [&a, &b] {
+        assert_exit(out, 0);
+    }
+    let reports = [json(&a), json(&b)];
+    let reasons: Vec<String> = reports
+        .iter()
+        .flat_map(|r| r["pipelines"].as_array().cloned().unwrap_or_default())
+        .map(|p| p["reason"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        reasons
+            .iter()
+            .filter(|r| r.contains(&format!("already deployed by a concurrent run as {TAG}")))
+            .count(),
+        2,
+        "{reasons:#?}"
+    );
+    // Counts add up: each pipeline created by one run, unchanged for the other.
+    let sum = |key: &str| -> u64 {
+        reports
+            .iter()
+            .map(|r| r["counts"][key].as_u64().unwrap_or(0))
+            .sum()
+    };
+    assert_eq!((sum("created"), sum("unchanged")), (2, 2), "{reports:#?}");
+    let view = kfp_client_view(&server.url, None);
+    assert_eq!(view.as_object().expect("object").len(), 2, "{view:#}");
+    for (name, p) in view.as_object().expect("object") {
+        assert_eq!(p["versions"], serde_json::json!([TAG]), "{name}: {view:#}");
+    }
 }

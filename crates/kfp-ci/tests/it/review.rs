@@ -7,6 +7,7 @@ use crate::deploy::{
     assert_contains, assert_exit, faulty_one, hello_and_goodbye, repo_and_server, run_exit, text,
 };
 use crate::diff::{FILE, VARIANT_A, VARIANT_B};
+use crate::init::run_tool;
 
 const PIPELINE: &str = "review_demo_pipeline";
 
@@ -37,7 +38,7 @@ fn deploy_at(ctx: &crate::common::TestContext, url: &str, tag: &str, sha: &str) 
 
 fn history(ctx: &crate::common::TestContext, url: &str) -> Value {
     let out = run_exit(
-        &ctx,
+        ctx,
         &["history", PIPELINE, "--endpoint", url, "--output", "json"],
         0,
     );
@@ -598,23 +599,6 @@ fn plan_markdown_and_comment_without_a_pull_request() {
     assert_eq!(class_line.split(',').count(), 3, "{class_line}");
 }
 
-fn offline_check(tool: &str, args: &[&str], file: &std::path::Path) {
-    let python = crate::common::python();
-    let out = crate::common::command(python.parent().expect("venv bin").join(tool))
-        .args(args)
-        .arg(file)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run tool");
-    assert!(
-        out.status.success(),
-        "{tool} {}:\n{}\n{}",
-        file.display(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
-
 #[test]
 fn init_writes_a_pull_request_workflow_that_comments_and_cleans_up() {
     for (ci, dir) in [
@@ -627,12 +611,12 @@ fn init_writes_a_pull_request_workflow_that_comments_and_cleans_up() {
         let path = ctx
             .root()
             .join(format!("{dir}/workflows/kfp-ci-review.yaml"));
-        offline_check(
+        run_tool(
             "check-jsonschema",
             &["--builtin-schema", "vendor.github-workflows"],
             &path,
         );
-        offline_check("zizmor", &["--offline"], &path);
+        run_tool("zizmor", &["--offline"], &path);
         let w: Value =
             serde_yaml::from_str(&std::fs::read_to_string(&path).expect("read")).expect("yaml");
         let types = &w["on"]["pull_request"]["types"];

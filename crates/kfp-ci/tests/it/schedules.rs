@@ -122,6 +122,17 @@ fn deploy_expecting(ctx: &TestContext, url: &str, tag: &str, want: &[(&str, &str
     report
 }
 
+/// The version id a report gives hello_pipeline.
+fn hello_version_id(report: &Value) -> Value {
+    report["pipelines"]
+        .as_array()
+        .expect("pipelines")
+        .iter()
+        .find(|p| p["name"] == "hello_pipeline")
+        .map(|p| p["version_id"].clone())
+        .expect("hello version")
+}
+
 fn schedule_rows(report: &Value) -> Vec<(String, String)> {
     report["schedules"]
         .as_array()
@@ -348,14 +359,7 @@ version = "pinned"
     let (ctx, server) = repo(config);
     let url = server.url.as_str();
     let out = json_run(&ctx, "deploy", url, &["--version-tag", "v1"], 0);
-    let report = json(&out);
-    let v1 = report["pipelines"]
-        .as_array()
-        .expect("pipelines")
-        .iter()
-        .find(|p| p["name"] == "hello_pipeline")
-        .map(|p| p["version_id"].clone())
-        .expect("hello version");
+    let v1 = hello_version_id(&json(&out));
     let first = only(&recurring_view(url), "pinned-hello").clone();
     assert_eq!(first["version_id"], v1, "pinned to the uploaded version");
 
@@ -378,14 +382,7 @@ version = "pinned"
         "{plan:#}"
     );
     let out = json_run(&ctx, "deploy", url, &["--version-tag", "v2"], 0);
-    let report = json(&out);
-    let v2 = report["pipelines"]
-        .as_array()
-        .expect("pipelines")
-        .iter()
-        .find(|p| p["name"] == "hello_pipeline")
-        .map(|p| p["version_id"].clone())
-        .expect("hello version");
+    let v2 = hello_version_id(&json(&out));
     assert_ne!(v1, v2);
     let second = only(&recurring_view(url), "pinned-hello").clone();
     assert_eq!(second["version_id"], v2, "follows the new version");
@@ -576,16 +573,11 @@ async fn upload_two_versions(c: &reqwest::Client, url: &str, spec: &str) -> (Str
             pipeline_id = v["pipeline_id"].as_str().expect("id").to_string();
         }
     }
-    let list: Value = c
-        .get(format!(
-            "{url}{API}/pipelines/{pipeline_id}/versions?sort_by=created_at"
-        ))
-        .send()
-        .await
-        .expect("versions")
-        .json()
-        .await
-        .expect("json");
+    let list = fetch_json(
+        c,
+        format!("{url}{API}/pipelines/{pipeline_id}/versions?sort_by=created_at"),
+    )
+    .await;
     let versions = list["pipeline_versions"]
         .as_array()
         .expect("versions")
@@ -593,6 +585,26 @@ async fn upload_two_versions(c: &reqwest::Client, url: &str, spec: &str) -> (Str
         .map(|v| v["pipeline_version_id"].as_str().expect("id").to_string())
         .collect();
     (pipeline_id, versions)
+}
+
+/// POST `body` (JSON) to `url`; the answer, as JSON.
+async fn post_json(c: &reqwest::Client, url: String, body: Value) -> Value {
+    let answer = c.post(&url).json(&body).send().await;
+    answer
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}: not JSON: {e}"))
+}
+
+/// GET `url`; the answer, as JSON.
+async fn fetch_json(c: &reqwest::Client, url: String) -> Value {
+    let answer = c.get(&url).send().await;
+    answer
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
 }
 
 /// Failed outcome, the latest version resolved for runs and kept open for recurring runs,
@@ -610,27 +622,11 @@ fn serve_simulates_runs_and_resolves_latest_versions() {
         let c = crate::common::http_client();
         let spec = compiled_spec();
         let (pipeline_id, versions) = upload_two_versions(&c, url, &spec).await;
-        let experiment: Value = c
-            .post(format!("{url}{API}/experiments"))
-            .json(&json!({"display_name": "<b>smoke</b>"}))
-            .send()
-            .await
-            .expect("experiment")
-            .json()
-            .await
-            .expect("json");
+        let experiment = post_json(&c, format!("{url}{API}/experiments"), json!({"display_name": "<b>smoke</b>"})).await;
         let eid = experiment["experiment_id"].as_str().expect("id");
         // A run with only the pipeline id runs its latest version (resolved now).
-        let run: Value = c
-            .post(format!("{url}{API}/runs"))
-            .json(&json!({"display_name": "r", "experiment_id": eid,
-                          "pipeline_version_reference": {"pipeline_id": pipeline_id}}))
-            .send()
-            .await
-            .expect("run")
-            .json()
-            .await
-            .expect("json");
+        let run = post_json(&c, format!("{url}{API}/runs"), json!({"display_name": "r", "experiment_id": eid,
+                          "pipeline_version_reference": {"pipeline_id": pipeline_id}})).await;
         assert_eq!(
             run["pipeline_version_reference"]["pipeline_version_id"],
             json!(versions[1]),
@@ -639,14 +635,7 @@ fn serve_simulates_runs_and_resolves_latest_versions() {
         let rid = run["run_id"].as_str().expect("id").to_string();
         let started = Instant::now();
         let final_state = loop {
-            let r: Value = c
-                .get(format!("{url}{API}/runs/{rid}"))
-                .send()
-                .await
-                .expect("get")
-                .json()
-                .await
-                .expect("json");
+            let r = fetch_json(&c, format!("{url}{API}/runs/{rid}")).await;
             if r["state"] == "FAILED" || started.elapsed() > Duration::from_secs(10) {
                 break r;
             }
@@ -656,17 +645,9 @@ fn serve_simulates_runs_and_resolves_latest_versions() {
         assert_eq!(final_state["state_history"].as_array().map(Vec::len), Some(3));
 
         // A recurring run with only the pipeline id keeps following the latest version.
-        let rr: Value = c
-            .post(format!("{url}{API}/recurringruns"))
-            .json(&json!({"display_name": "rr", "experiment_id": eid, "mode": "ENABLE",
+        let rr = post_json(&c, format!("{url}{API}/recurringruns"), json!({"display_name": "rr", "experiment_id": eid, "mode": "ENABLE",
                           "max_concurrency": "1", "trigger": {"cron_schedule": {"cron": "0 0 * * * *"}},
-                          "pipeline_version_reference": {"pipeline_id": pipeline_id}}))
-            .send()
-            .await
-            .expect("rr")
-            .json()
-            .await
-            .expect("json");
+                          "pipeline_version_reference": {"pipeline_id": pipeline_id}})).await;
         assert_eq!(rr["pipeline_version_reference"], json!({"pipeline_id": pipeline_id}), "{rr:#}");
         assert_eq!(rr["status"], "ENABLED");
 
@@ -683,17 +664,9 @@ fn serve_simulates_runs_and_resolves_latest_versions() {
         let dir = tempfile::tempdir().expect("tempdir");
         let old = Server::start(&dir.path().join("old.db"), &["--server-version", "2.4.0"]);
         let (old_pid, old_versions) = upload_two_versions(&c, &old.url, &spec).await;
-        let rr: Value = c
-            .post(format!("{}{API}/recurringruns", old.url))
-            .json(&json!({"display_name": "rr", "mode": "ENABLE", "max_concurrency": 1,
+        let rr = post_json(&c, format!("{}{API}/recurringruns", old.url), json!({"display_name": "rr", "mode": "ENABLE", "max_concurrency": 1,
                           "trigger": {"periodic_schedule": {"interval_second": 60}},
-                          "pipeline_version_reference": {"pipeline_id": old_pid}}))
-            .send()
-            .await
-            .expect("rr")
-            .json()
-            .await
-            .expect("json");
+                          "pipeline_version_reference": {"pipeline_id": old_pid}})).await;
         assert_eq!(
             rr["pipeline_version_reference"]["pipeline_version_id"],
             json!(old_versions[1]),

@@ -9,42 +9,25 @@ use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 
 use crate::common::TestContext;
+use crate::common::loopback::Loopback;
 use crate::deploy::{HELLO, TAG, assert_exit, json, repo_and_server, run, text};
 use crate::faulty::{Fault, Faulty, Rule};
 
 /// A loopback HTTP server answering every request with `respond(request)`; stops when dropped.
 pub(crate) struct Stub {
     pub url: String,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
+    _server: Loopback,
 }
 
 impl Stub {
     pub(crate) fn start(respond: fn(&Request) -> Response) -> Stub {
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind");
-                addr_tx.send(listener.local_addr().expect("addr")).ok();
-                let app = Router::new().fallback(move |req: Request| async move { respond(&req) });
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stop.await;
-                    })
-                    .await
-                    .ok();
-            });
-        });
-        let addr = addr_rx.recv().expect("stub address");
+        let server = Loopback::serve(
+            "stub",
+            Router::new().fallback(move |req: Request| async move { respond(&req) }),
+        );
         Stub {
-            url: format!("http://{addr}"),
-            _shutdown: shutdown,
+            url: format!("http://{}", server.addr),
+            _server: server,
         }
     }
 }

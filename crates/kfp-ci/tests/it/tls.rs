@@ -10,14 +10,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio_rustls::rustls;
 
+use crate::common::loopback::Loopback;
+
 pub struct TlsProxy {
     /// `https://127.0.0.1:PORT`
     pub url: String,
     /// The CA certificate (PEM) that signed the server certificate.
     pub ca_pem: PathBuf,
     handshake_failures: Arc<AtomicUsize>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: Loopback,
     _dir: tempfile::TempDir,
 }
 
@@ -72,52 +73,36 @@ impl TlsProxy {
 
         let handshake_failures = Arc::new(AtomicUsize::new(0));
         let failures = handshake_failures.clone();
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (shutdown_tx, mut shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind");
-                addr_tx
-                    .send(listener.local_addr().expect("addr"))
-                    .expect("send addr");
-                loop {
-                    let (tcp, _) = tokio::select! {
-                        accepted = listener.accept() => match accepted {
-                            Ok(a) => a,
-                            Err(_) => continue,
-                        },
-                        _ = &mut shutdown_rx => return,
-                    };
-                    let acceptor = acceptor.clone();
-                    let failures = failures.clone();
-                    tokio::spawn(async move {
-                        let mut tls = match acceptor.accept(tcp).await {
-                            Ok(tls) => tls,
-                            Err(_) => {
-                                failures.fetch_add(1, Ordering::SeqCst);
-                                return;
-                            }
-                        };
-                        if let Ok(mut up) = tokio::net::TcpStream::connect(upstream).await {
-                            let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
+        let server = Loopback::start("TLS proxy", move |listener, mut stop| async move {
+            loop {
+                let (tcp, _) = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok(a) => a,
+                        Err(_) => continue,
+                    },
+                    _ = &mut stop => return,
+                };
+                let acceptor = acceptor.clone();
+                let failures = failures.clone();
+                tokio::spawn(async move {
+                    let mut tls = match acceptor.accept(tcp).await {
+                        Ok(tls) => tls,
+                        Err(_) => {
+                            failures.fetch_add(1, Ordering::SeqCst);
+                            return;
                         }
-                    });
-                }
-            });
+                    };
+                    if let Ok(mut up) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
+                    }
+                });
+            }
         });
-        let addr = addr_rx.recv().expect("proxy address");
         TlsProxy {
-            url: format!("https://{addr}"),
+            url: format!("https://{}", server.addr),
             ca_pem,
             handshake_failures,
-            shutdown: Some(shutdown_tx),
-            thread: Some(thread),
+            _server: server,
             _dir: dir,
         }
     }
@@ -125,16 +110,5 @@ impl TlsProxy {
     /// TLS handshakes that failed (the client rejected our certificate, or gave up).
     pub fn handshake_failures(&self) -> usize {
         self.handshake_failures.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for TlsProxy {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }

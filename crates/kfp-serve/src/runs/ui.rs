@@ -53,36 +53,40 @@ pub async fn sections(state: &Arc<AppState>) -> String {
         .collect();
     let experiment = |id: &str| esc(names.get(id).copied().unwrap_or(id));
 
-    let _ = write!(
-        body,
-        "<h1 id=\"experiments\">Experiments</h1><p class=\"muted\">{} experiment(s).</p>",
-        s.experiments_total
-    );
-    if !s.experiments.is_empty() {
-        body.push_str("<table><tr><th>name</th><th>id</th><th>state</th><th>created</th><th>last run</th><th>description</th></tr>");
-        for e in &s.experiments {
-            let _ = write!(
-                body,
-                "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+    section(
+        &mut body,
+        ("experiments", "Experiments"),
+        &format!("{} experiment(s).", s.experiments_total),
+        &["name", "id", "state", "created", "last run", "description"],
+        s.experiments.iter().map(|e| {
+            let cells = vec![
                 esc(&e.display_name),
-                esc(&e.experiment_id),
+                format!("<code>{}</code>", esc(&e.experiment_id)),
                 esc(&e.storage_state),
                 esc(e.created_at.as_deref().unwrap_or_default()),
                 esc(e.last_run_created_at.as_deref().unwrap_or_default()),
                 esc(&e.description),
-            );
-        }
-        body.push_str("</table>");
-    }
-
-    let _ = write!(
-        body,
-        "<h1 id=\"recurring-runs\">Recurring runs</h1><p class=\"muted\">{} recurring run(s). Stored only: this server never triggers them.</p>",
-        s.recurring_total
+            ];
+            (None, cells)
+        }),
     );
-    if !s.recurring.is_empty() {
-        body.push_str("<table><tr><th>name</th><th>status</th><th>trigger</th><th>pipeline / version</th><th>experiment</th><th>parameters</th><th>description</th></tr>");
-        for r in &s.recurring {
+    section(
+        &mut body,
+        ("recurring-runs", "Recurring runs"),
+        &format!(
+            "{} recurring run(s). Stored only: this server never triggers them.",
+            s.recurring_total
+        ),
+        &[
+            "name",
+            "status",
+            "trigger",
+            "pipeline / version",
+            "experiment",
+            "parameters",
+            "description",
+        ],
+        s.recurring.iter().map(|r| {
             let trigger = match &r.trigger {
                 Some(t) => match (&t.cron_schedule, &t.periodic_schedule) {
                     (Some(c), _) => format!("cron <code>{}</code>", esc(&c.cron)),
@@ -102,64 +106,109 @@ pub async fn sections(state: &Arc<AppState>) -> String {
                 ),
                 None => "inline spec".into(),
             };
-            let params = r
-                .runtime_config
-                .as_ref()
-                .and_then(|c| serde_json::to_string(&c.parameters).ok())
-                .unwrap_or_default();
-            let _ = write!(
-                body,
-                "<tr><td>{}<br><code class=\"muted\">{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
-                esc(&r.display_name),
-                esc(&r.recurring_run_id),
+            let cells = vec![
+                format!(
+                    "{}<br><code class=\"muted\">{}</code>",
+                    esc(&r.display_name),
+                    esc(&r.recurring_run_id)
+                ),
                 esc(&r.status),
                 trigger,
                 source,
                 experiment(&r.experiment_id),
-                esc(&params),
+                parameters(r.runtime_config.as_ref()),
                 esc(&r.description),
-            );
-        }
-        body.push_str("</table>");
-    }
-
-    let _ = write!(
-        body,
-        "<h1 id=\"runs\">Runs</h1><p class=\"muted\">{} run(s), newest first. Recorded, not executed: each ends after a simulated duration.</p>",
-        s.runs_total
+            ];
+            (None, cells)
+        }),
     );
-    if !s.runs.is_empty() {
-        body.push_str("<table><tr><th>name</th><th>state</th><th>experiment</th><th>pipeline version</th><th>created</th><th>finished</th><th>parameters</th></tr>");
-        for r in &s.runs {
+    section(
+        &mut body,
+        ("runs", "Runs"),
+        &format!(
+            "{} run(s), newest first. Recorded, not executed: each ends after a simulated duration.",
+            s.runs_total
+        ),
+        &[
+            "name",
+            "state",
+            "experiment",
+            "pipeline version",
+            "created",
+            "finished",
+            "parameters",
+        ],
+        s.runs.iter().map(|r| {
+            let id = esc(&r.run_id);
             let version = r
                 .pipeline_version_reference
                 .as_ref()
                 .map(|v| format!("<code>{}</code>", esc(&v.pipeline_version_id)))
                 .unwrap_or_else(|| "inline spec".into());
-            let params = r
-                .runtime_config
-                .as_ref()
-                .and_then(|c| serde_json::to_string(&c.parameters).ok())
-                .unwrap_or_default();
             let finished = if r.is_final() {
                 esc(r.finished_at.as_deref().unwrap_or_default())
             } else {
                 String::new()
             };
-            let _ = write!(
-                body,
-                "<tr id=\"run-{id}\"><td>{}<br><code class=\"muted\">{id}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
-                esc(&r.display_name),
+            let cells = vec![
+                format!(
+                    "{}<br><code class=\"muted\">{id}</code>",
+                    esc(&r.display_name)
+                ),
                 esc(&r.state),
                 experiment(&r.experiment_id),
                 version,
                 esc(r.created_at.as_deref().unwrap_or_default()),
                 finished,
-                esc(&params),
-                id = esc(&r.run_id),
-            );
-        }
-        body.push_str("</table>");
-    }
+                parameters(r.runtime_config.as_ref()),
+            ];
+            (Some(format!("run-{id}")), cells)
+        }),
+    );
     body
+}
+
+/// A section: its heading, a line saying how many, and (when there are any) a table of rows,
+/// each with an optional anchor id and cells already escaped.
+fn section(
+    body: &mut String,
+    (id, title): (&str, &str),
+    summary: &str,
+    header: &[&str],
+    rows: impl Iterator<Item = (Option<String>, Vec<String>)>,
+) {
+    let _ = write!(
+        body,
+        "<h1 id=\"{id}\">{title}</h1><p class=\"muted\">{summary}</p>"
+    );
+    let mut rows = rows.peekable();
+    if rows.peek().is_none() {
+        return;
+    }
+    body.push_str("<table><tr>");
+    for h in header {
+        let _ = write!(body, "<th>{h}</th>");
+    }
+    body.push_str("</tr>");
+    for (anchor, cells) in rows {
+        match anchor {
+            Some(anchor) => {
+                let _ = write!(body, "<tr id=\"{anchor}\">");
+            }
+            None => body.push_str("<tr>"),
+        }
+        for c in cells {
+            let _ = write!(body, "<td>{c}</td>");
+        }
+        body.push_str("</tr>");
+    }
+    body.push_str("</table>");
+}
+
+/// Run parameters as JSON text, escaped, in a `<code>` cell.
+fn parameters(config: Option<&kfp_api::runs::RuntimeConfig>) -> String {
+    let text = config
+        .and_then(|c| serde_json::to_string(&c.parameters).ok())
+        .unwrap_or_default();
+    format!("<code>{}</code>", esc(&text))
 }

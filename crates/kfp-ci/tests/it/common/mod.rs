@@ -215,6 +215,18 @@ impl Server {
     /// Move the server's clock `secs` seconds forward (`--test-clock`): what a test needs instead
     /// of sleeping into the next second of KFP's second-precision timestamps.
     pub fn advance_clock(&self, secs: u32) {
+        self.clock_request(&format!("advance?seconds={secs}"));
+    }
+
+    /// Stop the server's wall clock (`--test-clock`): only [`Server::advance_clock`] moves time
+    /// from here on, so a test that forgets to advance it fails every time, not only when two
+    /// requests happen to fall in the same second.
+    pub fn freeze_clock(&self) {
+        self.clock_request("freeze");
+    }
+
+    /// `POST /_test/clock/{what}`, which must answer 200.
+    fn clock_request(&self, what: &str) {
         use std::io::{Read, Write};
         let addr = self.url.trim_start_matches("http://");
         let auth = self
@@ -225,7 +237,7 @@ impl Server {
         let mut conn = std::net::TcpStream::connect(addr).expect("connect to kfp-ci serve");
         write!(
             conn,
-            "POST /_test/clock/advance?seconds={secs} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+            "POST /_test/clock/{what} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
         )
         .expect("send the clock request");
         let mut answer = String::new();
@@ -233,7 +245,7 @@ impl Server {
             .expect("read the clock answer");
         assert!(
             answer.starts_with("HTTP/1.1 200"),
-            "advancing the clock of {} failed:\n{answer}",
+            "{what} on the clock of {} failed:\n{answer}",
             self.url
         );
     }
