@@ -104,6 +104,8 @@ pub(crate) struct Cache {
     hashes: HashMap<String, Option<String>>,
     listings: HashMap<String, String>,
     stored: usize,
+    /// Shard directories known to exist (created this run or found).
+    shards: std::collections::HashSet<PathBuf>,
     /// The pin (`kfp_version`).
     pin: String,
 }
@@ -169,6 +171,7 @@ impl Cache {
             hashes: HashMap::new(),
             listings: HashMap::new(),
             stored: 0,
+            shards: std::collections::HashSet::new(),
             pin: settings.kfp_version.clone(),
         })
     }
@@ -469,9 +472,19 @@ impl Cache {
             display_name: compiled.display_name.clone(),
             output: output.to_string(),
         };
+        // One `create_dir_all` per shard and run, not per entry (a first run stores every file).
+        if let Some(shard) = path.parent()
+            && !self.shards.contains(shard)
+        {
+            if let Err(e) = fs_err::create_dir_all(shard) {
+                tracing::debug!("{}: not cached: {e:#}", file.rel);
+                return;
+            }
+            self.shards.insert(shard.to_path_buf());
+        }
         let result = serde_json::to_vec(&entry)
             .context("cannot encode the cache entry")
-            .and_then(|bytes| write_atomic(&path, &bytes));
+            .and_then(|bytes| write_in_place(&path, &bytes));
         match result {
             Ok(()) => self.stored += 1,
             Err(e) => tracing::debug!("{}: not cached: {e:#}", file.rel),
@@ -601,6 +614,13 @@ fn listing_hash(dir: &Path) -> String {
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let parent = path.parent().context("cache path without a parent")?;
     fs_err::create_dir_all(parent)?;
+    write_in_place(path, bytes)
+}
+
+/// [`write_atomic`] into a directory that exists: a temp file renamed over `path`, so a reader
+/// (a concurrent run) sees the old entry or the new one, never half of one.
+fn write_in_place(path: &Path, bytes: &[u8]) -> Result<()> {
+    let parent = path.parent().context("cache path without a parent")?;
     let mut tmp = tempfile::NamedTempFile::new_in(parent)
         .with_context(|| format!("cannot write in {}", parent.display()))?;
     tmp.write_all(bytes)?;

@@ -659,4 +659,18 @@ fn a_requirements_change_misses_and_deploys_the_new_spec() {
     );
     let yaml = std::fs::read_to_string(ctx.root().join("out/r_pipeline.yaml")).expect("yaml");
     assert!(yaml.contains("probe two"), "{yaml}");
+
+    // Back to the first requirement: its virtualenv and its entries are still there (every file
+    // hits, Python is not started), and its spec is deployed again over "two".
+    let (report, stderr) = deploy("kfp-ci-probe==1.0", "v4");
+    assert!(
+        stderr.contains("every file hit; Python not started"),
+        "{stderr}"
+    );
+    assert_eq!(
+        action(&report, "pipelines/r_pipeline.py"),
+        "new_version",
+        "{stderr}"
+    );
+    assert_eq!(action(&report, "pipelines/b_pipeline.py"), "unchanged");
 }
