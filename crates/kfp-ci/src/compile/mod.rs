@@ -400,8 +400,9 @@ fn launch<'a>(
 /// The worker started with the configured interpreter (`early`). An explicit interpreter
 /// (`--python`, `KFP_CI_PYTHON`, `python`) is used with whatever kfp it has: another version than
 /// the pin is a warning naming both, or with `strict` an error. Only when it has no kfp at all,
-/// or when no interpreter was named and `python3` lacks the pin, does the cached venv's Python
-/// take over (built from that interpreter, and said so on stderr).
+/// or when no interpreter was named and the default one lacks the pin (or `requirements` are set,
+/// which only the cached venv installs), does the cached venv's Python take over (built from that
+/// interpreter, and said so on stderr).
 async fn start_worker(
     settings: &CompileSettings,
     python: &std::path::Path,
@@ -412,6 +413,17 @@ async fn start_worker(
     let explicit = settings.python.is_some();
     let pin = &settings.kfp_version;
     let found = match early?.ready().await? {
+        // The default interpreter has the pin, but nothing says it has the `requirements`: only
+        // the cached virtualenv is built with them (an interpreter the user names is trusted).
+        Started::Ready(w) if !explicit && !settings.requirements.is_empty() => {
+            tracing::debug!(
+                "{} has kfp {pin}, but `requirements` are set: compiling in kfp-ci's cached virtualenv, which installs them",
+                python.display()
+            );
+            let found = w.kfp_version.clone();
+            w.shutdown().await;
+            Some(found)
+        }
         Started::Ready(w) => {
             if explicit && &w.kfp_version != pin {
                 let message = format!(

@@ -674,3 +674,76 @@ fn a_requirements_change_misses_and_deploys_the_new_spec() {
     );
     assert_eq!(action(&report, "pipelines/b_pipeline.py"), "unchanged");
 }
+
+/// The default interpreter has the pinned kfp but not the `requirements`: kfp-ci must not compile
+/// with it (the requirements would silently be missing) but in its cached virtualenv, which
+/// installs them.
+#[test]
+fn requirements_are_installed_even_when_the_default_python_has_the_pin() {
+    let ctx = TestContext::new();
+    let venv_bin = crate::common::python()
+        .parent()
+        .expect("test venv bin")
+        .to_path_buf();
+    let uv = venv_bin.join("uv");
+    assert!(uv.exists(), "no uv in {}", venv_bin.display());
+    ctx.write("pipelines/r_pipeline.py", R);
+    let wheels = tempfile::tempdir().expect("wheel dir");
+    build_probe_wheel(&ctx, wheels.path(), "1.0", "one");
+    // `python3` on PATH is the test venv's Python: it has kfp 2.17.0, the pin, and no probe.
+    let tools = tempfile::tempdir().expect("tools dir");
+    let bin = tools.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    // (A script, not a symlink: Python finds its virtualenv from the path it is started as.)
+    let python3 = bin.join("python3");
+    std::fs::write(
+        &python3,
+        format!(
+            "#!/bin/sh\nexec '{}' \"$@\"\n",
+            crate::common::python().display()
+        ),
+    )
+    .expect("python3");
+    std::fs::set_permissions(
+        &python3,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    std::os::unix::fs::symlink(&uv, bin.join("uv")).expect("uv");
+    let find_links = match std::env::var("PIP_FIND_LINKS") {
+        Ok(v) if !v.trim().is_empty() => format!("{} {v}", wheels.path().display()),
+        _ => wheels.path().display().to_string(),
+    };
+    ctx.write("kfp-ci.toml", "requirements = [\"kfp-ci-probe==1.0\"]\n");
+    let server = Server::start(&ctx.root().join("registry.db"), &[]);
+    let out = ctx
+        .cmd()
+        .env_remove("KFP_CI_PYTHON")
+        .env_remove("KFP_CI_CACHE_DIR")
+        .env(
+            "PATH",
+            format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display()),
+        )
+        .env("PIP_FIND_LINKS", &find_links)
+        .env(
+            "UV_CACHE_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("uv-cache"),
+        )
+        .args([
+            "deploy",
+            "-v",
+            "--endpoint",
+            &server.url,
+            "--output",
+            "json",
+        ])
+        .output()
+        .expect("run kfp-ci");
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 0);
+    assert!(
+        stderr.contains("`requirements` are set") && stderr.contains("kfp-ci-probe==1.0"),
+        "{stderr}"
+    );
+    assert_eq!(action(&json(&out), "pipelines/r_pipeline.py"), "create");
+}
