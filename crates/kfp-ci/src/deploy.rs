@@ -298,6 +298,7 @@ pub async fn run(cmd: &DeployCmd, global: &GlobalArgs) -> Result<ExitStatus> {
                 .push(format!("--prune: {}: {}", p.name, p.reason));
         }
     }
+    report.prune = pruning;
     if let Some(signal) = signal {
         let not_started = records.iter().filter(|r| r.not_started()).count();
         report

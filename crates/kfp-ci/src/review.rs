@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use kfp_api::wire::{ListPipelinesResponse, Pipeline};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::client::{ApiError, Client};
@@ -154,16 +154,25 @@ pub async fn delete_with_versions(client: &Client, p: &Pipeline) -> Result<usize
 // ---------------------------------------------------------------------------------------------
 // Pruning
 
-/// One pipeline pruning looked at.
-#[derive(Debug, Clone, Serialize)]
+/// One pipeline pruning looked at; the report's `prune` list (docs/review-and-undo.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PruneItem {
     pub name: String,
     pub pipeline_id: String,
     /// The file it was deployed from, now gone.
     pub file: String,
-    /// `delete`, `keep` (a recurring run uses it), `deleted`, `failed`.
+    /// `delete` (planned: a dry run, or not applied), `keep` (a recurring run uses it),
+    /// `deleted`, `failed` (the reason says why).
     pub action: String,
     pub reason: String,
+}
+
+impl PruneItem {
+    /// Deleted or failed to delete: pruning did something (or tried to).
+    pub fn applied(&self) -> bool {
+        matches!(self.action.as_str(), "deleted" | "failed")
+    }
 }
 
 /// Which pipelines `--prune` deletes: created by kfp-ci (not previews), their file gone from the

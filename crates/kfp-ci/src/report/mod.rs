@@ -58,6 +58,10 @@ pub struct Report {
     /// Smoke runs of created or changed pipelines (deploy `--smoke` or `[smoke]`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub smoke: Vec<crate::smoke::SmokeReport>,
+    /// `deploy --prune`: one entry per kfp-ci pipeline whose file is gone (deleted, failed to
+    /// delete, kept because a recurring run uses it, or planned on a dry run).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub prune: Vec<crate::review::PruneItem>,
 }
 
 /// Milliseconds per phase of a plan or deploy.

@@ -1,7 +1,7 @@
-//! The schedules' and smoke runs' part of the report: the `smoke_failed` output, notification
+//! The schedules', smoke runs' and pruning's part of the report: the `smoke_failed` output, notification
 //! lines, step-summary tables and the title's suffix.
 
-use super::Report;
+use super::{Report, first_line};
 
 /// Names of the pipelines whose smoke run failed, comma-separated (job output `smoke_failed`).
 pub fn smoke_failed_names(report: &Report) -> String {
@@ -39,6 +39,12 @@ pub fn notify_items(report: &Report) -> Vec<(&'static str, String)> {
         };
         items.push(("Schedules", format!("- `{}`: {what}", s.name)));
     }
+    for p in report.prune.iter().filter(|p| p.applied()) {
+        items.push((
+            "Pruned",
+            format!("- `{}`: {} ({})", p.name, p.action, first_line(&p.reason)),
+        ));
+    }
     items
 }
 
@@ -56,6 +62,20 @@ pub fn runs_summary_markdown(report: &Report) -> String {
                 s.action,
                 s.status.label(),
                 cell(details)
+            ));
+        }
+    }
+    if !report.prune.is_empty() {
+        md.push_str(
+            "\n| pruned pipeline | pipeline id | action | reason |\n| --- | --- | --- | --- |\n",
+        );
+        for p in &report.prune {
+            md.push_str(&format!(
+                "| `{}` | `{}` | {} | {} |\n",
+                cell(&p.name),
+                cell(&p.pipeline_id),
+                p.action,
+                cell(&p.reason)
             ));
         }
     }
@@ -77,12 +97,20 @@ pub fn runs_summary_markdown(report: &Report) -> String {
     md
 }
 
-/// `, N smoke run(s) failed` for the notification title.
+/// `, N pruned` and `, N smoke run(s) failed` for the notification title.
 pub fn smoke_title_suffix(report: &Report) -> String {
-    let n = report.smoke.iter().filter(|r| r.failed()).count();
-    if n == 0 {
-        String::new()
-    } else {
-        format!(", {n} smoke run(s) failed")
+    let mut out = String::new();
+    let pruned = report
+        .prune
+        .iter()
+        .filter(|p| p.action == "deleted")
+        .count();
+    if pruned > 0 {
+        out.push_str(&format!(", {pruned} pruned"));
     }
+    let n = report.smoke.iter().filter(|r| r.failed()).count();
+    if n > 0 {
+        out.push_str(&format!(", {n} smoke run(s) failed"));
+    }
+    out
 }

@@ -27,7 +27,7 @@ impl Outcome {
             || report.pipelines.iter().any(is_failed)
         {
             Outcome::Failure
-        } else if report.counts.uploaded() > 0 {
+        } else if report.counts.uploaded() > 0 || report.prune.iter().any(|p| p.applied()) {
             Outcome::Changed
         } else {
             Outcome::Unchanged

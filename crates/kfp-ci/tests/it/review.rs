@@ -670,3 +670,172 @@ fn init_writes_a_pull_request_workflow_that_comments_and_cleans_up() {
     run_exit(&ctx, &["init", "--ci", "gitlab"], 0);
     assert!(!ctx.root().join(".gitlab/workflows").exists());
 }
+
+/// `deploy --prune` puts what it did in the report: `--output json`, `--report-file`, the step
+/// summary and the notification, one entry per pipeline (deleted, or failed with the reason).
+#[test]
+fn prune_results_are_in_the_json_report_the_summary_and_the_notification() {
+    use crate::deploy::{GOODBYE, HELLO};
+    use crate::faulty::Fault;
+    use crate::ntfy_server::{Auth, NtfyServer};
+    let (ctx, server) = repo_and_server(&[
+        ("hello_pipeline.py", HELLO),
+        ("goodbye_pipeline.py", GOODBYE),
+        (
+            "nightly_pipeline.py",
+            &GOODBYE.replace("goodbye-pipeline", "nightly-pipeline"),
+        ),
+    ]);
+    let url = server.url.clone();
+    assert_exit(
+        &deploy_args(&ctx, &["deploy", "--endpoint", &url, "--version-tag", "v1"]),
+        0,
+    );
+    let id_of = |name: &str| -> String {
+        let out = deploy_args(
+            &ctx,
+            &["history", name, "--endpoint", &url, "--output", "json"],
+        );
+        let h: Value = serde_json::from_slice(&out.stdout).expect("history json");
+        h["pipeline_id"].as_str().expect("id").to_string()
+    };
+    let (goodbye_id, nightly_id) = (id_of("goodbye_pipeline"), id_of("nightly_pipeline"));
+    // Without --prune the report has no `prune` field (older reports stay the same).
+    let out = deploy_args(&ctx, &["deploy", "--endpoint", &url, "--output", "json"]);
+    assert_exit(&out, 0);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(report.get("prune").is_none(), "{report:#}");
+
+    std::fs::remove_file(ctx.root().join("goodbye_pipeline.py")).expect("rm");
+    std::fs::remove_file(ctx.root().join("nightly_pipeline.py")).expect("rm");
+    let entries = |report: &Value| -> Vec<(String, String, String)> {
+        report["prune"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no prune list: {report:#}"))
+            .iter()
+            .map(|p| {
+                let s = |k: &str| p[k].as_str().unwrap_or_default().to_string();
+                (s("name"), s("pipeline_id"), s("action"))
+            })
+            .collect()
+    };
+
+    // Dry run: the planned deletions are in the JSON.
+    let out = deploy_args(
+        &ctx,
+        &[
+            "deploy",
+            "--endpoint",
+            &url,
+            "--prune",
+            "--dry-run",
+            "--output",
+            "json",
+        ],
+    );
+    assert_exit(&out, 0);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        entries(&report),
+        [
+            (
+                "goodbye_pipeline".into(),
+                goodbye_id.clone(),
+                "delete".into()
+            ),
+            (
+                "nightly_pipeline".into(),
+                nightly_id.clone(),
+                "delete".into()
+            ),
+        ]
+    );
+
+    // The server refuses to delete nightly_pipeline: one deleted, one failed, both reported.
+    let suffix: &'static str = Box::leak(format!("/pipelines/{nightly_id}").into_boxed_str());
+    let proxy = faulty_one(
+        &url,
+        "DELETE",
+        suffix,
+        100,
+        Fault::Reply(
+            403,
+            r#"{"code":7,"message":"injected: not allowed to delete this pipeline"}"#,
+        ),
+    );
+    let ntfy = NtfyServer::start(Auth::Open);
+    let summary = ctx.write("step_summary", "");
+    let out = ctx
+        .cmd()
+        .args([
+            "deploy",
+            "--endpoint",
+            &proxy.url,
+            "--prune",
+            "--output",
+            "json",
+        ])
+        .args(["--report-file", "report.json"])
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .env("KFP_CI_NTFY_URL", format!("{}/kfp-deploys", ntfy.url))
+        .output()
+        .expect("run");
+    assert_exit(&out, 1);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        entries(&report),
+        [
+            (
+                "goodbye_pipeline".into(),
+                goodbye_id.clone(),
+                "deleted".into()
+            ),
+            (
+                "nightly_pipeline".into(),
+                nightly_id.clone(),
+                "failed".into()
+            ),
+        ]
+    );
+    let reasons: Vec<&str> = report["prune"]
+        .as_array()
+        .expect("prune")
+        .iter()
+        .map(|p| p["reason"].as_str().unwrap_or_default())
+        .collect();
+    assert!(
+        reasons[0].contains("goodbye_pipeline.py is gone") && reasons[0].contains("version(s)"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[1].contains("not allowed to delete this pipeline"),
+        "{reasons:?}"
+    );
+    let file: Value = serde_json::from_str(
+        &std::fs::read_to_string(ctx.root().join("report.json")).expect("report file"),
+    )
+    .expect("report file json");
+    assert_eq!(file["prune"], report["prune"]);
+
+    let summary = std::fs::read_to_string(summary).expect("summary");
+    assert!(
+        summary.contains("| pruned pipeline | pipeline id | action | reason |")
+            && summary.contains(&format!(
+                "| `goodbye_pipeline` | `{goodbye_id}` | deleted |"
+            ))
+            && summary.contains(&format!("| `nightly_pipeline` | `{nightly_id}` | failed |")),
+        "{summary}"
+    );
+    let sent = ntfy.accepted();
+    assert_eq!(sent.len(), 1);
+    let body = sent[0].json();
+    let title = body["title"].as_str().unwrap_or_default();
+    assert!(title.contains("1 pruned"), "{title}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("**Pruned**")
+            && message.contains("`goodbye_pipeline`: deleted")
+            && message.contains("`nightly_pipeline`: failed"),
+        "{message}"
+    );
+}
