@@ -12,6 +12,10 @@
 //! | 2.17.0 | yes | yes | yes | `{pipeline}-{version}` | yes | no |
 //! | after 2.17.0 | yes | yes | yes | `{pipeline}-{version}` | yes | yes |
 //!
+//! A recurring run that names only its pipeline (no `pipeline_version_id`) runs the pipeline's
+//! newest version at each trigger from 2.5.0 (kubeflow/pipelines#11560); 2.0 resolves the newest
+//! version once, at creation, and keeps running it.
+//!
 //! There were no server releases 2.6–2.13. A `tag_name` that is not a release (`dev`, `unknown`, a
 //! fork's own scheme) gets [`Capabilities::conservative`]: requests every release reads the
 //! same way (extra upload parameters are ignored by releases that do not know them; no PATCH).
@@ -131,6 +135,9 @@ pub struct Capabilities {
     /// Pipeline and version names must be DNS-1123 subdomains (Kubernetes store).
     pub dns1123_names: bool,
     pub version_resource_name: VersionResourceName,
+    /// A recurring run without `pipeline_version_id` follows the pipeline's newest version at
+    /// each trigger (2.5+); before, the newest version is fixed when the recurring run is made.
+    pub recurring_run_follows_latest: bool,
 }
 
 impl Capabilities {
@@ -154,6 +161,7 @@ impl Capabilities {
                 (true, false) => VersionResourceName::Bare,
                 (true, true) => VersionResourceName::Composite,
             },
+            recurring_run_follows_latest: at_least(Release::V2_5),
         }
     }
 
@@ -179,6 +187,10 @@ impl Capabilities {
             } else {
                 VersionResourceName::None
             },
+            // Not a request shape but a server behaviour nothing can probe: development builds
+            // and forks are of current sources, which follow (an older fork is told apart only
+            // by its tag).
+            recurring_run_follows_latest: true,
         }
     }
 
@@ -347,6 +359,15 @@ mod tests {
         }
         let c = Capabilities::from_healthz(&healthz("dev", "something-new"));
         assert_eq!(c.store, Store::Kubernetes);
+    }
+
+    #[test]
+    fn recurring_runs_follow_the_newest_version_from_2_5() {
+        let follows = |tag: &str| {
+            Capabilities::from_healthz(&healthz(tag, "database")).recurring_run_follows_latest
+        };
+        assert!(!follows("2.0.0") && !follows("2.4.1"));
+        assert!(follows("2.5.0") && follows("2.17.0") && follows("dev"));
     }
 
     #[test]

@@ -212,6 +212,17 @@ pub fn features(caps: &Capabilities) -> Vec<FeatureLine> {
                 }
             },
         },
+        FeatureLine {
+            feature: "schedules with version = \"latest\"",
+            works: caps.recurring_run_follows_latest,
+            detail: if caps.recurring_run_follows_latest {
+                "a recurring run follows the pipeline's newest version".into()
+            } else {
+                format!(
+                    "KFP {release} fixes the version when a recurring run is created (following came with 2.5.0): use version = \"pinned\""
+                )
+            },
+        },
     ]
 }
 

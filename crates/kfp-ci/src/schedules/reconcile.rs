@@ -153,6 +153,10 @@ pub async fn plan(
             out.push(skipped(row, "failed"));
             continue;
         }
+        if let Some(e) = latest_unsupported(client, s, &configured.source) {
+            out.push(failed(row, e));
+            continue;
+        }
         if !experiments.contains_key(&s.experiment) {
             let id = client
                 .experiment_by_name(&s.experiment, namespace)
@@ -176,6 +180,30 @@ pub async fn plan(
         true,
     ));
     out
+}
+
+/// `version = "latest"` on a server that cannot follow the newest version (before KFP 2.5): the
+/// recurring run would keep running the version current when it was made, whatever is deployed
+/// later. The schedule is an error (its recurring run, if any, is left as it is) instead.
+fn latest_unsupported(client: &Client, s: &Schedule, source: &str) -> Option<String> {
+    let caps = client.capabilities();
+    if s.pinned || caps.recurring_run_follows_latest {
+        return None;
+    }
+    Some(format!(
+        "{source}: schedule {:?}: version = \"latest\" (the default) needs KFP 2.5.0 or later, where a recurring run follows the pipeline's newest version; this server is KFP {}, which would keep running the version that is newest when the recurring run is created. Set version = \"pinned\" on this schedule (kfp-ci then replaces the recurring run whenever {} gets a new version) or upgrade the server",
+        s.name,
+        caps.release_label(),
+        s.pipeline
+    ))
+}
+
+/// `row` as the error `e`.
+fn failed(mut row: ScheduleReport, e: String) -> ScheduleReport {
+    row.action = "error".into();
+    row.status = Status::Failed;
+    row.error = Some(e);
+    row
 }
 
 fn listing_error(e: &crate::client::ApiError) -> ScheduleReport {
@@ -307,6 +335,10 @@ pub async fn deploy(
         let mut row = row_for(s, Status::Done);
         if state.failed || state.pipeline_id.is_none() || (s.pinned && state.version_id.is_none()) {
             out.push(skipped(row, "was not deployed"));
+            continue;
+        }
+        if let Some(e) = latest_unsupported(client, s, &configured.source) {
+            out.push(failed(row, e));
             continue;
         }
         if let Err(e) = apply_one(client, namespace, s, &state, &existing, &mut row).await {

@@ -679,3 +679,102 @@ fn serve_simulates_runs_and_resolves_latest_versions() {
         assert!(page.contains("Recurring runs") && page.contains(&rid) && page.contains("FAILED"));
     });
 }
+
+/// `version = "latest"` (here by default) on a KFP 2.0 server, which fixes the version when a
+/// recurring run is created: plan and deploy say so, naming the file, the schedule, the server's
+/// release and the fix, create nothing for it, and still deploy the pinned schedule. On 2.5 the
+/// same configuration goes through and the recurring run names no version (it follows).
+#[test]
+fn latest_schedules_on_a_server_before_2_5_are_an_error_naming_the_fix() {
+    let config = r#"
+[[schedules]]
+name = "latest-hello"
+pipeline = "hello_pipeline"
+cron = "@daily"
+
+[[schedules]]
+name = "pinned-goodbye"
+pipeline = "goodbye_pipeline"
+cron = "@daily"
+version = "pinned"
+"#;
+    let ctx = TestContext::new();
+    ctx.write("pipelines/hello_pipeline.py", HELLO);
+    ctx.write("pipelines/goodbye_pipeline.py", GOODBYE);
+    ctx.write("kfp-ci.toml", config);
+    let old = Server::start(&ctx.root().join("old.db"), &["--server-version", "2.0.0"]);
+    let check = |report: &Value| {
+        let rows = report["schedules"].as_array().expect("schedules");
+        let latest = rows
+            .iter()
+            .find(|r| r["name"] == "latest-hello")
+            .unwrap_or_else(|| panic!("{report:#}"));
+        assert_eq!(latest["action"], "error", "{report:#}");
+        let error = latest["error"].as_str().unwrap_or_default();
+        for part in [
+            "kfp-ci.toml",
+            "\"latest-hello\"",
+            "version = \"latest\"",
+            "KFP 2.0.0",
+            "2.5.0",
+            "version = \"pinned\"",
+        ] {
+            assert!(error.contains(part), "{part:?} in {error}");
+        }
+    };
+    let out = json_run(&ctx, "plan", &old.url, &[], 1);
+    check(&json(&out));
+    let out = json_run(&ctx, "deploy", &old.url, &["--version-tag", "v1"], 1);
+    let report = json(&out);
+    check(&report);
+    assert!(
+        text(&out.stderr).contains("latest-hello"),
+        "{}",
+        text(&out.stderr)
+    );
+    let pinned = report["schedules"]
+        .as_array()
+        .expect("schedules")
+        .iter()
+        .find(|r| r["name"] == "pinned-goodbye")
+        .cloned()
+        .expect("pinned row");
+    assert_eq!(pinned["action"], "create", "{report:#}");
+    let listed = get_json(&format!("{}{API}/recurringruns", old.url));
+    let names: Vec<&str> = recurring_list(&listed)
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r["display_name"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(names, ["pinned-goodbye"], "{listed:#}");
+
+    // A 2.5 server follows the newest version: the same configuration deploys.
+    let new = Server::start(&ctx.root().join("new.db"), &["--server-version", "2.5.0"]);
+    let out = json_run(&ctx, "deploy", &new.url, &["--version-tag", "v1"], 0);
+    let rows = schedule_rows(&json(&out));
+    assert!(
+        rows.contains(&("latest-hello".to_string(), "create".to_string())),
+        "{rows:?}"
+    );
+    let listed = get_json(&format!("{}{API}/recurringruns", new.url));
+    let latest = recurring_list(&listed)
+        .and_then(|a| a.iter().find(|r| r["display_name"] == "latest-hello"))
+        .cloned()
+        .unwrap_or_else(|| panic!("{listed:#}"));
+    assert_eq!(
+        latest["pipeline_version_reference"]["pipeline_version_id"]
+            .as_str()
+            .unwrap_or_default(),
+        "",
+        "{latest:#}"
+    );
+}
+
+/// The list of a `GET /recurringruns` answer (2.0 names the field `recurringRuns`).
+fn recurring_list(listed: &Value) -> Option<&Vec<Value>> {
+    listed["recurring_runs"]
+        .as_array()
+        .or_else(|| listed["recurringRuns"].as_array())
+}

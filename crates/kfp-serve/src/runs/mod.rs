@@ -631,10 +631,7 @@ pub async fn create_recurring_run(
     let ns = namespace(&state, Some(&body.namespace))?;
     // Following the latest version came with KFP 2.5.0 (kubeflow/pipelines#11560); before, an
     // empty version id was resolved once, at creation.
-    let follow_latest = state
-        .caps
-        .release
-        .is_none_or(|r| r >= kfp_api::compat::Release::V2_5);
+    let follow_latest = state.caps.recurring_run_follows_latest;
     let rr = blocking(&state, move |s| {
         s.write(|tx| {
             let experiment = resolve_experiment(tx, &body.experiment_id, &ns)?;
