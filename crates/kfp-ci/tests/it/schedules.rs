@@ -778,3 +778,140 @@ fn recurring_list(listed: &Value) -> Option<&Vec<Value>> {
         .as_array()
         .or_else(|| listed["recurringRuns"].as_array())
 }
+
+/// A namespace's recurring runs: display name → (id, cron, status, namespace, experiment id).
+fn recurring_in(url: &str, namespace: &str) -> std::collections::BTreeMap<String, Vec<Value>> {
+    let listed = get_json(&format!(
+        "{url}{API}/recurringruns?namespace={namespace}&page_size=100"
+    ));
+    let mut out: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
+    for r in recurring_list(&listed).cloned().unwrap_or_default() {
+        out.entry(r["display_name"].as_str().unwrap_or_default().to_string())
+            .or_default()
+            .push(json!({
+                "id": r["recurring_run_id"],
+                "cron": r["trigger"]["cron_schedule"]["cron"],
+                "status": r["status"],
+                "namespace": r["namespace"],
+                "experiment_id": r["experiment_id"],
+                "pipeline_id": r["pipeline_version_reference"]["pipeline_id"],
+            }));
+    }
+    out
+}
+
+/// Multi-user KFP: a deploy with `--namespace team-a` creates, replaces and prunes the recurring
+/// runs (and their experiment) in team-a only; team-b's recurring runs of the same schedules,
+/// also kfp-ci's, keep their ids, triggers and state.
+#[test]
+fn multi_user_schedules_stay_in_their_namespace() {
+    let ctx = TestContext::new();
+    ctx.write("pipelines/hello_pipeline.py", HELLO);
+    ctx.write("pipelines/goodbye_pipeline.py", GOODBYE);
+    ctx.write("kfp-ci.toml", CONFIG);
+    let server = Server::start(&ctx.root().join("registry.db"), &["--multi-user"]);
+    let url = server.url.as_str();
+    let deploy_in = |ns: &str, tag: &str| {
+        json(&json_run(
+            &ctx,
+            "deploy",
+            url,
+            &["--namespace", ns, "--version-tag", tag],
+            0,
+        ))
+    };
+
+    let report = deploy_in("team-b", "b1");
+    assert_eq!(
+        schedule_rows(&report),
+        [
+            ("nightly-hello".to_string(), "create".to_string()),
+            ("goodbye-every-6h".to_string(), "create".to_string())
+        ],
+        "{report:#}"
+    );
+    let team_b = recurring_in(url, "team-b");
+    assert_eq!(team_b.len(), 2, "{team_b:#?}");
+
+    // team-b's recurring runs carry kfp-ci's marker for the same schedules: team-a's deploy
+    // must not take them for its own (it creates its own).
+    let report = deploy_in("team-a", "a1");
+    assert_eq!(
+        schedule_rows(&report),
+        [
+            ("nightly-hello".to_string(), "create".to_string()),
+            ("goodbye-every-6h".to_string(), "create".to_string())
+        ],
+        "{report:#}"
+    );
+    let team_a = recurring_in(url, "team-a");
+    let nightly = &team_a["nightly-hello"];
+    assert_eq!(nightly.len(), 1, "{team_a:#?}");
+    assert_eq!(nightly[0]["namespace"], "team-a", "{team_a:#?}");
+    let a_hello_id = report["pipelines"]
+        .as_array()
+        .expect("pipelines")
+        .iter()
+        .find(|p| p["name"] == "hello_pipeline")
+        .map(|p| p["pipeline_id"].clone())
+        .expect("hello");
+    assert_eq!(
+        nightly[0]["pipeline_id"], a_hello_id,
+        "team-a's own pipeline"
+    );
+    let experiment_id = nightly[0]["experiment_id"].as_str().expect("experiment id");
+    let experiment = get_json(&format!("{url}{API}/experiments/{experiment_id}"));
+    assert_eq!(
+        (&experiment["display_name"], &experiment["namespace"]),
+        (&json!("nightly"), &json!("team-a")),
+        "{experiment:#}"
+    );
+    for runs in team_a.values() {
+        assert_eq!(runs.len(), 1, "{team_a:#?}");
+        assert_eq!(runs[0]["namespace"], "team-a", "{team_a:#?}");
+        assert!(
+            team_b.values().all(|b| b[0]["id"] != runs[0]["id"]),
+            "{team_a:#?} {team_b:#?}"
+        );
+    }
+    // Rerun: unchanged in team-a, nothing new anywhere.
+    let report = deploy_in("team-a", "a2");
+    assert_eq!(
+        schedule_rows(&report),
+        [
+            ("nightly-hello".to_string(), "unchanged".to_string()),
+            ("goodbye-every-6h".to_string(), "unchanged".to_string())
+        ],
+        "{report:#}"
+    );
+
+    // team-a changes one schedule's trigger and drops the other: replaced and deleted in team-a.
+    ctx.write(
+        "kfp-ci.toml",
+        &CONFIG
+            .replace("0 2 * * *", "0 4 * * *")
+            .split("[[schedules]]\nname = \"goodbye-every-6h\"")
+            .next()
+            .expect("config")
+            .to_string(),
+    );
+    let report = deploy_in("team-a", "a3");
+    let mut rows = schedule_rows(&report);
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            ("goodbye-every-6h".to_string(), "delete".to_string()),
+            ("nightly-hello".to_string(), "replace".to_string())
+        ],
+        "{report:#}"
+    );
+    let after_a = recurring_in(url, "team-a");
+    assert_eq!(
+        after_a.keys().collect::<Vec<_>>(),
+        ["nightly-hello"],
+        "{after_a:#?}"
+    );
+    assert_eq!(after_a["nightly-hello"][0]["cron"], "0 0 4 * * *");
+    assert_eq!(recurring_in(url, "team-b"), team_b, "team-b is untouched");
+}
