@@ -888,12 +888,11 @@ fn multi_user_schedules_stay_in_their_namespace() {
     // team-a changes one schedule's trigger and drops the other: replaced and deleted in team-a.
     ctx.write(
         "kfp-ci.toml",
-        &CONFIG
+        CONFIG
             .replace("0 2 * * *", "0 4 * * *")
             .split("[[schedules]]\nname = \"goodbye-every-6h\"")
             .next()
-            .expect("config")
-            .to_string(),
+            .expect("config"),
     );
     let report = deploy_in("team-a", "a3");
     let mut rows = schedule_rows(&report);
