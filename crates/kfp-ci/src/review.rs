@@ -5,9 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use kfp_api::runs::RecurringRun;
 use kfp_api::wire::{ListPipelinesResponse, Pipeline};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::client::{ApiError, Client};
 use crate::plan::{LocalPipeline, PlanItem};
@@ -212,69 +212,41 @@ pub fn prune_plan(
     out
 }
 
-/// Pipeline id → names of the recurring runs that run one of its versions. Reads the raw
-/// `GET /recurringruns` answer (`pipeline_version_reference.pipeline_id`), so no wire type is
-/// needed for it.
-pub fn recurring_runs_by_pipeline(pages: &[Value]) -> BTreeMap<String, Vec<String>> {
+/// Pipeline id → names of the recurring runs that run one of its versions (recurring runs with
+/// an inline spec use no stored pipeline).
+pub fn recurring_runs_by_pipeline(runs: &[RecurringRun]) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for page in pages {
-        for rr in page
-            .get("recurring_runs")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let Some(pid) = rr
-                .pointer("/pipeline_version_reference/pipeline_id")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-            else {
-                continue;
-            };
-            let name = rr
-                .get("display_name")
-                .and_then(Value::as_str)
-                .or_else(|| rr.get("recurring_run_id").and_then(Value::as_str))
-                .unwrap_or("?");
-            out.entry(pid.to_string())
-                .or_default()
-                .push(name.to_string());
-        }
+    for rr in runs {
+        let Some(pid) = rr
+            .pipeline_version_reference
+            .as_ref()
+            .map(|r| r.pipeline_id.as_str())
+            .filter(|s| !s.is_empty())
+        else {
+            continue;
+        };
+        let name = if rr.display_name.is_empty() {
+            &rr.recurring_run_id
+        } else {
+            &rr.display_name
+        };
+        out.entry(pid.to_string()).or_default().push(name.clone());
     }
     out
 }
 
-/// The recurring runs of `namespace` by pipeline id. A server without the runs API (404, e.g.
-/// an older `kfp-ci serve`) has none; any other failure is an error (pruning then deletes
-/// nothing rather than a pipeline in use).
+/// The recurring runs of `namespace` by pipeline id, read with the typed listing (KFP spells
+/// the list `recurringRuns`). A server without the runs API (404, e.g. an older `kfp-ci serve`)
+/// has none; any other failure is an error (pruning then deletes nothing rather than a
+/// pipeline in use).
 pub async fn recurring_runs(
     client: &Client,
     namespace: &str,
 ) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
-    let mut pages = Vec::new();
-    let mut token = String::new();
-    loop {
-        let mut query = vec![("page_size", "200")];
-        if !namespace.is_empty() {
-            query.push(("namespace", namespace));
-        }
-        if !token.is_empty() {
-            query.push(("page_token", token.as_str()));
-        }
-        let page = match client.get_value(&["recurringruns"], &query).await {
-            Ok(v) => v,
-            Err(e) if e.is_not_found() && pages.is_empty() => return Ok(BTreeMap::new()),
-            Err(e) => return Err(e),
-        };
-        token = page
-            .get("next_page_token")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        pages.push(page);
-        if token.is_empty() {
-            return Ok(recurring_runs_by_pipeline(&pages));
-        }
+    match client.all_recurring_runs(namespace).await {
+        Ok(runs) => Ok(recurring_runs_by_pipeline(&runs)),
+        Err(e) if e.is_not_found() => Ok(BTreeMap::new()),
+        Err(e) => Err(e),
     }
 }
 
@@ -443,10 +415,13 @@ mod tests {
             pipeline("renamed", "Deployed by kfp-ci from gone2_pipeline.py"),
         ];
         let deployed: BTreeSet<String> = ["renamed".to_string()].into();
-        let in_use = recurring_runs_by_pipeline(&[json!({"recurring_runs": [
+        // What KFP answers: the list is `recurringRuns`.
+        let listed: kfp_api::runs::ListRecurringRunsResponse = serde_json::from_value(json!({"recurringRuns": [
             {"display_name": "nightly", "pipeline_version_reference": {"pipeline_id": "id-used"}},
             {"display_name": "inline", "pipeline_spec": {}}
-        ]})]);
+        ]}))
+        .expect("list");
+        let in_use = recurring_runs_by_pipeline(&listed.recurring_runs);
         let plan = prune_plan(&all, dir.path(), &deployed, &in_use);
         let got: Vec<(&str, &str)> = plan
             .iter()

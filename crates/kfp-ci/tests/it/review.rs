@@ -349,10 +349,34 @@ fn create_foreign_pipeline(url: &str, name: &str, description: &str) -> String {
     })
 }
 
+/// `POST /apis/v2beta1/recurringruns` by hand: a recurring run kfp-ci did not create, running
+/// the newest version of `pipeline_id`.
+fn create_foreign_recurring_run(url: &str, name: &str, pipeline_id: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let body = serde_json::json!({
+            "display_name": name,
+            "pipeline_version_reference": {"pipeline_id": pipeline_id},
+            "trigger": {"cron_schedule": {"cron": "0 0 2 * * *"}},
+            "max_concurrency": "1",
+            "mode": "ENABLE",
+        });
+        let response = crate::common::http_client()
+            .post(format!("{url}/apis/v2beta1/recurringruns"))
+            .json(&body)
+            .send()
+            .await
+            .expect("post");
+        assert!(response.status().is_success(), "{response:?}");
+    })
+}
+
 #[test]
 fn prune_deletes_only_kfp_cis_orphans_and_keeps_pipelines_in_use() {
     use crate::deploy::{GOODBYE, HELLO};
-    use crate::faulty::Fault;
     let (ctx, server) = repo_and_server(&[
         ("hello_pipeline.py", HELLO),
         ("goodbye_pipeline.py", GOODBYE),
@@ -370,7 +394,7 @@ fn prune_deletes_only_kfp_cis_orphans_and_keeps_pipelines_in_use() {
     // Files gone: goodbye (deleted by prune) and nightly (kept: a recurring run uses it).
     std::fs::remove_file(ctx.root().join("goodbye_pipeline.py")).expect("rm");
     std::fs::remove_file(ctx.root().join("nightly_pipeline.py")).expect("rm");
-    // A recurring run uses nightly_pipeline (the proxy answers the recurring-runs listing).
+    // A recurring run made by hand in serve uses nightly_pipeline.
     let out = deploy_args(
         &ctx,
         &[
@@ -384,18 +408,12 @@ fn prune_deletes_only_kfp_cis_orphans_and_keeps_pipelines_in_use() {
     );
     let h: Value = serde_json::from_slice(&out.stdout).expect("json");
     let nightly_id = h["pipeline_id"].as_str().expect("id").to_string();
-    let body: &'static str = Box::leak(
-        serde_json::json!({"recurring_runs": [{"recurring_run_id": "rr1", "display_name": "nightly-train",
-            "pipeline_version_reference": {"pipeline_id": nightly_id}}]})
-        .to_string()
-        .into_boxed_str(),
-    );
-    let proxy = faulty_one(&url, "GET", "/recurringruns", 100, Fault::Reply(200, body));
+    create_foreign_recurring_run(&url, "nightly-train", &nightly_id);
 
     // Dry run: shown, nothing deleted.
     let out = deploy_args(
         &ctx,
-        &["deploy", "--endpoint", &proxy.url, "--prune", "--dry-run"],
+        &["deploy", "--endpoint", &url, "--prune", "--dry-run"],
     );
     assert_exit(&out, 0);
     let stderr = text(&out.stderr);
@@ -415,7 +433,7 @@ fn prune_deletes_only_kfp_cis_orphans_and_keeps_pipelines_in_use() {
 
     // With the configuration key.
     ctx.write("kfp-ci.toml", "[deploy]\nprune = true\n");
-    let out = deploy_args(&ctx, &["deploy", "--endpoint", &proxy.url]);
+    let out = deploy_args(&ctx, &["deploy", "--endpoint", &url]);
     assert_exit(&out, 0);
     assert_contains(&text(&out.stderr), "prune: deleted goodbye_pipeline");
     assert_eq!(version_names(&ctx, &url, "goodbye_pipeline"), None);
@@ -423,7 +441,7 @@ fn prune_deletes_only_kfp_cis_orphans_and_keeps_pipelines_in_use() {
     assert!(version_names(&ctx, &url, "hello_pipeline").is_some());
     assert!(version_names(&ctx, &url, "by-hand").is_some());
     // A rerun converges: nothing more to prune.
-    let out = deploy_args(&ctx, &["deploy", "--endpoint", &proxy.url]);
+    let out = deploy_args(&ctx, &["deploy", "--endpoint", &url]);
     assert_exit(&out, 0);
     assert!(
         !text(&out.stderr).contains("prune: deleted"),
