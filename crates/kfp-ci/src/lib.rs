@@ -51,6 +51,7 @@ pub mod run_params;
 pub mod schedules;
 pub mod smoke;
 pub mod target;
+pub mod text;
 pub mod versions;
 
 #[cfg(test)]

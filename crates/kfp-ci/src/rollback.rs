@@ -133,7 +133,10 @@ pub async fn upload_spec(
         tags.insert(MANAGED_BY_TAG.0.to_string(), MANAGED_BY_TAG.1.to_string());
         tags.insert("spec-hash".to_string(), local.hash.clone());
         for (k, v) in extra_tags {
-            tags.insert(k, short(&v, kfp_api::wire::limits::MAX_TAG_LEN));
+            tags.insert(
+                k,
+                crate::text::clip(&v, kfp_api::wire::limits::MAX_TAG_LEN).to_string(),
+            );
         }
     }
     let mut last = None;
@@ -174,14 +177,6 @@ pub async fn upload_spec(
         session.label,
         last.map(|e| e.server_message()).unwrap_or_default()
     ))
-}
-
-fn short(v: &str, max: usize) -> String {
-    let mut end = v.len().min(max);
-    while !v.is_char_boundary(end) {
-        end -= 1;
-    }
-    v[..end].to_string()
 }
 
 #[cfg(test)]
