@@ -13,6 +13,7 @@
 
 pub mod cache;
 pub mod inputs;
+mod view;
 mod worker;
 
 use std::collections::{BTreeMap, VecDeque};
