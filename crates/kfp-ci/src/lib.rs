@@ -44,6 +44,7 @@ pub mod paths;
 pub mod pins;
 pub mod promote;
 pub mod redact;
+pub mod render;
 pub mod review;
 pub mod rollback;
 pub mod row;
