@@ -5,6 +5,8 @@ mod common;
 mod compat;
 mod compile;
 mod compile_env;
+mod compile_errors;
+mod conveniences;
 mod deploy;
 mod deploy_target;
 mod diff;
