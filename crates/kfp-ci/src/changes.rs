@@ -174,12 +174,7 @@ pub fn comment_body(report: &Report, diffs: &[PipelineDiff], commit: Option<&str
     }
     let without = render_details(diffs, false);
     let mut body = format!("{head}{without}");
-    if body.len() > MAX_BODY {
-        let mut end = MAX_BODY;
-        while !body.is_char_boundary(end) {
-            end -= 1;
-        }
-        body.truncate(end);
+    if crate::text::cut(&mut body, MAX_BODY) {
         body.push_str("\n\n… cut here (too long for a comment): run `kfp-ci diff` for the rest\n");
     } else {
         body.push_str("\n_DAGs left out: the comment would be too long._\n");

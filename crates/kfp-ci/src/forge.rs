@@ -228,7 +228,7 @@ impl PrContext {
             bail!(
                 "{what} on {}: HTTP {status}: {}{hint}",
                 self.describe(),
-                crate::redact::redact(crate::http::clip(&text, 300))
+                crate::redact::redact(crate::text::clip(&text, 300))
             );
         }
         if text.trim().is_empty() {

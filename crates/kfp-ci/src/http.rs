@@ -4,7 +4,8 @@
 //!
 //! Around it, what every caller needs the same way: why a request got no answer ([`Transport`],
 //! classified once from reqwest's error chain), retry delays ([`Backoff`], [`retry`]), and
-//! response bodies cut to size on a UTF-8 boundary ([`truncate`], [`clip`], [`body_excerpt`]).
+//! one line of a response body for an error message ([`body_excerpt`]; the cutting itself is
+//! [`crate::text`]).
 
 use std::time::Duration;
 
@@ -216,32 +217,9 @@ fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// At most `max` bytes, cut on a UTF-8 boundary.
-pub fn clip(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
-/// [`clip`], with `…` when something was cut.
-pub fn truncate(text: &str, max: usize) -> String {
-    let clipped = clip(text, max);
-    if clipped.len() == text.len() {
-        text.to_string()
-    } else {
-        format!("{clipped}…")
-    }
-}
-
 /// A response body for an error message: its first line, at most `max` bytes, secrets redacted.
 pub fn body_excerpt(body: &str, max: usize) -> String {
-    let body = body.trim();
-    crate::redact::redact(clip(body.lines().next().unwrap_or(body), max))
+    crate::redact::redact(crate::text::excerpt(body, max))
 }
 
 /// Seconds for people: one decimal under 10 s when it matters ("1.5"), else whole ("30").
@@ -398,16 +376,7 @@ mod tests {
     }
 
     #[test]
-    fn truncation_keeps_utf8_whole() {
-        let s = "ééééé";
-        for max in 0..12 {
-            let c = clip(s, max);
-            assert!(c.len() <= max && s.starts_with(c), "{max}: {c}");
-        }
-        assert_eq!(clip("é", 1), "");
-        assert_eq!(truncate("abc", 3), "abc");
-        assert_eq!(truncate("aéb", 2), "a…");
-        assert_eq!(truncate("aéb", 3), "aé…");
+    fn body_excerpt_is_one_clipped_line() {
         assert_eq!(body_excerpt("  first line\nsecond\n", 5), "first");
         assert_eq!(body_excerpt("", 5), "");
     }

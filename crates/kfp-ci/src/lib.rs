@@ -44,6 +44,7 @@ pub mod paths;
 pub mod pins;
 pub mod promote;
 pub mod redact;
+pub mod render;
 pub mod review;
 pub mod rollback;
 pub mod row;
@@ -51,6 +52,7 @@ pub mod run_params;
 pub mod schedules;
 pub mod smoke;
 pub mod target;
+pub mod text;
 pub mod versions;
 
 #[cfg(test)]

@@ -24,6 +24,64 @@ pub struct Plan<'v> {
     pub changes: Vec<crate::diff::Change>,
 }
 
+impl Plan<'_> {
+    /// When the newest version already holds the chosen spec.
+    pub fn nothing_to_do(&self, pipeline: &str) -> String {
+        format!(
+            "{pipeline}: the newest version {} already holds the spec of {}; nothing to do\n",
+            history::label(self.newest),
+            history::label(self.chosen)
+        )
+    }
+
+    /// The change, shown before uploading (and on a dry run).
+    pub fn preview(&self, pipeline: &str) -> String {
+        format!(
+            "{pipeline}: rollback from {} to the spec of {}:\n{}",
+            history::label(self.newest),
+            history::label(self.chosen),
+            crate::diff::render_text(&self.changes, "  ")
+        )
+    }
+
+    /// After `version` was uploaded.
+    pub fn uploaded(&self, pipeline: &str, version: &PipelineVersion) -> String {
+        format!(
+            "{pipeline}: uploaded version {} holding the spec of {}\n",
+            history::label(version),
+            history::label(self.chosen)
+        )
+    }
+
+    /// The `--output json` result: `status` is `unchanged`, `planned` (a dry run) or `done`, then
+    /// with the uploaded version's name and id.
+    pub fn result(
+        &self,
+        pipeline: &str,
+        dry_run: bool,
+        uploaded: Option<&PipelineVersion>,
+    ) -> Value {
+        let mut result = serde_json::json!({
+            "pipeline": pipeline,
+            "from": history::label(self.newest),
+            "to": history::label(self.chosen),
+            "changes": self.changes,
+            "dry_run": dry_run,
+        });
+        result["status"] = match uploaded {
+            _ if self.changes.is_empty() => "unchanged",
+            None => "planned",
+            Some(_) => "done",
+        }
+        .into();
+        if let Some(version) = uploaded {
+            result["version_name"] = history::label(version).into();
+            result["version_id"] = version.pipeline_version_id.clone().into();
+        }
+        result
+    }
+}
+
 /// The rollback of pipeline `name` (its `versions`, newest first) to `to`, a version name or a
 /// git sha prefix.
 pub fn plan<'v>(name: &str, versions: &'v [PipelineVersion], to: &str) -> Result<Plan<'v>> {
@@ -133,7 +191,10 @@ pub async fn upload_spec(
         tags.insert(MANAGED_BY_TAG.0.to_string(), MANAGED_BY_TAG.1.to_string());
         tags.insert("spec-hash".to_string(), local.hash.clone());
         for (k, v) in extra_tags {
-            tags.insert(k, short(&v, kfp_api::wire::limits::MAX_TAG_LEN));
+            tags.insert(
+                k,
+                crate::text::clip(&v, kfp_api::wire::limits::MAX_TAG_LEN).to_string(),
+            );
         }
     }
     let mut last = None;
@@ -176,14 +237,6 @@ pub async fn upload_spec(
     ))
 }
 
-fn short(v: &str, max: usize) -> String {
-    let mut end = v.len().min(max);
-    while !v.is_char_boundary(end) {
-        end -= 1;
-    }
-    v[..end].to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,5 +264,43 @@ mod tests {
         );
         assert!(choose(&versions, "bbb").is_none(), "too short for a sha");
         assert!(choose(&versions, "v9").is_none());
+    }
+
+    #[test]
+    fn plan_results_and_messages() {
+        let v = |name: &str, threshold: f64| PipelineVersion {
+            name: name.into(),
+            pipeline_version_id: format!("id-{name}"),
+            pipeline_spec: Some(
+                serde_json::json!({"root": {"inputDefinitions": {"parameters": {
+                "t": {"defaultValue": threshold, "parameterType": "NUMBER_DOUBLE"}}}}}),
+            ),
+            ..PipelineVersion::default()
+        };
+        let versions = vec![v("v2", 0.9), v("v1", 0.8), v("v0", 0.9)];
+        let back = plan("p", &versions, "v1").expect("plan");
+        assert!(!back.changes.is_empty());
+        assert_eq!(back.result("p", true, None)["status"], "planned");
+        let done = back.result("p", false, Some(&versions[2]));
+        assert_eq!(done["status"], "done");
+        assert_eq!(done["version_name"], "v0");
+        assert_eq!(done["version_id"], "id-v0");
+        assert_eq!((&done["from"], &done["to"]), (&"v2".into(), &"v1".into()));
+        assert!(
+            back.preview("p")
+                .starts_with("p: rollback from v2 to the spec of v1:\n")
+        );
+        assert_eq!(
+            back.uploaded("p", &versions[2]),
+            "p: uploaded version v0 holding the spec of v1\n"
+        );
+        let same = plan("p", &versions, "v0").expect("plan");
+        let result = same.result("p", false, None);
+        assert_eq!(result["status"], "unchanged");
+        assert!(result.get("version_name").is_none());
+        assert_eq!(
+            same.nothing_to_do("p"),
+            "p: the newest version v2 already holds the spec of v0; nothing to do\n"
+        );
     }
 }

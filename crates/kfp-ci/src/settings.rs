@@ -303,21 +303,13 @@ fn config_error(path: &Path, text: &str, err: &toml::de::Error) -> anyhow::Error
             ));
         }
         if !line.is_empty() {
-            message.push_str(&format!(" (`{}`)", clip_line(line)));
+            message.push_str(&format!(" (`{}`)", crate::text::clip_chars(line, 80)));
         }
     }
     anyhow::anyhow!(
         "invalid configuration file {}{place}: {message}; see the configuration reference in the README",
         path.display()
     )
-}
-
-fn clip_line(line: &str) -> String {
-    if line.chars().count() > 80 {
-        format!("{}…", line.chars().take(80).collect::<String>())
-    } else {
-        line.to_string()
-    }
 }
 
 impl Config {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use kfp_api::wire::{PipelineVersion, limits};
 
 use crate::plan::{LocalSpec, PlanItem};
+use crate::text;
 
 /// Tag and description marker of versions kfp-ci uploaded (what `--keep-versions` may delete).
 pub const MANAGED_BY_TAG: (&str, &str) = ("managed-by", "kfp-ci");
@@ -47,7 +48,7 @@ pub fn default_version_tag() -> String {
 pub fn version_names(tag: &str, short_sha: Option<&str>) -> Vec<String> {
     let with_suffix = |suffix: &str| {
         let room = limits::MAX_VERSION_NAME.saturating_sub(suffix.len());
-        format!("{}{suffix}", truncate_bytes(tag, room))
+        format!("{}{suffix}", text::clip(tag, room))
     };
     let mut names = vec![with_suffix("")];
     if let Some(sha) = short_sha.filter(|s| !s.is_empty() && !tag.contains(*s)) {
@@ -57,23 +58,6 @@ pub fn version_names(tag: &str, short_sha: Option<&str>) -> Vec<String> {
         names.push(with_suffix(&format!("-{n}")));
     }
     names
-}
-
-/// The end of `s`, at most `max` bytes, cut on a character boundary.
-fn last_bytes(s: &str, max: usize) -> String {
-    let mut start = s.len().saturating_sub(max);
-    while !s.is_char_boundary(start) {
-        start += 1;
-    }
-    s[start..].to_string()
-}
-
-fn truncate_bytes(s: &str, max: usize) -> String {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
 }
 
 /// Version description: marker, source file, commit, ref, run link.
@@ -121,8 +105,8 @@ pub fn tags(spec: &LocalSpec, p: &Provenance) -> BTreeMap<String, String> {
             // within 63 bytes: the server's Go `len` counts bytes, so a non-ASCII branch name of
             // 63 characters would still be refused.
             (
-                truncate_bytes(&k, limits::MAX_TAG_LEN),
-                last_bytes(&v, limits::MAX_TAG_LEN),
+                text::clip(&k, limits::MAX_TAG_LEN).to_string(),
+                text::tail(&v, limits::MAX_TAG_LEN).to_string(),
             )
         })
         .collect()

@@ -8,9 +8,10 @@ use reqwest::Method;
 use serde_json::Value;
 
 pub use crate::http::PLAIN_HTTP;
-use crate::http::{Backoff, Failure, seconds, truncate};
+use crate::http::{Backoff, Failure, seconds};
 use crate::redact::redact;
 use crate::target::Auth;
+use crate::text::truncate;
 
 use super::CONNECT_TIMEOUT;
 

@@ -33,9 +33,10 @@ pub use crate::http::Backoff;
 pub use error::{ApiError, PLAIN_HTTP, server_message};
 use error::{out_of_time, transport_error};
 
-use crate::http::{seconds, truncate};
+use crate::http::seconds;
 use crate::redact::{Secret, redact};
 use crate::target::{Auth, Tls};
+use crate::text::truncate;
 
 /// How many times a retryable request is sent in all.
 pub const MAX_ATTEMPTS: u32 = 5;

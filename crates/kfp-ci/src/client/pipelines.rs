@@ -11,8 +11,8 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::{ApiError, Body, Client, UploadMeta};
-use crate::http::truncate;
 use crate::redact::redact;
+use crate::text::truncate;
 
 /// The largest page the server gives, as text for the query.
 fn max_page() -> String {

@@ -6,8 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use crate::cli::{CompileArgs, CompileCmd, GlobalArgs, OutputFormat};
-use crate::compile::{CompileRun, FileResult, Progress, compile_pipelines_with};
-use crate::report::{Action, Counts, PipelineReport, REPORT_SCHEMA, Report, Status};
+use crate::compile::{Progress, compile_pipelines_with};
 use crate::settings::{self, CompileSettings};
 use crate::status::ExitStatus;
 
@@ -85,7 +84,7 @@ pub(super) async fn run_compile(
         if result.outcome.is_err() {
             reported_failed.insert(result.file.rel.clone());
         }
-        let text = render_line(result, verbose);
+        let text = result.line(verbose);
         match &bar {
             Some(bar) => {
                 bar.set_position(done as u64);
@@ -107,11 +106,11 @@ pub(super) async fn run_compile(
     let mut run = run?;
 
     if let Some(dir) = &out_dir {
-        write_outputs(&mut run, dir)?;
+        run.write_yaml(dir)?;
     }
     for result in &run.results {
         if result.outcome.is_err() && !reported_failed.contains(&result.file.rel) {
-            crate::output::always(&render_line(result, verbose));
+            crate::output::always(&result.line(verbose));
         }
     }
 
@@ -133,13 +132,13 @@ pub(super) async fn run_compile(
     }
     let failed = run.failed();
     if output == OutputFormat::Json {
-        let json = crate::redact::redacted_json(&build_report(&run, command, started_at))?;
+        let json = crate::redact::redacted_json(&run.report(command, started_at))?;
         crate::output::data_line(&json)?;
     }
     if !quiet || failed > 0 {
         crate::output::always(&format!(
             "{}\n",
-            summary(&run, command, out_dir.as_deref(), &cwd)
+            run.summary(command, out_dir.as_deref(), &cwd)
         ));
     }
     Ok(if failed > 0 {
@@ -147,142 +146,4 @@ pub(super) async fn run_compile(
     } else {
         ExitStatus::Success
     })
-}
-
-/// Write each compiled pipeline to `dir/<name>.yaml`; a file that cannot be written fails.
-fn write_outputs(run: &mut CompileRun, dir: &std::path::Path) -> anyhow::Result<()> {
-    if run.compiled() == 0 {
-        return Ok(());
-    }
-    fs_err::create_dir_all(dir).with_context(|| "cannot create the output directory")?;
-    for result in &mut run.results {
-        if let Ok(compiled) = &result.outcome {
-            let path = dir.join(format!("{}.yaml", result.file.name));
-            if let Err(e) = fs_err::write(&path, &compiled.yaml) {
-                result.outcome = Err(crate::report::PipelineError {
-                    kind: crate::report::ErrorKind::Write,
-                    message: format!("cannot write {}: {e}", path.display()),
-                    detail: String::new(),
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
-/// One line (plus, on failure or with -v, the captured output and traceback tail).
-fn render_line(result: &FileResult, verbose: bool) -> String {
-    let secs = result.duration.as_secs_f64();
-    let mut out = match &result.outcome {
-        Ok(c) => {
-            let function = if verbose {
-                format!(" [{}]", c.function)
-            } else {
-                String::new()
-            };
-            format!(
-                "  ok      {} ({}{function}) {secs:.2}s\n",
-                result.file.name, result.file.rel
-            )
-        }
-        Err(e) => format!(
-            "  FAILED  {} ({}): {}: {}\n",
-            result.file.name, result.file.rel, e.kind, e.message
-        ),
-    };
-    let failed = result.outcome.is_err();
-    if (failed || verbose) && !result.output.trim().is_empty() {
-        out.push_str(&boxed(
-            &format!("output of {}", result.file.rel),
-            &result.output,
-        ));
-    }
-    if verbose
-        && let Err(e) = &result.outcome
-        && !e.detail.trim().is_empty()
-    {
-        out.push_str(&boxed("traceback (tail)", &e.detail));
-    }
-    crate::redact::redact(&out)
-}
-
-fn boxed(title: &str, body: &str) -> String {
-    let mut s = format!("    ----- {title} -----\n");
-    for line in body.trim_end().lines() {
-        s.push_str("    ");
-        s.push_str(line);
-        s.push('\n');
-    }
-    s.push_str("    -----\n");
-    s
-}
-
-fn summary(
-    run: &CompileRun,
-    command: &str,
-    out_dir: Option<&std::path::Path>,
-    cwd: &std::path::Path,
-) -> String {
-    let secs = run.duration.as_secs_f64();
-    if run.discovered == 0 {
-        return "warning: no pipeline files found (the PATHs, `include`/`exclude` globs and `max_depth` decide where kfp-ci looks; see docs/compile.md)".to_string();
-    }
-    let failed = run.failed();
-    let verb = if command == "compile" {
-        "compiled"
-    } else {
-        "checked"
-    };
-    let mut s = format!(
-        "{verb} {} of {} pipeline{} in {secs:.2}s with kfp {}",
-        run.compiled(),
-        run.discovered,
-        if run.discovered == 1 { "" } else { "s" },
-        run.kfp_version
-    );
-    if let Some(dir) = out_dir
-        && run.compiled() > 0
-    {
-        let shown = dir.strip_prefix(cwd).unwrap_or(dir);
-        s.push_str(&format!(" → {}", shown.display()));
-    }
-    if failed > 0 {
-        s.push_str(&format!("; {failed} failed"));
-    }
-    s
-}
-
-fn build_report(run: &CompileRun, command: &str, started_at: jiff::Timestamp) -> Report {
-    let pipelines = run
-        .results
-        .iter()
-        .map(|r| PipelineReport {
-            name: r.file.name.clone(),
-            file: r.file.rel.clone(),
-            action: Action::Compiled,
-            status: if r.outcome.is_ok() {
-                Status::Done
-            } else {
-                Status::Failed
-            },
-            error: r.outcome.as_ref().err().cloned(),
-            ..Default::default()
-        })
-        .collect();
-    Report {
-        schema: REPORT_SCHEMA,
-        kfp_ci_version: env!("CARGO_PKG_VERSION").to_string(),
-        command: command.into(),
-        kfp_version: (!run.kfp_version.is_empty()).then(|| run.kfp_version.clone()),
-        counts: Counts {
-            discovered: run.discovered,
-            compiled: run.compiled(),
-            failed: run.failed(),
-            ..Default::default()
-        },
-        pipelines,
-        started_at: started_at.to_string(),
-        duration_ms: run.duration.as_millis() as u64,
-        ..Default::default()
-    }
 }

@@ -56,40 +56,16 @@ pub async fn run(cmd: &CheckCmd, global: &GlobalArgs) -> anyhow::Result<ExitStat
     Ok(status)
 }
 
+/// `--verify-workflow`: one message per workflow; a failure when a trigger misses a file.
 fn verify(
     root: &std::path::Path,
     reads: &BTreeSet<String>,
     mut status: ExitStatus,
 ) -> anyhow::Result<ExitStatus> {
-    let workflows = inputs::deploy_workflows(root);
-    if workflows.is_empty() {
-        anyhow::bail!(
-            "no workflow runs `kfp-ci deploy` in .github/workflows, .gitea/workflows or .forgejo/workflows of {}: nothing to verify (`kfp-ci init` writes one)",
-            root.display()
-        );
-    }
-    for (path, text) in workflows {
-        let trigger = inputs::Trigger::of_workflow(&text)
-            .with_context(|| format!("cannot read the trigger of {path}"))?;
-        let Some(trigger) = trigger else {
-            output::always(&format!(
-                "{path}: every push runs it (no `paths:` filter)\n"
-            ));
-            continue;
-        };
-        let missing = inputs::uncovered(&trigger, reads);
-        if missing.is_empty() {
-            output::always(&format!(
-                "{path}: its push trigger covers the {} files the pipelines read\n",
-                reads.len()
-            ));
-        } else {
-            output::always(&format!(
-                "{path}: a change to these files the pipelines read does not trigger it; add them to `on.push.paths` (`kfp-ci check --print-inputs` lists every input):\n"
-            ));
-            for m in missing {
-                output::always(&format!("  {m}\n"));
-            }
+    for (path, coverage) in inputs::verify_workflows(root, reads)? {
+        let coverage = coverage?;
+        output::always(&coverage.message(&path, reads.len()));
+        if !coverage.is_covered() {
             status = ExitStatus::Failure;
         }
     }

@@ -7,7 +7,6 @@ use anyhow::Result;
 use serde_json::Value;
 
 use crate::cli::{GlobalArgs, OutputFormat, RollbackCmd};
-use crate::history::label;
 use crate::output;
 use crate::session::Session;
 use crate::status::ExitStatus;
@@ -16,59 +15,28 @@ pub async fn run(cmd: RollbackCmd, global: &GlobalArgs) -> Result<ExitStatus> {
     let connected = Session::open(&cmd.target, global).await?;
     let pipeline = connected.pipeline(&cmd.pipeline).await?;
     let versions = connected.versions(&pipeline).await?;
-    let crate::rollback::Plan {
-        newest,
-        chosen,
-        changes,
-    } = crate::rollback::plan(&pipeline.name, &versions, &cmd.to)?;
-    let mut result = serde_json::json!({
-        "pipeline": pipeline.name,
-        "from": label(newest),
-        "to": label(chosen),
-        "changes": changes,
-        "dry_run": cmd.dry_run,
-    });
-    if changes.is_empty() {
-        output::always(&format!(
-            "{}: the newest version {} already holds the spec of {}; nothing to do\n",
-            pipeline.name,
-            label(newest),
-            label(chosen)
-        ));
-        result["status"] = "unchanged".into();
-        print_result(&cmd, &result)?;
+    let plan = crate::rollback::plan(&pipeline.name, &versions, &cmd.to)?;
+    let name = &pipeline.name;
+    if plan.changes.is_empty() {
+        output::always(&plan.nothing_to_do(name));
+        print_result(&cmd, &plan.result(name, cmd.dry_run, None))?;
         return Ok(ExitStatus::Success);
     }
-    output::message(&format!(
-        "{}: rollback from {} to the spec of {}:\n{}",
-        pipeline.name,
-        label(newest),
-        label(chosen),
-        crate::diff::render_text(&changes, "  ")
-    ));
+    output::message(&plan.preview(name));
     if cmd.dry_run {
         output::always("dry run: nothing uploaded\n");
-        result["status"] = "planned".into();
-        print_result(&cmd, &result)?;
+        print_result(&cmd, &plan.result(name, cmd.dry_run, None))?;
         return Ok(ExitStatus::Success);
     }
     let version = crate::rollback::upload(
         &connected,
         &pipeline.pipeline_id,
-        chosen,
+        plan.chosen,
         cmd.version_tag.as_deref(),
     )
     .await?;
-    output::always(&format!(
-        "{}: uploaded version {} holding the spec of {}\n",
-        pipeline.name,
-        label(&version),
-        label(chosen)
-    ));
-    result["status"] = "done".into();
-    result["version_name"] = label(&version).into();
-    result["version_id"] = version.pipeline_version_id.clone().into();
-    print_result(&cmd, &result)?;
+    output::always(&plan.uploaded(name, &version));
+    print_result(&cmd, &plan.result(name, cmd.dry_run, Some(&version)))?;
     Ok(ExitStatus::Success)
 }
 

@@ -177,6 +177,73 @@ pub fn uncovered<'a>(trigger: &Trigger, reads: &'a BTreeSet<String>) -> Vec<&'a 
         .collect()
 }
 
+/// How one workflow's push trigger covers what the pipelines read (`check --verify-workflow`).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Coverage<'a> {
+    /// No `paths:` filter: every push runs it.
+    EveryPush,
+    /// Every file the pipelines read is in its `paths:`.
+    Covered,
+    /// These files the pipelines read do not trigger it.
+    Missing(Vec<&'a str>),
+}
+
+impl Coverage<'_> {
+    pub fn is_covered(&self) -> bool {
+        !matches!(self, Coverage::Missing(_))
+    }
+
+    /// What `check --verify-workflow` prints for the workflow at `path` (`reads` files read).
+    pub fn message(&self, path: &str, reads: usize) -> String {
+        match self {
+            Coverage::EveryPush => format!("{path}: every push runs it (no `paths:` filter)\n"),
+            Coverage::Covered => {
+                format!("{path}: its push trigger covers the {reads} files the pipelines read\n")
+            }
+            Coverage::Missing(missing) => {
+                let mut out = format!(
+                    "{path}: a change to these files the pipelines read does not trigger it; add them to `on.push.paths` (`kfp-ci check --print-inputs` lists every input):\n"
+                );
+                for m in missing {
+                    out.push_str(&format!("  {m}\n"));
+                }
+                out
+            }
+        }
+    }
+}
+
+/// Each workflow of `root` that runs `kfp-ci deploy` (by path) and how its push trigger covers
+/// `reads`; an error when there is none (nothing to verify). A trigger that cannot be read is an
+/// error for that workflow, in its place.
+pub fn verify_workflows<'a>(
+    root: &Path,
+    reads: &'a BTreeSet<String>,
+) -> Result<Vec<(String, Result<Coverage<'a>>)>> {
+    let workflows = deploy_workflows(root);
+    if workflows.is_empty() {
+        anyhow::bail!(
+            "no workflow runs `kfp-ci deploy` in .github/workflows, .gitea/workflows or .forgejo/workflows of {}: nothing to verify (`kfp-ci init` writes one)",
+            root.display()
+        );
+    }
+    Ok(workflows
+        .into_iter()
+        .map(|(path, text)| {
+            let coverage = Trigger::of_workflow(&text)
+                .with_context(|| format!("cannot read the trigger of {path}"))
+                .map(|trigger| match trigger {
+                    None => Coverage::EveryPush,
+                    Some(trigger) => match uncovered(&trigger, reads) {
+                        missing if missing.is_empty() => Coverage::Covered,
+                        missing => Coverage::Missing(missing),
+                    },
+                });
+            (path, coverage)
+        })
+        .collect())
+}
+
 /// Workflows (relative path → text) of the Actions-style forges that run `kfp-ci deploy`.
 pub fn deploy_workflows(root: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
@@ -345,6 +412,65 @@ mod tests {
         assert_eq!(
             collapse(dir.path(), &read),
             vec!["lib/**", "other/c.py", "p_pipeline.py"]
+        );
+    }
+
+    #[test]
+    fn each_deploy_workflow_gets_its_coverage_in_path_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let reads: BTreeSet<String> = ["kfp-ci.toml", "lib/a.py"].map(String::from).into();
+        assert!(
+            verify_workflows(dir.path(), &reads)
+                .expect_err("no workflow")
+                .to_string()
+                .contains("nothing to verify")
+        );
+        let wf = dir.path().join(".github/workflows");
+        std::fs::create_dir_all(&wf).expect("mkdir");
+        let write = |name: &str, on: &str| {
+            std::fs::write(
+                wf.join(name),
+                format!("{on}\njobs:\n  d:\n    steps:\n      - run: kfp-ci deploy\n"),
+            )
+            .expect("write");
+        };
+        write("a.yml", "on: [push]");
+        write("b.yml", "on:\n  push:\n    paths: ['lib/**', kfp-ci.toml]");
+        write("c.yml", "on:\n  push:\n    paths: ['lib/**']");
+        write("d.yml", "on: [push\n");
+        std::fs::write(wf.join("e.yml"), "on: [push]\n").expect("write");
+        let found = verify_workflows(dir.path(), &reads).expect("workflows");
+        let paths: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                ".github/workflows/a.yml",
+                ".github/workflows/b.yml",
+                ".github/workflows/c.yml",
+                ".github/workflows/d.yml"
+            ]
+        );
+        let coverage = |i: usize| found[i].1.as_ref().expect("readable");
+        assert_eq!(*coverage(0), Coverage::EveryPush);
+        assert_eq!(*coverage(1), Coverage::Covered);
+        assert_eq!(*coverage(2), Coverage::Missing(vec!["kfp-ci.toml"]));
+        assert!(coverage(1).is_covered() && !coverage(2).is_covered());
+        let err = found[3].1.as_ref().expect_err("invalid YAML");
+        assert!(
+            err.to_string()
+                .contains("cannot read the trigger of .github/workflows/d.yml")
+        );
+        assert_eq!(
+            coverage(0).message("w.yml", 2),
+            "w.yml: every push runs it (no `paths:` filter)\n"
+        );
+        assert_eq!(
+            coverage(1).message("w.yml", 2),
+            "w.yml: its push trigger covers the 2 files the pipelines read\n"
+        );
+        assert_eq!(
+            coverage(2).message("w.yml", 2),
+            "w.yml: a change to these files the pipelines read does not trigger it; add them to `on.push.paths` (`kfp-ci check --print-inputs` lists every input):\n  kfp-ci.toml\n"
         );
     }
 }

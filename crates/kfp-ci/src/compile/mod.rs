@@ -13,6 +13,7 @@
 
 pub mod cache;
 pub mod inputs;
+mod view;
 mod worker;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -474,32 +475,12 @@ fn error(kind: &str, message: &str, detail: &str) -> PipelineError {
 }
 
 /// Split the recorded inputs off an answer.
-fn take_inputs(msg: Message) -> (Message, Option<cache::Inputs>) {
-    match msg {
-        Message::Ok {
-            id,
-            yaml,
-            function,
-            pipeline_name,
-            display_name,
-            output,
-            duration_ms,
-            inputs,
-        } => (
-            Message::Ok {
-                id,
-                yaml,
-                function,
-                pipeline_name,
-                display_name,
-                output,
-                duration_ms,
-                inputs: None,
-            },
-            inputs,
-        ),
-        other => (other, None),
-    }
+fn take_inputs(mut msg: Message) -> (Message, Option<cache::Inputs>) {
+    let inputs = match &mut msg {
+        Message::Ok { inputs, .. } => inputs.take(),
+        _ => None,
+    };
+    (msg, inputs)
 }
 
 fn to_result(file: PipelineFile, msg: Message, elapsed: Duration) -> FileResult {

@@ -184,10 +184,7 @@ impl Worker {
                         if let Ok(mut s) = keep.lock() {
                             s.push_str(&text);
                             if s.len() > STDERR_KEEP * 2 {
-                                let cut = s.len() - STDERR_KEEP;
-                                let cut = (cut..s.len())
-                                    .find(|i| s.is_char_boundary(*i))
-                                    .unwrap_or(cut);
+                                let cut = s.len() - crate::text::tail(&s, STDERR_KEEP).len();
                                 s.drain(..cut);
                             }
                         }

@@ -5,9 +5,9 @@ use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
 
-use crate::http::clip;
 use crate::report::{Action, Report, Status};
 use crate::report::{Outcome, action_label, first_line};
+use crate::text::clip;
 
 /// ntfy treats a body of 4096 bytes or more as an attachment; stay clearly below.
 pub const MAX_MESSAGE: usize = 4000;

@@ -8,9 +8,10 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 
 use super::{Message, NtfyAuth, NtfyTarget, Sent};
-use crate::http::{self, Attempt, Backoff, Transport, clip};
+use crate::http::{self, Attempt, Backoff, Transport};
 use crate::redact::redact;
 use crate::report::first_line;
+use crate::text::clip;
 
 const ATTEMPTS: u32 = 3;
 

@@ -49,19 +49,9 @@ pub fn export_report(report: &Report) -> Report {
 
 /// Cut a text to [`MAX_DETAIL`] bytes on a UTF-8 boundary, marking the cut with `…`.
 fn shorten(text: &mut String) {
-    if text.len() > MAX_DETAIL {
-        let cut = floor_char_boundary(text, MAX_DETAIL);
-        text.truncate(cut);
+    if crate::text::cut(text, MAX_DETAIL) {
         text.push('…');
     }
-}
-
-fn floor_char_boundary(s: &str, max: usize) -> usize {
-    let mut i = max.min(s.len());
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
 }
 
 fn scalar_outputs(report: &Report) -> Vec<(&'static str, String)> {

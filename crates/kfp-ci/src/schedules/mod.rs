@@ -142,13 +142,7 @@ pub fn check_config(
 pub fn specs_of(items: &[crate::plan::PlanItem]) -> BTreeMap<String, Option<Value>> {
     items
         .iter()
-        .map(|i| {
-            let spec = i
-                .spec
-                .as_ref()
-                .and_then(|s| serde_json::from_str::<Value>(&s.canonical).ok());
-            (i.name.clone(), spec)
-        })
+        .map(|i| (i.name.clone(), i.spec.as_ref().map(|s| s.value.clone())))
         .collect()
 }
 
