@@ -171,6 +171,23 @@ pub(crate) fn parse_report(stdout: &[u8]) -> serde_json::Value {
     })
 }
 
+/// `kfp-ci check --output json` where some file fails: exit 1, the JSON report.
+#[track_caller]
+pub(crate) fn failing_check(ctx: &TestContext) -> serde_json::Value {
+    let out = ctx
+        .cmd()
+        .args(["check", "--output", "json"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    parse_report(&out.stdout)
+}
+
 /// file (relative) → (status, error kind, error message)
 pub(crate) fn outcomes(report: &serde_json::Value) -> BTreeMap<String, (String, String, String)> {
     report["pipelines"]
@@ -562,13 +579,7 @@ fn human_output() {
     });
 
     // The same run as a JSON report on stdout: what CI steps consume.
-    let out = ctx
-        .cmd()
-        .args(["check", "--output", "json"])
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(1));
-    let report = parse_report(&out.stdout);
+    let report = failing_check(&ctx);
     insta::assert_json_snapshot!(report, {
         ".started_at" => "[started_at]",
         ".duration_ms" => "[duration_ms]",
@@ -586,13 +597,7 @@ fn compile_errors_carry_kfp_s_message() {
         "cpu_on_pipeline_pipeline.py",
         "from kfp import dsl\n\n@dsl.component(base_image=\"python:3.11\")\ndef a() -> int:\n    return 1\n\n@dsl.pipeline\ndef inner():\n    a()\n\n@dsl.pipeline\ndef outer():\n    inner().set_memory_limit(\"1G\")\n",
     );
-    let out = ctx
-        .cmd()
-        .args(["check", "--output", "json"])
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(1));
-    let got = outcomes(&parse_report(&out.stdout));
+    let got = outcomes(&failing_check(&ctx));
     let (_, kind, message) = &got["cpu_on_pipeline_pipeline.py"];
     assert_eq!(kind, "compile");
     let kfp = ctx

@@ -296,13 +296,7 @@ fn a_local_helper_package_is_found_with_python_path() {
         "pipelines/helped_pipeline.py",
         "from kfp import dsl\nfrom team_helpers import IMAGE\n\n\n@dsl.component(base_image=IMAGE)\ndef hello() -> str:\n    return 'x'\n\n\n@dsl.pipeline\ndef helped():\n    hello()\n",
     );
-    let out = ctx
-        .cmd()
-        .args(["check", "--output", "json"])
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
-    let report = parse_report(&out.stdout);
+    let report = crate::compile::failing_check(&ctx);
     let error = &report["pipelines"][0]["error"];
     let message = error["message"].as_str().expect("message");
     assert_eq!(error["kind"], "import", "{message}");

@@ -2,19 +2,13 @@
 //! key, or the output directory; exit 2) and duplicate pipeline names.
 
 use crate::common::TestContext;
-use crate::compile::{copy_tree, corpus_dir, outcomes, parse_report};
+use crate::compile::{copy_tree, corpus_dir, failing_check, outcomes, parse_report};
 
 #[test]
 fn duplicate_names_fail_naming_both_files() {
     let ctx = TestContext::new();
     copy_tree(&corpus_dir().join("duplicate_name"), ctx.root());
-    let out = ctx
-        .cmd()
-        .args(["check", "--output", "json"])
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(1));
-    let got = outcomes(&parse_report(&out.stdout));
+    let got = outcomes(&failing_check(&ctx));
     let (_, kind, message) = &got["one/same_name_pipeline.py"];
     assert_eq!(kind, "duplicate_name");
     assert!(message.contains("two/same_name_pipeline.py"), "{message}");

@@ -526,6 +526,74 @@ with zipfile.ZipFile(os.path.join(wheels, f"kfp_ci_probe-{version}-py3-none-any.
     );
 }
 
+/// What the `requirements` tests run kfp-ci with: a `bin` first on PATH holding uv (and the
+/// `python3` each test puts there), `kfp-ci-probe` wheels found through `PIP_FIND_LINKS`, and
+/// uv's cache kept across tests so kfp is downloaded once.
+struct ProbeTools {
+    tools: tempfile::TempDir,
+    _wheels: tempfile::TempDir,
+    path: String,
+    find_links: String,
+}
+
+impl ProbeTools {
+    /// The probe wheels `versions` (version, label) built, uv linked into `bin`.
+    fn new(ctx: &TestContext, versions: &[(&str, &str)]) -> ProbeTools {
+        let uv = Self::uv();
+        let wheels = tempfile::tempdir().expect("wheel dir");
+        for (version, label) in versions {
+            build_probe_wheel(ctx, wheels.path(), version, label);
+        }
+        let tools = tempfile::tempdir().expect("tools dir");
+        let bin = tools.path().join("bin");
+        std::fs::create_dir_all(&bin).expect("bin");
+        std::os::unix::fs::symlink(&uv, bin.join("uv")).expect("uv");
+        let find_links = match std::env::var("PIP_FIND_LINKS") {
+            Ok(v) if !v.trim().is_empty() => format!("{} {v}", wheels.path().display()),
+            _ => wheels.path().display().to_string(),
+        };
+        ProbeTools {
+            path: format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display()),
+            tools,
+            _wheels: wheels,
+            find_links,
+        }
+    }
+
+    /// The test venv's uv (tests/requirements.txt installs it).
+    fn uv() -> std::path::PathBuf {
+        let uv = crate::common::python()
+            .parent()
+            .expect("test venv bin")
+            .join("uv");
+        assert!(
+            uv.exists(),
+            "no uv at {} (tests/requirements.txt installs it; run scripts/test)",
+            uv.display()
+        );
+        uv
+    }
+
+    fn bin(&self) -> std::path::PathBuf {
+        self.tools.path().join("bin")
+    }
+
+    /// kfp-ci with no interpreter named and no cache directory set: it picks `python3` from
+    /// `bin` and builds its cached virtualenv with uv from there.
+    fn kfp_ci(&self, ctx: &TestContext) -> assert_cmd::Command {
+        let mut cmd = ctx.cmd();
+        cmd.env_remove("KFP_CI_PYTHON")
+            .env_remove("KFP_CI_CACHE_DIR")
+            .env("PATH", &self.path)
+            .env("PIP_FIND_LINKS", &self.find_links)
+            .env(
+                "UV_CACHE_DIR",
+                Path::new(env!("CARGO_TARGET_TMPDIR")).join("uv-cache"),
+            );
+        cmd
+    }
+}
+
 /// `requirements` is what kfp-ci installs into its cached virtualenv, next to the pinned kfp.
 /// Changing it gives another virtualenv, so every cached compile misses, and a pipeline whose
 /// output depends on the requirement gets its new spec deployed; one that does not is unchanged.
@@ -533,28 +601,15 @@ with zipfile.ZipFile(os.path.join(wheels, f"kfp_ci_probe-{version}-py3-none-any.
 #[test]
 fn a_requirements_change_misses_and_deploys_the_new_spec() {
     let ctx = TestContext::new();
-    let venv_bin = crate::common::python()
-        .parent()
-        .expect("test venv bin")
-        .to_path_buf();
-    let uv = venv_bin.join("uv");
-    assert!(
-        uv.exists(),
-        "no uv in {} (tests/requirements.txt installs it; run scripts/test)",
-        venv_bin.display()
-    );
     ctx.write("pipelines/r_pipeline.py", R);
     ctx.write("pipelines/b_pipeline.py", B);
-    let wheels = tempfile::tempdir().expect("wheel dir");
-    build_probe_wheel(&ctx, wheels.path(), "1.0", "one");
-    build_probe_wheel(&ctx, wheels.path(), "2.0", "two");
+    let tools = ProbeTools::new(&ctx, &[("1.0", "one"), ("2.0", "two")]);
 
     // The default interpreter is a `python3` without kfp (an empty virtualenv), so kfp-ci makes
     // its cached virtualenv with the pin and the requirements; uv is found on PATH.
-    let tools = tempfile::tempdir().expect("tools dir");
-    let base = tools.path().join("base");
+    let base = tools.tools.path().join("base");
     let out = ctx
-        .command(&uv)
+        .command(ProbeTools::uv())
         .args(["venv", "--quiet", "--python"])
         .arg(crate::common::python())
         .arg(&base)
@@ -562,30 +617,16 @@ fn a_requirements_change_misses_and_deploys_the_new_spec() {
         .output()
         .expect("uv venv");
     assert!(out.status.success(), "uv venv: {}", text(&out.stderr));
-    let bin = tools.path().join("bin");
-    std::fs::create_dir_all(&bin).expect("bin");
-    std::os::unix::fs::symlink(base.join("bin/python"), bin.join("python3")).expect("python3");
-    std::os::unix::fs::symlink(&uv, bin.join("uv")).expect("uv");
-    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display());
-    let find_links = match std::env::var("PIP_FIND_LINKS") {
-        Ok(v) if !v.trim().is_empty() => format!("{} {v}", wheels.path().display()),
-        _ => wheels.path().display().to_string(),
-    };
-    // uv's cache outlives the test, so later runs do not download kfp again.
-    let uv_cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("uv-cache");
+    std::os::unix::fs::symlink(base.join("bin/python"), tools.bin().join("python3"))
+        .expect("python3");
     let server = Server::start(&ctx.root().join("registry.db"), &[]);
     let deploy = |requirement: &str, tag: &str| {
         ctx.write(
             "kfp-ci.toml",
             &format!("requirements = [\"{requirement}\"]\n"),
         );
-        let out = ctx
-            .cmd()
-            .env_remove("KFP_CI_PYTHON")
-            .env_remove("KFP_CI_CACHE_DIR")
-            .env("PATH", &path)
-            .env("PIP_FIND_LINKS", &find_links)
-            .env("UV_CACHE_DIR", &uv_cache)
+        let out = tools
+            .kfp_ci(&ctx)
             .args([
                 "deploy",
                 "-v",
@@ -641,13 +682,8 @@ fn a_requirements_change_misses_and_deploys_the_new_spec() {
     );
     assert_eq!(action(&report, "pipelines/b_pipeline.py"), "unchanged");
     // The spec deployed is the new one: what kfp-ci now compiles (from the cache) says "two".
-    let out = ctx
-        .cmd()
-        .env_remove("KFP_CI_PYTHON")
-        .env_remove("KFP_CI_CACHE_DIR")
-        .env("PATH", &path)
-        .env("PIP_FIND_LINKS", &find_links)
-        .env("UV_CACHE_DIR", &uv_cache)
+    let out = tools
+        .kfp_ci(&ctx)
         .args(["compile", "-v", "--out-dir", "out"])
         .output()
         .expect("run kfp-ci");
@@ -681,21 +717,11 @@ fn a_requirements_change_misses_and_deploys_the_new_spec() {
 #[test]
 fn requirements_are_installed_even_when_the_default_python_has_the_pin() {
     let ctx = TestContext::new();
-    let venv_bin = crate::common::python()
-        .parent()
-        .expect("test venv bin")
-        .to_path_buf();
-    let uv = venv_bin.join("uv");
-    assert!(uv.exists(), "no uv in {}", venv_bin.display());
     ctx.write("pipelines/r_pipeline.py", R);
-    let wheels = tempfile::tempdir().expect("wheel dir");
-    build_probe_wheel(&ctx, wheels.path(), "1.0", "one");
+    let tools = ProbeTools::new(&ctx, &[("1.0", "one")]);
     // `python3` on PATH is the test venv's Python: it has kfp 2.17.0, the pin, and no probe.
-    let tools = tempfile::tempdir().expect("tools dir");
-    let bin = tools.path().join("bin");
-    std::fs::create_dir_all(&bin).expect("bin");
     // (A script, not a symlink: Python finds its virtualenv from the path it is started as.)
-    let python3 = bin.join("python3");
+    let python3 = tools.bin().join("python3");
     std::fs::write(
         &python3,
         format!(
@@ -709,26 +735,10 @@ fn requirements_are_installed_even_when_the_default_python_has_the_pin() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .expect("chmod");
-    std::os::unix::fs::symlink(&uv, bin.join("uv")).expect("uv");
-    let find_links = match std::env::var("PIP_FIND_LINKS") {
-        Ok(v) if !v.trim().is_empty() => format!("{} {v}", wheels.path().display()),
-        _ => wheels.path().display().to_string(),
-    };
     ctx.write("kfp-ci.toml", "requirements = [\"kfp-ci-probe==1.0\"]\n");
     let server = Server::start(&ctx.root().join("registry.db"), &[]);
-    let out = ctx
-        .cmd()
-        .env_remove("KFP_CI_PYTHON")
-        .env_remove("KFP_CI_CACHE_DIR")
-        .env(
-            "PATH",
-            format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display()),
-        )
-        .env("PIP_FIND_LINKS", &find_links)
-        .env(
-            "UV_CACHE_DIR",
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join("uv-cache"),
-        )
+    let out = tools
+        .kfp_ci(&ctx)
         .args([
             "deploy",
             "-v",
